@@ -1,0 +1,32 @@
+# Two commands set up everything on a fresh machine:
+#   make demo   -> builds .venv (first use) and samples a grid from the shipped dcgan-mnist, offline
+#   make test   -> builds .venv (first use) and runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch for this kind of machine; an unpinned torch would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test lint venv clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	HF_HUB_OFFLINE=1 $(VENV)/bin/hf-dgm sample --model dcgan-mnist --num-images 64 --seed 0 --out grid.png
+
+test: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check hf_dgm tests scripts
+	$(VENV)/bin/ruff format --check hf_dgm tests scripts
+
+clean:
+	rm -rf $(VENV)

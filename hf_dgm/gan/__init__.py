@@ -1,0 +1,1 @@
+# Kept empty on purpose: importing hf_dgm.gan.networks_gan must not import transformers (fast sampling path).

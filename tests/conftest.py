@@ -1,0 +1,62 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+# Keep test runs off the network and quiet: nothing here may reach the Hub.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_gan_kwargs(**overrides):
+    kwargs = dict(
+        architecture="dcgan",
+        latent_dim=8,
+        image_size=28,
+        generator_channels=4,
+        discriminator_channels=4,
+        generator_hidden_dims=[16, 16],
+        discriminator_hidden_dims=[16, 16],
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+def tiny_vae_kwargs(**overrides):
+    kwargs = dict(architecture="conv", latent_dim=4, image_size=28, base_channels=4, hidden_dim=16, hidden_dims=[16, 8])
+    kwargs.update(overrides)
+    return kwargs
+
+
+def run_python(code: str, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter; return the completed process (stdout/stderr as text)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def tiny_gan():
+    import torch
+
+    from hf_dgm import GANConfig, GANModel
+
+    torch.manual_seed(0)
+    return GANModel(GANConfig(**tiny_gan_kwargs()))
+
+
+@pytest.fixture
+def tiny_vae():
+    import torch
+
+    from hf_dgm import VAEConfig, VAEModel
+
+    torch.manual_seed(0)
+    return VAEModel(VAEConfig(**tiny_vae_kwargs()))

@@ -1,0 +1,123 @@
+"""AutoModel registration, cheap `import hf_dgm`, and zero-install loading with trust_remote_code."""
+
+import textwrap
+
+import pytest
+import torch
+from conftest import REPO_ROOT, run_python, tiny_gan_kwargs, tiny_vae_kwargs
+from safetensors.torch import save_file
+
+from hf_dgm import GANConfig, GANModel, VAEConfig, VAEModel
+
+HEAVY = ("torch", "transformers", "diffusers", "gradio", "accelerate", "datasets")
+
+
+def test_import_hf_dgm_is_cheap():
+    code = textwrap.dedent(f"""
+        import sys
+        import hf_dgm
+        heavy = [m for m in {HEAVY!r} if m in sys.modules]
+        assert not heavy, heavy
+        from hf_dgm import cli
+        cli.build_parser()
+        heavy = [m for m in {HEAVY!r} if m in sys.modules]
+        assert not heavy, heavy
+        print("ok")
+    """)
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("transformers_first", [False, True])
+def test_automodel_after_import_hf_dgm(tmp_path, transformers_first):
+    torch.manual_seed(0)
+    GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path / "gan")
+    VAEModel(VAEConfig(**tiny_vae_kwargs())).save_pretrained(tmp_path / "vae")
+    order = "import transformers.models.auto.modeling_auto\nimport hf_dgm" if transformers_first else "import hf_dgm"
+    code = order + textwrap.dedent(f"""
+        from transformers import AutoConfig, AutoModel
+        gan = AutoModel.from_pretrained({str(tmp_path / "gan")!r})
+        vae = AutoModel.from_pretrained({str(tmp_path / "vae")!r})
+        print(type(gan).__module__, type(gan).__name__, type(vae).__name__,
+              type(AutoConfig.from_pretrained({str(tmp_path / "vae")!r})).__name__)
+    """)
+    proc = run_python(code, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["hf_dgm.gan.modeling_gan", "GANModel", "VAEModel", "VAEConfig"]
+
+
+def test_saved_folder_carries_its_code(tmp_path, tiny_gan, tiny_vae):
+    tiny_gan.save_pretrained(tmp_path / "gan")
+    tiny_vae.save_pretrained(tmp_path / "vae")
+    for family in ("gan", "vae"):
+        names = {p.name for p in (tmp_path / family).iterdir()}
+        assert {f"configuration_{family}.py", f"modeling_{family}.py", f"networks_{family}.py"} <= names
+        for py in (tmp_path / family).glob("*.py"):
+            imports = [ln.strip() for ln in py.read_text().splitlines() if ln.strip().startswith(("import ", "from "))]
+            bad = [ln for ln in imports if "hf_dgm" in ln or ln.startswith("from ..")]
+            assert not bad, (py.name, bad)  # only siblings (from .x import ...) and third-party packages
+
+
+@pytest.mark.parametrize("family", ["gan", "vae"])
+def test_trust_remote_code_without_hf_dgm(tmp_path, family):
+    torch.manual_seed(0)
+    if family == "gan":
+        model = GANModel(GANConfig(**tiny_gan_kwargs(use_ema=True, num_classes=10, spectral_norm=True)))
+        expected = model.generate(4, generator=torch.Generator().manual_seed(0), class_labels=[0, 1, 2, 3]).sample
+        call = "model.generate(4, generator=torch.Generator().manual_seed(0), class_labels=[0, 1, 2, 3]).sample"
+    else:
+        model = VAEModel(VAEConfig(**tiny_vae_kwargs(likelihood="gaussian")))
+        expected = model.generate(4, generator=torch.Generator().manual_seed(0)).sample
+        call = "model.generate(4, generator=torch.Generator().manual_seed(0)).sample"
+    model.save_pretrained(tmp_path / "model")
+    save_file({"expected": expected.contiguous()}, str(tmp_path / "expected.safetensors"))
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["hf_dgm"] = None  # hf_dgm is not importable in this interpreter
+        try:
+            import hf_dgm
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("hf_dgm should not be importable")
+        import torch
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained("model", trust_remote_code=True)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        out = {call}
+        assert torch.equal(out, load_file("expected.safetensors")["expected"]), "outputs differ"
+        print("ok", type(model).__name__)
+    """)
+    proc = run_python(code, cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["ok", f"{family.upper()}Model"]
+
+
+def test_remote_code_checks_weights_too(tmp_path, tiny_vae):
+    """The strict weight check travels with the code: a mismatched folder fails without hf_dgm as well."""
+    import json
+
+    tiny_vae.save_pretrained(tmp_path / "model")
+    cfg_path = tmp_path / "model" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(likelihood="gaussian", gaussian_variance="learned")
+    cfg_path.write_text(json.dumps(cfg))
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["hf_dgm"] = None
+        from transformers import AutoModel
+        try:
+            AutoModel.from_pretrained("model", trust_remote_code=True)
+        except ValueError as err:
+            print("raised", "log_scale" in str(err))
+    """)
+    proc = run_python(code, cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf_home")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["raised", "True"]
+
+
+def test_repo_root_is_not_needed(tmp_path):
+    """Sanity: the subprocess tests run outside the source tree."""
+    assert not str(tmp_path).startswith(REPO_ROOT)

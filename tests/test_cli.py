@@ -1,0 +1,62 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_gan_kwargs, tiny_vae_kwargs
+from PIL import Image
+
+from hf_dgm import GANConfig, GANModel, GANPipeline, VAEConfig, VAEModel, VAEPipeline
+from hf_dgm.image_processing import make_grid, to_uint8
+
+
+def hf_dgm(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hf_dgm.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_lists_commands():
+    proc = hf_dgm("--help")
+    assert proc.returncode == 0 and "sample" in proc.stdout
+
+
+@pytest.mark.parametrize("family", ["gan", "vae"])
+def test_sample_writes_grid_equal_to_pipeline(tmp_path, family):
+    torch.manual_seed(0)
+    if family == "gan":
+        model = GANModel(GANConfig(**tiny_gan_kwargs(use_ema=True, num_classes=10)))
+        with torch.no_grad():
+            for p in model.generator_ema.parameters():
+                p.add_(0.01)  # sampling must use the EMA weights
+        pipe = GANPipeline(gan=model)
+    else:
+        model = VAEModel(VAEConfig(**tiny_vae_kwargs()))
+        pipe = VAEPipeline(vae=model)
+    model.save_pretrained(tmp_path / "model")
+    out = tmp_path / "grid.png"
+    proc = hf_dgm("sample", "--model", str(tmp_path / "model"), "--num-images", "12", "--seed", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    grid = np.asarray(Image.open(out))
+    labels = [i % 10 for i in range(12)] if family == "gan" else None
+    images = pipe(batch_size=12, generator=torch.Generator().manual_seed(3), class_labels=labels, output_type="pt")
+    expected = np.asarray(make_grid(to_uint8(images.images)))
+    assert grid.shape == expected.shape == (2 + 3 * 30, 2 + 4 * 30)
+    np.testing.assert_array_equal(grid, expected)
+
+
+def test_sample_bad_inputs(tmp_path, tiny_gan):
+    proc = hf_dgm("sample", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "g.png"))
+    assert proc.returncode == 2 and "missing" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = hf_dgm("sample", "--model", str(tmp_path / "empty"))
+    assert proc.returncode == 2 and "no config.json" in proc.stderr
+    tiny_gan.save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])
+    proc = hf_dgm("sample", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "g.png"))
+    assert proc.returncode == 2 and "truncated or corrupt" in proc.stderr
+    assert not (tmp_path / "g.png").exists()
+    proc = hf_dgm("sample", "--num-images", "0")
+    assert proc.returncode == 2 and "not a positive int" in proc.stderr
+    proc = hf_dgm("sample", "--seed", "-1")
+    assert proc.returncode == 2 and "out of range" in proc.stderr

@@ -1,0 +1,219 @@
+import itertools
+import json
+import math
+
+import pytest
+import torch
+from conftest import tiny_vae_kwargs
+
+from hf_dgm import VAEConfig, VAEModel
+
+VARIANTS = list(
+    itertools.product(
+        ["conv", "mlp"],
+        [("bernoulli", "learned"), ("gaussian", "learned"), ("gaussian", "fixed")],
+        [None, 10],
+    )
+)
+
+
+def make(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return VAEModel(VAEConfig(**tiny_vae_kwargs(**overrides)))
+
+
+def labels_for(model, n):
+    return None if model.config.num_classes is None else torch.arange(n) % model.config.num_classes
+
+
+@pytest.mark.parametrize("arch,likelihood,num_classes", VARIANTS)
+def test_shapes_every_variant(arch, likelihood, num_classes):
+    lik, var = likelihood
+    model = make(architecture=arch, likelihood=lik, gaussian_variance=var, num_classes=num_classes)
+    x = torch.rand(5, 1, 28, 28)
+    labels = labels_for(model, 5)
+    posterior = model.encode(x, class_labels=labels).latent_dist
+    assert posterior.mean.shape == (5, 4) and posterior.std.shape == (5, 4)
+    assert posterior.sample(torch.Generator().manual_seed(0)).shape == (5, 4)
+    assert posterior.kl().shape == (5,) and (posterior.kl() >= 0).all()
+    dec = model.decode(posterior.mode(), class_labels=labels)
+    assert dec.sample.shape == dec.logits.shape == (5, 1, 28, 28)
+    assert dec.sample.min() >= 0 and dec.sample.max() <= 1
+    out = model(x, class_labels=labels, generator=torch.Generator().manual_seed(0))
+    assert out.loss.shape == () and torch.isfinite(out.loss)
+    torch.testing.assert_close(out.loss, out.reconstruction_loss + out.kl_loss)
+    assert out.sample.shape == (5, 1, 28, 28)
+    gen = model.generate(3, generator=torch.Generator().manual_seed(0), class_labels=labels_for(model, 3)).sample
+    assert gen.shape == (3, 1, 28, 28)
+
+
+@pytest.mark.parametrize("image_size,num_channels", [(28, 1), (32, 3), (64, 1)])
+def test_conv_image_sizes(image_size, num_channels):
+    model = make(image_size=image_size, num_channels=num_channels)
+    out = model(torch.rand(2, num_channels, image_size, image_size))
+    assert out.sample.shape == (2, num_channels, image_size, image_size)
+
+
+def test_article_mlp_widths():
+    model = VAEModel(VAEConfig(architecture="mlp", latent_dim=8))
+    enc = [m for m in model.encoder.net if isinstance(m, torch.nn.Linear)]
+    dec = [m for m in model.decoder.net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in enc] == [(784, 128), (128, 64)]
+    assert (model.encoder.mean.in_features, model.encoder.mean.out_features) == (64, 8)
+    assert [(m.in_features, m.out_features) for m in dec] == [(8, 64), (64, 128), (128, 784)]
+    assert isinstance(model.encoder.net[1], torch.nn.LeakyReLU)
+
+
+def test_loss_is_negative_elbo_with_correct_sign():
+    """loss = sum-over-pixels BCE + KL, averaged over the batch (the article subtracted the KL)."""
+    model = make()
+    x = (torch.rand(4, 1, 28, 28) > 0.5).float()
+    out = model(x, generator=torch.Generator().manual_seed(1))
+    posterior = model.encode(x).latent_dist
+    z = posterior.sample(torch.Generator().manual_seed(1))
+    logits = model.decode(z).logits
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum") / 4
+    kl = (0.5 * (posterior.mean**2 + posterior.std**2 - 1 - 2 * posterior.std.log())).sum() / 4
+    torch.testing.assert_close(out.reconstruction_loss, bce)
+    torch.testing.assert_close(out.kl_loss, kl, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.loss, bce + kl, rtol=1e-4, atol=1e-4)
+    assert out.kl_loss > 0
+
+
+def test_gaussian_nll_matches_torch_distributions():
+    model = make(likelihood="gaussian", gaussian_variance="fixed", gaussian_fixed_std=0.3)
+    logits = torch.randn(2, 1, 28, 28)
+    x = torch.rand(2, 1, 28, 28)
+    ref = -torch.distributions.Normal(torch.sigmoid(logits), 0.3).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(model.reconstruction_nll(logits, x), ref)
+    learned = make(likelihood="gaussian", gaussian_variance="learned")
+    with torch.no_grad():
+        learned.log_scale.fill_(math.log(0.5))
+    ref = -torch.distributions.Normal(torch.sigmoid(logits), 0.5).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(learned.reconstruction_nll(logits, x), ref)
+
+
+def test_posterior_log_prob_matches_torch():
+    model = make()
+    posterior = model.encode(torch.rand(3, 1, 28, 28)).latent_dist
+    z = posterior.sample(torch.Generator().manual_seed(0))
+    ref = torch.distributions.Normal(posterior.mean, posterior.std).log_prob(z).sum(-1)
+    torch.testing.assert_close(posterior.log_prob(z), ref)
+
+
+def test_seeded_determinism(tiny_vae):
+    x = torch.rand(3, 1, 28, 28)
+    a = tiny_vae(x, generator=torch.Generator().manual_seed(0))
+    b = tiny_vae(x, generator=torch.Generator().manual_seed(0))
+    c = tiny_vae(x, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a.loss, b.loss) and not torch.equal(a.loss, c.loss)
+    g1 = tiny_vae.generate(4, generator=torch.Generator().manual_seed(2)).sample
+    g2 = tiny_vae.generate(4, generator=torch.Generator().manual_seed(2)).sample
+    assert torch.equal(g1, g2)
+
+
+def test_tuple_equals_dataclass(tiny_vae):
+    x = torch.rand(3, 1, 28, 28)
+    out = tiny_vae(x, generator=torch.Generator().manual_seed(0))
+    tup = tiny_vae(x, generator=torch.Generator().manual_seed(0), return_dict=False)
+    for a, b in zip(out.to_tuple()[:4], tup[:4]):
+        assert torch.equal(a, b)
+    assert torch.equal(out.latent_dist.mean, tup[4].mean)
+    z = torch.randn(2, 4)
+    assert torch.equal(tiny_vae.decode(z).sample, tiny_vae.decode(z, return_dict=False)[0])
+    assert torch.equal(tiny_vae.encode(x).latent_dist.mean, tiny_vae.encode(x, return_dict=False)[0].mean)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"architecture": "mlp", "num_classes": 10}, {"likelihood": "gaussian", "gaussian_variance": "learned"}],
+)
+def test_save_load_round_trip_bit_exact(tmp_path, overrides):
+    model = make(**overrides)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = VAEModel.from_pretrained(tmp_path)
+    sd, sd2 = model.state_dict(), loaded.state_dict()
+    assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
+    x = torch.rand(2, 1, 28, 28)
+    labels = labels_for(model, 2)
+    a = model(x, class_labels=labels, generator=torch.Generator().manual_seed(0))
+    b = loaded(x, class_labels=labels, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a.loss, b.loss) and torch.equal(a.sample, b.sample)
+
+
+def test_config_json_round_trip(tmp_path):
+    config = VAEConfig(**tiny_vae_kwargs(num_classes=10, likelihood="gaussian"))
+    config.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "hf_dgm_vae"
+    assert VAEConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
+def test_one_optimizer_step_no_nan(arch):
+    model = make(architecture=arch)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(4, 1, 28, 28)
+    loss = model(x, generator=torch.Generator().manual_seed(0)).loss
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss) and all(torch.isfinite(p).all() for p in model.parameters())
+    assert model(x, generator=torch.Generator().manual_seed(0)).loss != loss
+
+
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        ({"latent_dim": 0}, "latent_dim=0"),
+        ({"image_size": 30}, "image_size=30"),
+        ({"num_channels": 4}, "num_channels=4"),
+        ({"architecture": "transformer"}, "architecture='transformer'"),
+        ({"likelihood": "poisson"}, "likelihood='poisson'"),
+        ({"gaussian_variance": "per-pixel"}, "gaussian_variance='per-pixel'"),
+        ({"gaussian_fixed_std": 0.0}, "gaussian_fixed_std=0.0"),
+        ({"num_classes": 0}, "num_classes=0"),
+        ({"activation": "swish"}, "activation='swish'"),
+    ],
+)
+def test_invalid_config_values(overrides, needle):
+    with pytest.raises(ValueError, match=needle):
+        VAEConfig(**tiny_vae_kwargs(**overrides))
+
+
+def test_bad_tensors(tiny_vae):
+    with pytest.raises(ValueError, match=r"pixel_values have shape \(2, 3, 28, 28\)"):
+        tiny_vae(torch.rand(2, 3, 28, 28))
+    with pytest.raises(ValueError, match=r"pixel_values have shape \(2, 1, 32, 32\)"):
+        tiny_vae.encode(torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="floating-point"):
+        tiny_vae(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"span \[-1, 1\]"):
+        tiny_vae(torch.linspace(-1, 1, 2 * 28 * 28).view(2, 1, 28, 28))
+    with pytest.raises(ValueError, match=r"latents have shape \(2, 3\)"):
+        tiny_vae.decode(torch.randn(2, 3))
+    cond = make(num_classes=10)
+    with pytest.raises(ValueError, match="class-conditional"):
+        cond(torch.rand(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="class label 12 is out of range"):
+        cond.decode(torch.randn(2, 4), class_labels=[1, 12])
+
+
+def test_load_corrupt_mismatched_or_wrong_type(tmp_path, tiny_vae, tiny_gan):
+    tiny_vae.save_pretrained(tmp_path / "vae")
+    weights = tmp_path / "vae" / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:100])
+    with pytest.raises(OSError, match="truncated or corrupt"):
+        VAEModel.from_pretrained(tmp_path / "vae")
+    weights.write_bytes(good)
+    cfg = json.loads((tmp_path / "vae" / "config.json").read_text())
+    cfg.update(likelihood="gaussian", gaussian_variance="learned")  # expects a log_scale the file lacks
+    (tmp_path / "vae" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="missing_keys.*log_scale"):
+        VAEModel.from_pretrained(tmp_path / "vae")
+    tiny_gan.save_pretrained(tmp_path / "gan")
+    with pytest.raises(ValueError, match="model_type='hf_dgm_gan'"):
+        VAEModel.from_pretrained(tmp_path / "gan")
