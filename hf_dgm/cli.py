@@ -46,6 +46,16 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    from .data import cache_dir, clear_cache
+
+    if args.action == "clear":
+        print(f"removed {clear_cache()} cached dataset file(s) from {cache_dir()}")
+    else:
+        print(cache_dir())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -63,10 +73,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row (default: square)")
     p.add_argument("--out", default="grid.png")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("train", help="train a GAN or a VAE: hf-dgm train gan|vae [--help]")
+    p.add_argument("family", choices=["gan", "vae"])
+
+    p = sub.add_parser("cache", help="show or clear the decoded-dataset cache")
+    p.add_argument("action", choices=["dir", "clear"])
+    p.set_defaults(func=cmd_cache)
     return parser
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "train" and argv[1] in ("gan", "vae"):
+        # the trainer's own parser knows its flags (importing it imports torch: only for this command)
+        if argv[1] == "gan":
+            from .training.gan import main as train_main
+        else:
+            from .training.vae import main as train_main
+        return train_main(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

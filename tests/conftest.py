@@ -60,3 +60,32 @@ def tiny_vae():
 
     torch.manual_seed(0)
     return VAEModel(VAEConfig(**tiny_vae_kwargs()))
+
+
+MNIST = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "mnist")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Decoded-dataset cache and HF cache in a temp folder for the whole session."""
+    root = tmp_path_factory.mktemp("hf_dgm_cache")
+    os.environ["HF_DGM_CACHE"] = str(root)
+    yield root
+
+
+def tiny_train_kwargs(output_dir, **overrides):
+    kwargs = dict(
+        output_dir=str(output_dir),
+        dataset=MNIST,
+        max_samples=256,
+        batch_size=16,
+        max_steps=6,
+        log_every=2,
+        sample_every=3,
+        checkpoint_every=3,
+        num_grid_images=8,
+        report_to="none",
+        progress_bar=False,
+    )
+    kwargs.update(overrides)
+    return kwargs

@@ -1,0 +1,231 @@
+"""Image datasets for training and evaluation: any `datasets` dataset (a Hub id such as ``ylecun/mnist``, or a
+local folder of parquet files or images) decoded once into a uint8 tensor held in memory.
+
+The decoded tensor is cached on disk, keyed by the dataset fingerprint and the transform, under
+``$HF_DGM_CACHE`` (default ``~/.cache/hf_dgm``) in ``datasets/``; ``hf-dgm cache clear`` empties it. Batches are
+indexed from the tensor: no per-step PIL decoding. Conversions that are part of the contract (resizing to the
+model's resolution, colour mode) are logged once.
+"""
+
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HF_DGM_CACHE", Path.home() / ".cache" / "hf_dgm")) / "datasets"
+
+
+def clear_cache() -> int:
+    """Delete every cached decoded dataset; return the number of files removed."""
+    root = cache_dir()
+    if not root.is_dir():
+        return 0
+    count = sum(1 for p in root.iterdir() if p.is_file())
+    shutil.rmtree(root)
+    return count
+
+
+@dataclass
+class ImageTensorDataset:
+    """Decoded images `(N, C, H, W)` uint8 and labels `(N,)` int64 (or None)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    num_skipped: int = 0
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def _load_hf_dataset(dataset: str, split: str, streaming: bool = False):
+    import datasets
+
+    path = Path(dataset)
+    if not path.exists() and (dataset.startswith((".", "/")) or dataset.count("/") > 1):
+        raise FileNotFoundError(f"Dataset path {dataset!r} does not exist.")
+    try:
+        splits = datasets.get_dataset_split_names(dataset) if not path.exists() else None
+    except Exception as err:  # the Hub is unreachable or the id is wrong
+        raise FileNotFoundError(
+            f"Dataset {dataset!r} is neither a local folder nor a reachable Hub dataset id ({type(err).__name__}: {err})."
+        ) from None
+    if splits is not None and split not in splits:
+        raise ValueError(f"Dataset {dataset!r} has no split {split!r}; available splits: {splits}.")
+    try:
+        return datasets.load_dataset(dataset, split=split, streaming=streaming)
+    except ValueError as err:
+        if "split" in str(err).lower():
+            raise ValueError(f"Dataset {dataset!r} has no split {split!r} ({err}).") from None
+        raise
+
+
+def _check_columns(column_names, image_column: str, label_column: str | None, dataset: str):
+    if image_column not in column_names:
+        raise ValueError(
+            f"Dataset {dataset!r} has no image column {image_column!r}; available columns: {list(column_names)}."
+        )
+    if label_column is not None and label_column not in column_names:
+        raise ValueError(
+            f"Dataset {dataset!r} has no label column {label_column!r}; available columns: {list(column_names)}."
+        )
+
+
+def convert_image(image: Image.Image, resolution: int, num_channels: int, notes: set) -> np.ndarray:
+    """PIL image -> uint8 array (C, H, W) in the requested mode and size; records each conversion in `notes`."""
+    mode = "L" if num_channels == 1 else "RGB"
+    if image.mode != mode:
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
+        if image.mode in ("RGBA", "LA", "P", "PA"):
+            image = image.convert("RGBA")
+            background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+            image = Image.alpha_composite(background, image)
+        notes.add(f"converted colour mode to {mode}")
+        image = image.convert(mode)
+    if image.size != (resolution, resolution):
+        notes.add(f"resized {image.size[0]}x{image.size[1]} images to {resolution}x{resolution}")
+        image = image.resize((resolution, resolution), Image.Resampling.BICUBIC)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def load_image_tensors(
+    dataset: str = "ylecun/mnist",
+    split: str = "train",
+    image_column: str = "image",
+    label_column: str | None = "label",
+    resolution: int = 28,
+    num_channels: int = 1,
+    max_samples: int | None = None,
+    on_bad_image: str = "skip",
+    use_cache: bool = True,
+) -> ImageTensorDataset:
+    """Decode a dataset split into memory (cached on disk). See the module docstring."""
+    if on_bad_image not in ("skip", "error"):
+        raise ValueError(f"on_bad_image={on_bad_image!r} is invalid: expected 'skip' or 'error'.")
+    import datasets
+
+    ds = _load_hf_dataset(dataset, split)
+    _check_columns(ds.column_names, image_column, label_column, dataset)
+    if max_samples is not None:
+        ds = ds.select(range(min(max_samples, len(ds))))
+    if len(ds) == 0:
+        raise ValueError(f"Split {split!r} of dataset {dataset!r} is empty.")
+    transform = dict(
+        v=CACHE_VERSION,
+        fp=ds._fingerprint,
+        split=split,
+        image=image_column,
+        label=label_column,
+        res=resolution,
+        ch=num_channels,
+        n=len(ds),
+        bad=on_bad_image,
+    )
+    key = hashlib.sha256(json.dumps(transform, sort_keys=True).encode()).hexdigest()[:24]
+    path = cache_dir() / f"{key}.safetensors"
+    if use_cache and path.is_file():
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(path)
+            logger.info("Loaded decoded dataset from cache %s", path)
+            return ImageTensorDataset(tensors["images"], tensors.get("labels"), int(tensors["num_skipped"].item()))
+        except Exception as err:  # a damaged cache file is rebuilt, never trusted
+            logger.warning("Ignoring unreadable cache file %s (%s)", path, err)
+
+    if isinstance(ds.features.get(image_column), datasets.Image):
+        ds = ds.cast_column(image_column, datasets.Image(decode=False))
+    images, labels, notes, skipped = [], [], set(), 0
+    columns = [image_column] + ([label_column] if label_column else [])
+    for index, row in enumerate(ds.select_columns(columns)):
+        try:
+            raw = row[image_column]
+            if isinstance(raw, dict):
+                image = Image.open(io.BytesIO(raw["bytes"])) if raw.get("bytes") else Image.open(raw["path"])
+            elif isinstance(raw, Image.Image):
+                image = raw
+            else:
+                raise TypeError(f"unsupported image value of type {type(raw).__name__}")
+            image.load()
+            array = convert_image(image, resolution, num_channels, notes)
+        except Exception as err:
+            if on_bad_image == "error":
+                raise ValueError(f"Image {index} of {dataset!r} ({split}) can't be decoded: {err}") from None
+            skipped += 1
+            continue
+        images.append(array)
+        if label_column:
+            labels.append(int(row[label_column]))
+    if not images:
+        raise ValueError(f"No image of {dataset!r} ({split}) could be decoded ({skipped} skipped).")
+    for note in sorted(notes):
+        logger.warning("Dataset %r: %s (logged once).", dataset, note)
+    if skipped:
+        logger.warning("Dataset %r: skipped %d images that could not be decoded.", dataset, skipped)
+    result = ImageTensorDataset(
+        torch.from_numpy(np.stack(images)),
+        torch.tensor(labels, dtype=torch.long) if label_column else None,
+        skipped,
+    )
+    if use_cache:
+        from safetensors.torch import save_file
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {"images": result.images.contiguous(), "num_skipped": torch.tensor(skipped)}
+        if result.labels is not None:
+            tensors["labels"] = result.labels
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        save_file(tensors, str(tmp), metadata={"transform": json.dumps(transform)})
+        os.replace(tmp, path)
+    return result
+
+
+class BatchSampler:
+    """Deterministic batches from an in-memory dataset.
+
+    The order of epoch `e` is a permutation drawn from a generator seeded with (seed, e), so the position in the
+    data is fully described by the number of batches drawn so far (`batches_drawn`), which a checkpoint stores.
+    With several processes, each rank takes its own stride of every permutation.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        per_rank = num_samples // world_size
+        if per_rank < batch_size:
+            raise ValueError(
+                f"batch_size={batch_size} is larger than the {per_rank} samples each of {world_size} process(es) gets."
+            )
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.batches_per_epoch = per_rank // batch_size
+        self.batches_drawn = 0
+        self._epoch, self._order = -1, None
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.num_samples, generator=g)[self.rank :: self.world_size]
+
+    @property
+    def epoch(self) -> int:
+        return self.batches_drawn // self.batches_per_epoch
+
+    def next_indices(self) -> torch.Tensor:
+        epoch, i = divmod(self.batches_drawn, self.batches_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, self._permutation(epoch)
+        self.batches_drawn += 1
+        return self._order[i * self.batch_size : (i + 1) * self.batch_size]

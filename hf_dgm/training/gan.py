@@ -1,0 +1,275 @@
+"""GAN trainer: `hf-dgm train gan ...`, `accelerate launch -m hf_dgm.training.gan ...`, or `train_gan(args)`.
+
+One iteration: [extra D steps on fresh batches] -> D step on (real, G(z).detach()) -> G step through D(G(z))
+-> EMA update of G. See `losses.py` for the losses and the "Improved Techniques" options.
+"""
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from ..gan.configuration_gan import GANConfig
+from ..gan.modeling_gan import GANModel
+from .base import BaseTrainer, TrainingArguments, add_dataclass_arguments
+from .losses import (
+    GAN_LOSSES,
+    HistoricalAverage,
+    discriminator_loss,
+    ema_update,
+    feature_matching_loss,
+    generator_loss,
+    r1_penalty,
+)
+
+
+@dataclass
+class GANTrainingArguments(TrainingArguments):
+    # model (a new model is built from these unless --init-from names a model folder)
+    init_from: str | None = None
+    architecture: str = "dcgan"
+    image_size: int = 28
+    num_channels: int = 1
+    latent_dim: int = 100
+    conditional: bool = False
+    generator_channels: int = 64
+    discriminator_channels: int = 64
+    generator_hidden_dims: list[int] | None = None
+    discriminator_hidden_dims: list[int] | None = None
+    activation: str = "leaky_relu"
+    spectral_norm: bool = False
+    minibatch_std: bool = False
+    minibatch_discrimination_kernels: int = 0
+    # optimisation
+    loss: str = "non_saturating"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1_g: float = 0.5
+    beta2_g: float = 0.999
+    beta1_d: float = 0.5
+    beta2_d: float = 0.999
+    d_steps: int = 1
+    ema_decay: float = 0.999  # 0 disables the EMA generator
+    r1_gamma: float = 0.0
+    label_smoothing: float = 0.0
+    feature_matching: float = 0.0
+    historical_averaging: float = 0.0
+
+    def validate(self):
+        super().validate()
+        if self.loss not in GAN_LOSSES:
+            raise ValueError(f"--loss {self.loss!r} is invalid: expected one of {GAN_LOSSES}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"--ema-decay {self.ema_decay!r} is invalid: expected 0 <= decay < 1 (0 disables EMA).")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"--label-smoothing {self.label_smoothing!r} is invalid: expected 0 <= s < 0.5.")
+        if self.label_smoothing and self.loss not in ("minimax", "non_saturating"):
+            raise ValueError("--label-smoothing applies to the minimax and non_saturating losses only.")
+        if self.d_steps < 1:
+            raise ValueError(f"--d-steps {self.d_steps!r} is invalid: expected a positive int.")
+        for name in ("r1_gamma", "feature_matching", "historical_averaging", "lr_g", "lr_d"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is invalid: expected >= 0.")
+        if self.init_from is None:
+            self.model_config(10 if self.conditional else None)  # fail on bad model flags before decoding any data
+
+    def model_config(self, num_classes: int | None) -> GANConfig:
+        kwargs = dict(
+            architecture=self.architecture,
+            image_size=self.image_size,
+            num_channels=self.num_channels,
+            latent_dim=self.latent_dim,
+            num_classes=num_classes,
+            generator_channels=self.generator_channels,
+            discriminator_channels=self.discriminator_channels,
+            activation=self.activation,
+            spectral_norm=self.spectral_norm,
+            minibatch_std=self.minibatch_std,
+            minibatch_discrimination_kernels=self.minibatch_discrimination_kernels,
+            use_ema=self.ema_decay > 0,
+        )
+        if self.generator_hidden_dims:
+            kwargs["generator_hidden_dims"] = self.generator_hidden_dims
+        if self.discriminator_hidden_dims:
+            kwargs["discriminator_hidden_dims"] = self.discriminator_hidden_dims
+        return GANConfig(**kwargs)
+
+
+class GANTrainer(BaseTrainer):
+    pixel_range = (-1.0, 1.0)
+    model_kind = "gan"
+    postfix_keys = ("d_loss", "g_loss", "d_real", "d_fake")
+
+    def label_column_needed(self):
+        if self.args.conditional and not self.args.label_column:
+            raise ValueError("--conditional needs a --label-column.")
+        if self.args.init_from:
+            return self.args.label_column if GANConfig.from_pretrained(self.args.init_from).num_classes else None
+        return self.args.label_column if self.args.conditional else None
+
+    def resolution(self):
+        return (
+            GANConfig.from_pretrained(self.args.init_from).image_size if self.args.init_from else self.args.image_size
+        )
+
+    def num_channels(self):
+        return (
+            GANConfig.from_pretrained(self.args.init_from).num_channels
+            if self.args.init_from
+            else self.args.num_channels
+        )
+
+    def build_model(self):
+        if self.args.init_from:
+            return GANModel.from_pretrained(self.args.init_from)
+        num_classes = int(self.labels.max().item()) + 1 if self.args.conditional else None
+        return GANModel(self.args.model_config(num_classes))
+
+    def setup_optimizers(self):
+        a = self.args
+        opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=a.lr_g, betas=(a.beta1_g, a.beta2_g))
+        opt_d = torch.optim.Adam(self.model.discriminator.parameters(), lr=a.lr_d, betas=(a.beta1_d, a.beta2_d))
+        self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(
+            self.model.generator, self.model.discriminator, opt_g, opt_d
+        )
+        if a.compile:
+            self.G, self.D = torch.compile(self.G), torch.compile(self.D)
+        self.optimizers = {"g": self.opt_g, "d": self.opt_d}
+        self.hist = None
+        if a.historical_averaging:
+            self.hist = {
+                "g": HistoricalAverage(self.model.generator.parameters(), a.historical_averaging),
+                "d": HistoricalAverage(self.model.discriminator.parameters(), a.historical_averaging),
+            }
+
+    def extra_state_tensors(self):
+        if not self.hist:
+            return {}
+        return {**self.hist["g"].state_tensors("hist.g"), **self.hist["d"].state_tensors("hist.d")}
+
+    def load_extra_state_tensors(self, tensors):
+        if self.hist:
+            self.hist["g"].load_state_tensors(tensors, "hist.g")
+            self.hist["d"].load_state_tensors(tensors, "hist.d")
+
+    def latents(self, n):
+        return torch.randn(n, self.model.config.latent_dim, generator=self.noise, device=self.device)
+
+    def discriminator_step(self, real, labels, fake, log):
+        a = self.args
+        self.opt_d.zero_grad(set_to_none=True)
+        if a.r1_gamma:
+            real.requires_grad_(True)
+        with self.accelerator.autocast():
+            logits_real, features_real = self.D(real, labels)
+            logits_fake, _ = self.D(fake.detach(), labels)
+            d_loss = discriminator_loss(a.loss, logits_real, logits_fake, a.label_smoothing)
+            losses = {"d_loss": d_loss}
+            if a.r1_gamma:
+                r1 = r1_penalty(logits_real, real)
+                losses["r1"] = r1
+                d_loss = d_loss + 0.5 * a.r1_gamma * r1
+        if not self.check_finite(losses, "discriminator"):
+            return None, features_real
+        self.accelerator.backward(d_loss)
+        out = {**losses}
+        if self.hist:
+            out["hist_d"] = self.hist["d"].add_penalty_grad()
+        if log:
+            out["grad_norm_d"] = _grad_norm(self.model.discriminator)
+            out["d_real"] = torch.sigmoid(logits_real.detach()).mean()  # D(x)
+            out["d_fake"] = torch.sigmoid(logits_fake.detach()).mean()  # D(G(z))
+        self.opt_d.step()
+        if self.hist:
+            self.hist["d"].update()
+        return out, features_real
+
+    def training_step(self, log: bool) -> dict:
+        a = self.args
+        metrics = {}
+        for _ in range(a.d_steps - 1):  # extra D steps, each on a fresh batch and fresh fakes
+            real, labels = self.next_batch()
+            with torch.no_grad():
+                fake = self.G(self.latents(real.shape[0]), labels)
+            self.discriminator_step(real, labels, fake, False)
+
+        # ---- discriminator step
+        real, labels = self.next_batch()
+        with self.accelerator.autocast():
+            fake = self.G(self.latents(real.shape[0]), labels)  # (B, C, H, W) in [-1, 1]
+        d_out, features_real = self.discriminator_step(real, labels, fake, log)
+        if d_out:
+            metrics.update(d_out)
+
+        # ---- generator step
+        self.opt_g.zero_grad(set_to_none=True)
+        with self.accelerator.autocast():
+            logits_fake, features_fake = self.D(fake, labels)
+            g_loss = generator_loss(a.loss, logits_fake)
+            losses = {"g_loss": g_loss}
+            if a.feature_matching:
+                fm = feature_matching_loss(features_real, features_fake)
+                losses["feature_matching"] = fm
+                g_loss = g_loss + a.feature_matching * fm
+        if self.check_finite(losses, "generator"):
+            self.accelerator.backward(g_loss)
+            if self.hist:
+                metrics["hist_g"] = self.hist["g"].add_penalty_grad()
+            if log:
+                metrics["grad_norm_g"] = _grad_norm(self.model.generator)
+            self.opt_g.step()
+            if self.hist:
+                self.hist["g"].update()
+            metrics.update(losses)
+            if self.model.generator_ema is not None:
+                decay = min(a.ema_decay, (1 + self.step) / (10 + self.step))  # warm-up: early weights fade fast
+                ema_update(self.model.generator_ema, self.model.generator, decay)
+        return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}
+
+    def fixed_sample_inputs(self):
+        g = torch.Generator().manual_seed(self.args.seed + 1234)
+        z = torch.randn(self.args.num_grid_images, self.model.config.latent_dim, generator=g)
+        labels = None
+        if self.model.config.num_classes:
+            labels = torch.arange(self.args.num_grid_images) % self.model.config.num_classes
+        return z, labels
+
+    def sample_grid_images(self):
+        z, labels = self.fixed
+        sample = self.model.generate(latents=z.to(self.device), class_labels=labels).sample
+        return ((sample.float() + 1) / 2).clamp(0, 1)
+
+
+def _grad_norm(module) -> torch.Tensor:
+    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
+    return torch.cat(grads).norm() if grads else torch.zeros(())
+
+
+def train_gan(args: GANTrainingArguments, model: GANModel | None = None) -> GANModel:
+    """Train a GAN (from scratch, `--init-from`, a given `model`, or `--resume-from`) and return it."""
+    return GANTrainer(args, model=model).train()
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="hf-dgm train gan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_dataclass_arguments(parser, GANTrainingArguments)
+    return parser
+
+
+def args_from_namespace(ns) -> GANTrainingArguments:
+    from dataclasses import fields
+
+    return GANTrainingArguments(**{f.name: getattr(ns, f.name) for f in fields(GANTrainingArguments)})
+
+
+def main(argv=None):
+    from .cli import run_training
+
+    return run_training(train_gan, args_from_namespace(build_parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

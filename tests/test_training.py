@@ -1,0 +1,412 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import MNIST, tiny_train_kwargs
+from safetensors.torch import load_file
+
+from hf_dgm import GANModel, GANPipeline, VAEModel
+from hf_dgm.training.base import NonFiniteLossError
+from hf_dgm.training.gan import GANTrainingArguments, train_gan
+from hf_dgm.training.losses import (
+    HistoricalAverage,
+    discriminator_loss,
+    ema_update,
+    feature_matching_loss,
+    generator_loss,
+    r1_penalty,
+)
+from hf_dgm.training.vae import VAEObjective, VAETrainingArguments, train_vae
+
+TINY_GAN = dict(generator_channels=4, discriminator_channels=4, latent_dim=8)
+TINY_VAE = dict(base_channels=4, hidden_dim=16, latent_dim=4)
+
+
+def cli(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "hf_dgm.cli", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def tiny_cli_flags(out, family="gan", steps=6, extra=()):
+    model = (
+        ["--generator-channels", "4", "--discriminator-channels", "4", "--latent-dim", "8"]
+        if family == "gan"
+        else ["--base-channels", "4", "--hidden-dim", "16", "--latent-dim", "4"]
+    )
+    return [
+        "train",
+        family,
+        "--dataset",
+        MNIST,
+        "--output-dir",
+        str(out),
+        "--max-samples",
+        "256",
+        "--batch-size",
+        "16",
+        "--max-steps",
+        str(steps),
+        "--log-every",
+        "2",
+        "--sample-every",
+        "4",
+        "--checkpoint-every",
+        "4",
+        "--num-grid-images",
+        "8",
+        "--no-progress-bar",
+        *model,
+        *extra,
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ losses
+
+
+def test_gan_losses_match_formulas():
+    lr, lf = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    s = torch.sigmoid
+    d = -(torch.log(s(lr)) + torch.log(1 - s(lf))).mean()
+    torch.testing.assert_close(discriminator_loss("minimax", lr, lf), d)
+    torch.testing.assert_close(discriminator_loss("non_saturating", lr, lf), d)
+    torch.testing.assert_close(generator_loss("minimax", lf), torch.log(1 - s(lf)).mean())  # the article's min_G
+    torch.testing.assert_close(generator_loss("non_saturating", lf), -torch.log(s(lf)).mean())
+    smooth = -(0.9 * torch.log(s(lr)) + 0.1 * torch.log(1 - s(lr))).mean() - torch.log(1 - s(lf)).mean()
+    torch.testing.assert_close(discriminator_loss("non_saturating", lr, lf, label_smoothing=0.1), smooth)
+    torch.testing.assert_close(discriminator_loss("hinge", lr, lf), (torch.relu(1 - lr) + torch.relu(1 + lf)).mean())
+    torch.testing.assert_close(generator_loss("hinge", lf), -lf.mean())
+    torch.testing.assert_close(
+        discriminator_loss("least_squares", lr, lf), 0.5 * ((lr - 1) ** 2).mean() + 0.5 * (lf**2).mean()
+    )
+    torch.testing.assert_close(generator_loss("least_squares", lf), 0.5 * ((lf - 1) ** 2).mean())
+    with pytest.raises(ValueError, match="loss='wasserstein'"):
+        generator_loss("wasserstein", lf)
+
+
+def test_feature_matching_r1_ema_and_historical_average():
+    fr, ff = torch.randn(8, 5), torch.randn(8, 5, requires_grad=True)
+    fm = feature_matching_loss(fr, ff)
+    torch.testing.assert_close(fm, ((fr.mean(0) - ff.mean(0)) ** 2).sum())
+    fm.backward()
+    assert ff.grad is not None
+    x = torch.randn(4, 3, requires_grad=True)
+    w = torch.tensor([1.0, 2.0, -2.0])
+    torch.testing.assert_close(r1_penalty(x @ w, x), torch.tensor(9.0))  # ||grad_x (x.w)||^2 = ||w||^2
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = a.weight.detach().clone()
+    ema_update(a, b, 0.9)
+    torch.testing.assert_close(a.weight, 0.9 * before + 0.1 * b.weight)
+    p = torch.nn.Parameter(torch.zeros(3))
+    hist = HistoricalAverage([p], weight=0.5)
+    values = [torch.zeros(3)]
+    for v in (1.0, 2.0, 6.0):
+        with torch.no_grad():
+            p.fill_(v)
+        values.append(torch.full((3,), v))
+        hist.update()
+    torch.testing.assert_close(hist.mean[0], torch.stack(values).mean(0))  # mean of all past values: 2.25
+    p.grad = torch.zeros(3)
+    penalty = hist.add_penalty_grad()
+    torch.testing.assert_close(p.grad, 2 * 0.5 * (p.detach() - 2.25))
+    assert abs(penalty.item() - 0.5 * 3 * (6.0 - 2.25) ** 2) < 1e-4
+
+
+def test_iwae_bound_is_tighter_than_elbo():
+    torch.manual_seed(0)
+    from hf_dgm import VAEConfig
+
+    objective = VAEObjective(VAEModel(VAEConfig(architecture="mlp", latent_dim=4, hidden_dims=[32, 16])))
+    x = (torch.rand(64, 1, 28, 28) > 0.7).float()
+    with torch.no_grad():
+        elbo = torch.stack(
+            [objective(x, None, torch.Generator().manual_seed(i), 1.0, 0.0, 1)["elbo"] for i in range(20)]
+        ).mean()
+        iwae = objective(x, None, torch.Generator().manual_seed(0), 1.0, 0.0, 50)["iwae_bound"]
+    assert iwae > elbo + 0.1  # log-mean-exp of 50 weights > mean of logs (Jensen), by a clear margin here
+    with torch.no_grad():
+        free = objective(x, None, torch.Generator().manual_seed(0), 1.0, 100.0, 1)
+    torch.testing.assert_close(free["loss"], free["reconstruction_loss"] + 100.0 * 4)  # every dim floored at 100
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+def test_gan_cli_run_produces_model_folder(tmp_path):
+    out = tmp_path / "gan"
+    proc = cli(*tiny_cli_flags(out, "gan", extra=["--report-to", "tensorboard"]))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "training_args.json", "samples.png", "README.md", "logs"} <= names
+    assert any(out.joinpath("logs").rglob("events.out.tfevents*"))
+    rows = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "lr_g", "lr_d", "images_per_s"):
+        assert all(key in r and r[key] == r[key] for r in rows), key
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_00000004.png", "step_00000006.png"]
+    record = json.loads((out / "training_args.json").read_text())
+    assert record["steps"] == 6 and record["trainer"] == "gan" and "hardware" in record
+    model = GANModel.from_pretrained(out)
+    assert model.generator_ema is not None  # EMA on by default
+    images = GANPipeline(gan=model)(batch_size=2, output_type="np").images
+    assert images.shape == (2, 28, 28, 1)
+    assert "[More Information Needed]" not in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "options,expect",
+    [
+        ({"loss": "minimax"}, "g_loss"),
+        ({"loss": "hinge"}, "g_loss"),
+        ({"loss": "least_squares"}, "g_loss"),
+        ({"r1_gamma": 1.0}, "r1"),
+        ({"label_smoothing": 0.1}, "d_loss"),
+        ({"feature_matching": 1.0}, "feature_matching"),
+        ({"historical_averaging": 0.01}, "hist_g"),
+        ({"minibatch_discrimination_kernels": 4, "minibatch_std": True, "spectral_norm": True}, "d_loss"),
+        ({"d_steps": 2, "conditional": True, "architecture": "mlp"}, "d_loss"),
+    ],
+)
+def test_gan_options_train(tmp_path, options, expect):
+    args = GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=4, **TINY_GAN, **options))
+    torch.manual_seed(0)
+    model = train_gan(args)
+    rows = [json.loads(line) for line in (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert all(expect in r and abs(r[expect]) < 1e6 for r in rows)
+    for name, value in options.items():
+        if hasattr(model.config, name):
+            assert getattr(model.config, name) == value
+    if options.get("conditional"):
+        assert model.config.num_classes == 10
+    if options.get("d_steps") == 2:
+        assert json.loads((tmp_path / "training_args.json").read_text())["d_steps"] == 2
+
+
+@pytest.mark.parametrize(
+    "options,keys",
+    [
+        ({}, ("loss", "reconstruction_loss", "kl_loss", "elbo")),
+        ({"iwae_samples": 3}, ("iwae_bound",)),
+        ({"free_bits": 0.5, "kl_warmup_steps": 4, "lr_schedule": "cosine", "warmup_steps": 1}, ("kl_loss", "beta")),
+        ({"architecture": "mlp", "conditional": True, "likelihood": "gaussian"}, ("loss",)),
+    ],
+)
+def test_vae_options_train(tmp_path, options, keys):
+    args = VAETrainingArguments(**tiny_train_kwargs(tmp_path, **TINY_VAE, **options))
+    model = train_vae(args)
+    rows = [json.loads(line) for line in (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()]
+    for key in keys:
+        assert all(key in r for r in rows), key
+    if "kl_warmup_steps" in options:
+        assert [r["beta"] for r in rows] == [0.25, 0.75, 1.0]  # beta_t = min(1, step / 4) at steps 1, 3, 5
+        assert rows[-1]["lr_vae"] < rows[0]["lr_vae"]  # cosine decay
+    assert isinstance(VAEModel.from_pretrained(tmp_path), VAEModel) and model.config.latent_dim == 4
+
+
+def test_dynamic_binarization_draws_fresh_bits(tmp_path):
+    from hf_dgm.training.vae import VAETrainer
+
+    trainer = VAETrainer(VAETrainingArguments(**tiny_train_kwargs(tmp_path, **TINY_VAE)))
+    assert trainer.dynamic_binarization
+    seen = []
+    original = trainer.objective.forward
+
+    def spy(x, *a, **k):
+        seen.append(x.detach().clone())
+        return original(x, *a, **k)
+
+    trainer.objective.forward = spy
+    trainer.sampler.batches_per_epoch = 1  # the same 16 images every step
+    trainer.training_step(False)
+    trainer.training_step(False)
+    a, b = seen
+    assert set(a.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(a, b)  # a fresh Bernoulli draw each time the images are used
+
+
+def test_same_seed_same_weights(tmp_path):
+    def run(out):
+        train_gan(GANTrainingArguments(**tiny_train_kwargs(out, max_steps=4, **TINY_GAN)))
+        return load_file(out / "model.safetensors")
+
+    a, b = run(tmp_path / "a"), run(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("family", ["gan", "vae"])
+def test_exact_resume_after_sigkill(tmp_path, family):
+    steps = 12
+    full = tmp_path / "full"
+    proc = cli(*tiny_cli_flags(full, family, steps=steps, extra=["--report-to", "none"]))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hf_dgm.cli",
+            *tiny_cli_flags(killed, family, steps=steps, extra=["--report-to", "none"]),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (killed / "checkpoints" / "checkpoint-00000004").is_dir() and time.time() < deadline:
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    assert (killed / "checkpoints" / "checkpoint-00000004").is_dir()
+    assert not (killed / "model.safetensors").exists() or runner.returncode == 0
+    proc = cli(*tiny_cli_flags(killed, family, steps=steps, extra=["--report-to", "none", "--resume-from", "latest"]))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = load_file(full / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different
+
+
+def test_kill_during_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
+    from hf_dgm.training import checkpointing
+
+    args = GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=3, **TINY_GAN))
+    train_gan(args)
+    good = checkpointing.list_checkpoints(tmp_path)
+    assert [p.name for p in good] == ["checkpoint-00000003"]
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt("simulated kill in the middle of a checkpoint write")
+
+    monkeypatch.setattr(checkpointing, "save_file", crash)
+    args = GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=6, resume_from="latest", **TINY_GAN))
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(args)
+    monkeypatch.undo()
+    assert [p.name for p in checkpointing.list_checkpoints(tmp_path)] == ["checkpoint-00000003"]
+    assert any(p.name.startswith(".tmp-checkpoint-") for p in (tmp_path / "checkpoints").iterdir())
+    GANModel.from_pretrained(tmp_path / "checkpoints" / "checkpoint-00000003" / "model")  # intact and loadable
+    train_gan(args)  # the retry succeeds and cleans the partial folder
+    names = [p.name for p in (tmp_path / "checkpoints").iterdir()]
+    assert "checkpoint-00000006" in names and not any(n.startswith(".tmp-") for n in names)
+
+
+def test_nonfinite_loss_stops_or_skips(tmp_path):
+    torch.manual_seed(0)
+    from hf_dgm import GANConfig
+
+    model = GANModel(GANConfig(**TINY_GAN))
+    with torch.no_grad():
+        model.discriminator.head.linear.weight.fill_(float("nan"))
+    args = GANTrainingArguments(**tiny_train_kwargs(tmp_path / "stop", max_steps=3, **TINY_GAN))
+    with pytest.raises(NonFiniteLossError, match=r"step 1: d_loss = nan"):
+        train_gan(args, model=model)
+    assert not (tmp_path / "stop" / "model.safetensors").exists()
+    args = GANTrainingArguments(**tiny_train_kwargs(tmp_path / "skip", max_steps=3, on_nonfinite="skip", **TINY_GAN))
+    train_gan(args, model=model)
+    assert json.loads((tmp_path / "skip" / "training_args.json").read_text())["skipped_steps"] == 6  # D and G, 3 steps
+
+
+def test_multiprocess_ranks_end_identical(tmp_path):
+    script = tmp_path / "dist_check.py"
+    script.write_text(
+        "import hashlib, os, sys, torch\n"
+        "from hf_dgm.training.gan import GANTrainingArguments, GANTrainer\n"
+        f"kw = dict(output_dir={str(tmp_path / 'out')!r}, dataset={MNIST!r}, max_samples=256, batch_size=8,\n"
+        "          max_steps=3, log_every=1, sample_every=3, checkpoint_every=3, num_grid_images=4, report_to='none',\n"
+        "          progress_bar=False, device='cpu', generator_channels=4, discriminator_channels=4, latent_dim=8)\n"
+        "trainer = GANTrainer(GANTrainingArguments(**kw))\n"
+        "assert trainer.accelerator.num_processes == 2, trainer.accelerator.num_processes\n"
+        "model = trainer.train()\n"
+        "h = hashlib.sha256(b''.join(t.detach().numpy().tobytes() for t in model.state_dict().values())).hexdigest()\n"
+        f"open({str(tmp_path)!r} + f'/rank{{trainer.accelerator.process_index}}.txt', 'w').write(h)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    h0, h1 = (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
+    assert h0 == h1
+    single = GANModel.from_pretrained(tmp_path / "out")
+    assert single.config.latent_dim == 8
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def test_bad_dataset_inputs(tmp_path):
+    proc = cli("train", "gan", "--dataset", str(tmp_path / "nope"), "--output-dir", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli(
+        "train",
+        "gan",
+        "--dataset",
+        MNIST,
+        "--image-column",
+        "img",
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--max-samples",
+        "64",
+    )
+    assert proc.returncode == 2 and "no image column 'img'" in proc.stderr and "['image', 'label']" in proc.stderr
+    proc = cli("train", "vae", "--dataset", MNIST, "--split", "validation", "--output-dir", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "validation" in proc.stderr
+    proc = cli("train", "gan", "--dataset", MNIST, "--max-samples", "0", "--output-dir", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "is empty" in proc.stderr
+    proc = cli(
+        "train",
+        "gan",
+        "--dataset",
+        MNIST,
+        "--image-size",
+        "30",
+        "--max-samples",
+        "64",
+        "--output-dir",
+        str(tmp_path / "o"),
+    )
+    assert proc.returncode == 2 and "image_size=30" in proc.stderr
+    (tmp_path / "not_ckpt").mkdir()
+    proc = cli(*tiny_cli_flags(tmp_path / "o", extra=["--resume-from", str(tmp_path / "not_ckpt")]))
+    assert proc.returncode == 2 and "is not a checkpoint" in proc.stderr
+    proc = cli(*tiny_cli_flags(tmp_path / "fresh", extra=["--resume-from", "latest"]))
+    assert proc.returncode == 2 and "no checkpoint" in proc.stderr
+
+
+def test_undecodable_images_skip_or_fail(tmp_path):
+    from PIL import Image
+
+    from hf_dgm.data import load_image_tensors
+
+    folder = tmp_path / "imgs" / "train"
+    (folder / "a").mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(folder / "a" / f"{i}.png")
+    (folder / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    data = load_image_tensors(str(tmp_path / "imgs"), "train", "image", None, 28, 1, use_cache=False)
+    assert data.images.shape == (3, 1, 28, 28) and data.num_skipped == 1  # RGB 32x32 -> L 28x28
+    with pytest.raises(ValueError, match=r"Image \d of .* can't be decoded"):
+        load_image_tensors(str(tmp_path / "imgs"), "train", "image", None, 28, 1, on_bad_image="error", use_cache=False)
+
+
+def test_dataset_cache_and_clear(tmp_path):
+    from hf_dgm.data import cache_dir, load_image_tensors
+
+    a = load_image_tensors(MNIST, "test", max_samples=32, resolution=28, num_channels=1)
+    files = list(cache_dir().glob("*.safetensors"))
+    assert files
+    b = load_image_tensors(MNIST, "test", max_samples=32, resolution=28, num_channels=1)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    c = load_image_tensors(MNIST, "test", max_samples=32, resolution=32, num_channels=3)
+    assert c.images.shape == (32, 3, 32, 32)
+    proc = cli("cache", "clear")
+    assert proc.returncode == 0 and "removed" in proc.stdout
+    assert not list(cache_dir().glob("*.safetensors"))
