@@ -46,6 +46,34 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    import json
+
+    from .evaluation.evaluate import evaluate, write_results
+    from .zoo import resolve_model
+
+    results = evaluate(
+        args.model,
+        dataset=args.dataset,
+        classifier_path=args.classifier,
+        num_samples=args.num_samples,
+        seed=args.seed,
+        iwae_k=args.iwae_k,
+        num_test_images=args.num_test_images,
+        skip_likelihood=args.skip_likelihood,
+        iwae_state_path=args.iwae_state,
+    )
+    print(json.dumps(results, indent=2))
+    model_dir = resolve_model(args.model)
+    if args.write:
+        path = write_results(model_dir, results)
+        from .model_card import write_model_card
+
+        write_model_card(model_dir)
+        print(f"wrote {path} and updated {model_dir / 'README.md'}")
+    return 0
+
+
 def cmd_cache(args) -> int:
     from .data import cache_dir, clear_cache
 
@@ -76,6 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a GAN or a VAE: hf-dgm train gan|vae [--help]")
     p.add_argument("family", choices=["gan", "vae"])
+
+    p = sub.add_parser("evaluate", help="classifier-feature FID/KID, precision/recall, IS; IWAE NLL for VAEs")
+    p.add_argument("model", help="model folder, zoo name or Hub repo id")
+    p.add_argument("--dataset", default="ylecun/mnist", help="reference dataset (Hub id or local folder)")
+    p.add_argument(
+        "--classifier", default=None, help="feature-extractor folder (default: the shipped mnist-classifier)"
+    )
+    p.add_argument("--num-samples", type=_positive_int, default=10_000)
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--iwae-k", type=_positive_int, default=5000, help="importance samples per test image (VAEs)")
+    p.add_argument("--num-test-images", type=_positive_int, default=None, help="fewer test images for the NLL")
+    p.add_argument("--skip-likelihood", action="store_true", help="VAEs: skip the ELBO/IWAE evaluation")
+    p.add_argument("--iwae-state", default=None, help="file to save IWAE progress to (resumable)")
+    p.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write eval_results.json next to a local model and refresh its card",
+    )
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("cache", help="show or clear the decoded-dataset cache")
     p.add_argument("action", choices=["dir", "clear"])

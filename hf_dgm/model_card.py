@@ -48,16 +48,35 @@ def render_model_card(model_dir, repo_id: str | None = None):
         "mnist" if datasets else "image-generation",
         "class-conditional-image-generation" if conditional else "unconditional-image-generation",
     ]
+    eval_results = None
+    if evals:
+        from huggingface_hub import EvalResult
+
+        task = "class-conditional-image-generation" if conditional else "unconditional-image-generation"
+        eval_results = [
+            EvalResult(
+                task_type=task,
+                dataset_type=dataset or "ylecun/mnist",
+                dataset_name="MNIST",
+                dataset_split="test",
+                metric_type=m["type"],
+                metric_name=m["name"],
+                metric_value=m["value"],
+            )
+            for m in evals.get("metrics", [])
+        ]
     card_data = ModelCardData(
         license="cc-by-sa-3.0",
         library_name="hf-dgm",
         tags=tags,
         datasets=datasets or None,
         pipeline_tag="unconditional-image-generation",
+        model_name=model_dir.resolve().name,
+        eval_results=eval_results,
     )
     eval_rows, protocol = [], ""
     if evals:
-        protocol = evals.get("protocol", "")
+        protocol = " ".join(p for p in (evals.get("protocol"), evals.get("likelihood_protocol")) if p)
         eval_rows = [(m["name"], m["value"]) for m in evals.get("metrics", [])]
     training_rows = []
     if train:

@@ -150,6 +150,7 @@ class BaseTrainer:
         self.noise = torch.Generator(device=self.device).manual_seed(args.seed * 7919 + 17 + rank)
         self.step = 0
         self.num_skipped = 0
+        self.training_time_s = 0.0  # summed over resumed segments
         self.model = model if model is not None else self.build_model()
         self.model.to(self.device)
         if args.channels_last:
@@ -242,14 +243,25 @@ class BaseTrainer:
             desc=f"train {self.model_kind}",
             dynamic_ncols=True,
         )
+        self.run_steps(args.max_steps - self.step, bar)
+        bar.close()
+        self.save_final()
+        self.accelerator.end_training()
+        return self.model
+
+    def run_steps(self, num_steps: int, bar=None):
+        """The training loop proper: steps, LR schedules, logs, sample grids and checkpoints."""
+        args = self.args
         start, start_step = time.perf_counter(), self.step
-        while self.step < args.max_steps:
+        end = self.step + num_steps
+        while self.step < end:
             log = (self.step + 1) % args.log_every == 0 or self.step + 1 == args.max_steps
             metrics = self.training_step(log)
             for scheduler in self.schedulers.values():
                 scheduler.step()
             self.step += 1
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
             if log:
                 elapsed = time.perf_counter() - start
                 metrics = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}
@@ -259,17 +271,16 @@ class BaseTrainer:
                 )
                 metrics["epoch"] = self.sampler.epoch
                 metrics["skipped_steps"] = self.num_skipped
-                bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in self.postfix_keys})
+                if bar is not None:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in self.postfix_keys})
                 self.log_metrics(metrics)
             if self.step % args.sample_every == 0 or self.step == args.max_steps:
                 self.save_sample_grid()
             if self.step % args.checkpoint_every == 0 or self.step == args.max_steps:
+                self.training_time_s += time.perf_counter() - start
+                start = time.perf_counter()
                 self.save_checkpoint()
-        bar.close()
-        self.training_time_s = time.perf_counter() - start
-        self.save_final()
-        self.accelerator.end_training()
-        return self.model
+        self.training_time_s += time.perf_counter() - start
 
     postfix_keys = ()
 
@@ -300,6 +311,7 @@ class BaseTrainer:
             {},
             {
                 "step": self.step,
+                "training_time_s": self.training_time_s,
                 "batches_drawn": self.sampler.batches_drawn,
                 "num_skipped": self.num_skipped,
                 "args": self.args.to_dict(),
@@ -371,6 +383,7 @@ class BaseTrainer:
         self.sampler.batches_drawn = meta["batches_drawn"]
         self.step = meta["step"]
         self.num_skipped = meta.get("num_skipped", 0)
+        self.training_time_s = meta.get("training_time_s", 0.0)
         self.load_extra_state_tensors(tensors)
         logger.info("resumed from %s at step %d", path, self.step)
 
@@ -393,7 +406,7 @@ class BaseTrainer:
         record = self.training_args_record()
         record.update(
             steps=self.step,
-            training_time_s=round(getattr(self, "training_time_s", 0.0), 1),
+            training_time_s=round(self.training_time_s, 1),
             hardware=_hardware_description(self.device),
             skipped_steps=self.num_skipped,
         )

@@ -1,0 +1,164 @@
+"""Training throughput of the hf-dgm trainers vs a bare PyTorch loop of the same networks, batch size, optimizer
+and algorithm (EMA included for the GAN, dynamic binarization for the VAE), with interleaved repeats in one run.
+
+    python scripts/benchmark_train.py                    # DCGAN and conv VAE on MNIST, CPU
+    python scripts/benchmark_train.py --model gan --steps 50 --repeats 5
+
+Prints images/s for each and the ratio trainer / bare (target: >= 0.95). Also reports the bare loop on one fixed
+in-memory batch, which shows whether the data path (indexing the uint8 tensor) starves the model.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+MNIST = str(ROOT.parent / "shared" / "data" / "mnist")
+
+
+def bare_gan(cfg, images, batch_size, seed, fixed_batch=False):
+    """pytorch/examples-style DCGAN loop on the same networks, non-saturating loss, Adam(2e-4, 0.5), EMA 0.999."""
+    from hf_dgm.gan.networks_gan import build_discriminator, build_generator
+
+    torch.manual_seed(seed)
+    G, D, G_ema = build_generator(cfg), build_discriminator(cfg), build_generator(cfg)
+    G_ema.load_state_dict(G.state_dict())
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    gen = torch.Generator().manual_seed(seed)
+    n = images.shape[0]
+    fixed = images[:batch_size].float() / 127.5 - 1
+
+    def step(i):
+        real = fixed if fixed_batch else images[torch.randint(n, (batch_size,), generator=gen)].float() / 127.5 - 1
+        fake = G(torch.randn(batch_size, cfg.latent_dim, generator=gen))
+        opt_d.zero_grad(set_to_none=True)
+        lr_, _ = D(real)
+        lf, _ = D(fake.detach())
+        (F.softplus(-lr_).mean() + F.softplus(lf).mean()).backward()
+        opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        lf, _ = D(fake)
+        F.softplus(-lf).mean().backward()
+        opt_g.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1 - min(0.999, (1 + i) / (10 + i)))
+            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
+
+    return step
+
+
+def bare_vae(cfg, images, batch_size, seed, fixed_batch=False):
+    """A bare negative-ELBO loop on the same encoder/decoder, Adam(1e-3), dynamic binarization."""
+    from hf_dgm.vae.networks_vae import build_decoder, build_encoder
+
+    torch.manual_seed(seed)
+    enc, dec = build_encoder(cfg), build_decoder(cfg)
+    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    n = images.shape[0]
+    fixed = images[:batch_size].float() / 255
+
+    def step(i):
+        x = fixed if fixed_batch else images[torch.randint(n, (batch_size,), generator=gen)].float() / 255
+        x = torch.bernoulli(x, generator=gen)
+        mean, logvar = enc(x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen)
+        rec = F.binary_cross_entropy_with_logits(dec(z), x, reduction="none").flatten(1).sum(1).mean()
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+        opt.zero_grad(set_to_none=True)
+        (rec + kl).backward()
+        opt.step()
+
+    return step
+
+
+def make_trainer(kind, batch_size, out):
+    common = dict(
+        output_dir=out,
+        dataset=MNIST,
+        batch_size=batch_size,
+        max_steps=10**9,
+        log_every=50,
+        sample_every=10**9,
+        checkpoint_every=10**9,
+        report_to="none",
+        progress_bar=True,
+        device="cpu",
+    )
+    if kind == "gan":
+        from hf_dgm.training.gan import GANTrainer, GANTrainingArguments
+
+        return GANTrainer(GANTrainingArguments(generator_channels=128, discriminator_channels=64, **common))
+    from hf_dgm.training.vae import VAETrainer, VAETrainingArguments
+
+    return VAETrainer(VAETrainingArguments(**common))
+
+
+def timed(fn, steps):
+    start = time.perf_counter()
+    fn(steps)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["gan", "vae", "both"], default="both")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    for kind in ["gan", "vae"] if args.model == "both" else [args.model]:
+        with tempfile.TemporaryDirectory() as out:
+            benchmark(kind, args, out)
+
+
+def benchmark(kind, args, out):
+    from tqdm.auto import tqdm
+
+    trainer = make_trainer(kind, args.batch_size, out)
+    cfg, images = trainer.model.config, trainer.images
+    make_bare = bare_gan if kind == "gan" else bare_vae
+    bare = make_bare(cfg, images, args.batch_size, 0)
+    bare_fixed = make_bare(cfg, images, args.batch_size, 0, fixed_batch=True)
+    bar = tqdm(total=10**9, file=open(os.devnull, "w"))  # the trainer's bar: its cost kept, its output hidden
+
+    def loop(step_fn):
+        def run(n):
+            for i in range(n):
+                step_fn(i)
+
+        return run
+
+    runners = {
+        "bare": loop(bare),
+        "trainer": lambda n: trainer.run_steps(n, bar),
+        "bare_fixed_batch": loop(bare_fixed),
+    }
+    for run in runners.values():
+        run(3)  # warm-up
+    rates = {name: [] for name in runners}
+    for _ in range(args.repeats):  # interleaved, so machine noise hits all three alike
+        for name, run in runners.items():
+            rates[name].append(args.steps * args.batch_size / timed(run, args.steps))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    name = "DCGAN (G 128, D 64)" if kind == "gan" else "conv VAE (32 ch, z=16)"
+    print(f"{name}, batch {args.batch_size}, {args.repeats} x {args.steps} steps (median images/s):")
+    for k, v in med.items():
+        print(f"  {k:18s} {v:8.1f}   (all: {', '.join(f'{x:.0f}' for x in rates[k])})")
+    print(f"  ratio trainer/bare          {med['trainer'] / med['bare']:.3f}   (target >= 0.95)")
+    print(f"  ratio bare/bare_fixed_batch {med['bare'] / med['bare_fixed_batch']:.3f}   (data path cost)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+import json
+import math
+
+import pytest
+import torch
+from conftest import MNIST, tiny_gan_kwargs, tiny_vae_kwargs
+
+from hf_dgm import GANConfig, GANModel, VAEConfig, VAEModel
+from hf_dgm.evaluation import metrics
+from hf_dgm.evaluation.classifier import MNISTClassifier, MNISTClassifierConfig
+from hf_dgm.evaluation.likelihood import binarize_once, iwae_log_likelihood
+
+
+def test_frechet_distance_matches_closed_form():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(4000, 3, generator=g, dtype=torch.float64) * 2.0 + 1.0
+    # N(mu1, S1), N(mu2, S2): |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^1/2), with sample moments
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = torch.cov(a.T), torch.cov(b.T)
+    ev = torch.linalg.eigvals(s1 @ s2).real.clamp(min=0).sqrt().sum()
+    expected = ((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * ev
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected.item(), rel=1e-6)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_precision_recall_kid_is_hist():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(500, 4, generator=g)
+    p, r = metrics.precision_recall(real, real.clone())
+    assert p == 1.0 and r == 1.0
+    far = torch.randn(500, 4, generator=g) + 100.0
+    assert metrics.precision_recall(real, far) == (0.0, 0.0)
+    collapsed = real[:1].repeat(500, 1) + 1e-3 * torch.randn(500, 4, generator=g)  # one mode: precise, no recall
+    p, r = metrics.precision_recall(real, collapsed)
+    assert p == 1.0 and r < 0.05
+    mean, _ = metrics.kernel_distance(real.double(), real.double().clone(), subsets=10, subset_size=100)
+    assert abs(mean) < 0.05
+    far_mean, _ = metrics.kernel_distance(real.double(), far.double(), subsets=10, subset_size=100)
+    assert far_mean > 100
+    uniform = torch.zeros(1000, 10, dtype=torch.float64)
+    assert metrics.inception_score(uniform)[0] == pytest.approx(1.0)
+    confident = torch.nn.functional.one_hot(torch.arange(1000) % 10, 10).double() * 50
+    assert 9.0 < metrics.inception_score(confident)[0] <= 10.0  # all classes, each sure (10 if splits were balanced)
+    hist = metrics.class_histogram(confident)
+    assert sum(hist) == pytest.approx(1.0) and hist == pytest.approx([0.1] * 10)
+    acc, per_class = metrics.conditional_accuracy(confident, torch.arange(1000) % 10)
+    assert acc == 1.0 and per_class == [1.0] * 10
+
+
+def test_iwae_bound_properties_and_resume(tmp_path):
+    torch.manual_seed(0)
+    vae = VAEModel(VAEConfig(**tiny_vae_kwargs(architecture="mlp"))).eval()
+    x = binarize_once((torch.rand(6, 1, 28, 28) * 255).to(torch.uint8))
+    assert set(x.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(x, binarize_once(x.mul(255).to(torch.uint8)))  # fixed seed: the same test set every time
+    elbo = torch.stack([iwae_log_likelihood(vae, x, k=1, seed=s, progress=False) for s in range(30)]).mean(0)
+    bound = iwae_log_likelihood(vae, x, k=200, chunk=64, batch_size=4, seed=0, progress=False)
+    assert (bound > elbo).all()
+    state = tmp_path / "iwae.json"
+    full = iwae_log_likelihood(vae, x, k=50, batch_size=2, seed=3, state_path=state, progress=False)
+    data = json.loads(state.read_text())
+    data["values"] = data["values"][:2]  # pretend the run stopped after the first batch
+    state.write_text(json.dumps(data))
+    resumed = iwae_log_likelihood(vae, x, k=50, batch_size=2, seed=3, state_path=state, progress=False)
+    assert torch.equal(full, resumed)
+
+
+@pytest.fixture(scope="module")
+def random_classifier(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("clf")
+    MNISTClassifier(MNISTClassifierConfig()).save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("family", ["gan", "cgan", "vae"])
+def test_evaluate_end_to_end(tmp_path, random_classifier, family):
+    from hf_dgm.evaluation.evaluate import evaluate, write_results
+    from hf_dgm.model_card import render_model_card
+
+    torch.manual_seed(0)
+    if family == "vae":
+        model = VAEModel(VAEConfig(**tiny_vae_kwargs()))
+    else:
+        model = GANModel(GANConfig(**tiny_gan_kwargs(num_classes=10 if family == "cgan" else None)))
+    model.save_pretrained(tmp_path)
+    results = evaluate(
+        tmp_path,
+        dataset=MNIST,
+        classifier_path=random_classifier,
+        num_samples=200,
+        iwae_k=8,
+        num_test_images=20,
+        progress=False,
+    )
+    names = {m["name"]: m["value"] for m in results["metrics"]}
+    fid, floor = names["classifier-feature FID"], names["classifier-feature FID real-data floor"]
+    assert fid > floor > 0 and math.isclose(names["classifier-feature FID / floor"], fid / floor, rel_tol=1e-2)
+    assert 0 <= names["precision (k=3)"] <= 1 and 0 <= names["recall (k=3)"] <= 1
+    assert sum(results["class_histogram"]) == pytest.approx(1.0, abs=1e-3)
+    assert "200 samples" in results["protocol"] and "seed 0" in results["protocol"]
+    if family == "cgan":
+        assert "conditional accuracy" in names
+    if family == "vae":
+        nll = names["NLL (IWAE bound, k=8) nats"]
+        assert 0 < nll <= names["negative ELBO nats"] + 1.0
+        assert "REDUCED PROTOCOL: k=8, 20 test images" in results["likelihood_protocol"]
+    write_results(tmp_path, results)
+    card = render_model_card(tmp_path, repo_id="someone/model")
+    assert card.data.eval_results and card.data.eval_results[0].metric_value == names["classifier-feature FID"]
+    assert "classifier-feature FID" in str(card) and "[More Information Needed]" not in str(card)
