@@ -229,3 +229,91 @@ class BatchSampler:
             self._epoch, self._order = epoch, self._permutation(epoch)
         self.batches_drawn += 1
         return self._order[i * self.batch_size : (i + 1) * self.batch_size]
+
+
+class StreamingBatches:
+    """For datasets too large for memory: `datasets` streaming, shuffled with a buffer, decoded per sample.
+
+    Slower than the in-memory path (PIL decoding every step), but it never holds the dataset. Its position is the
+    `datasets` iterable state (JSON), saved in checkpoints, so resuming continues where the run stopped.
+    """
+
+    def __init__(
+        self,
+        dataset: str,
+        split: str,
+        image_column: str,
+        label_column: str | None,
+        resolution: int,
+        num_channels: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle_buffer: int = 10_000,
+        on_bad_image: str = "skip",
+    ):
+        from datasets.distributed import split_dataset_by_node
+
+        ds = _load_hf_dataset(dataset, split, streaming=True)
+        if ds.column_names is not None:
+            _check_columns(ds.column_names, image_column, label_column, dataset)
+        ds = ds.shuffle(seed=seed, buffer_size=shuffle_buffer)
+        self.ds = split_dataset_by_node(ds, rank=rank, world_size=world_size) if world_size > 1 else ds
+        self.dataset, self.image_column, self.label_column = dataset, image_column, label_column
+        self.resolution, self.num_channels, self.batch_size = resolution, num_channels, batch_size
+        self.on_bad_image = on_bad_image
+        self.epoch, self.num_skipped, self._notes, self._it = 0, 0, set(), None
+        import copy
+
+        self._initial_state = copy.deepcopy(self.state_dict())
+
+    def rewind(self):
+        """Back to the very first batch (used after the trainer's early look at the data)."""
+        self.load_state_dict(self._initial_state)
+        self._rows_seen = 0
+
+    def _next_row(self):
+        while True:
+            if self._it is None:
+                self.ds.set_epoch(self.epoch)
+                self._it = iter(self.ds)
+            try:
+                return next(self._it)
+            except StopIteration:
+                if self.epoch == 0 and self._rows_seen == 0:
+                    raise ValueError(f"Split of dataset {self.dataset!r} is empty.") from None
+                self.epoch += 1
+                self._it = None
+
+    _rows_seen = 0
+
+    def next_batch(self):
+        images, labels = [], []
+        while len(images) < self.batch_size:
+            row = self._next_row()
+            self._rows_seen += 1
+            try:
+                image = row[self.image_column]
+                if isinstance(image, dict):
+                    image = Image.open(io.BytesIO(image["bytes"]))
+                images.append(convert_image(image, self.resolution, self.num_channels, self._notes))
+            except Exception as err:
+                if self.on_bad_image == "error":
+                    raise ValueError(f"An image of {self.dataset!r} can't be decoded: {err}") from None
+                self.num_skipped += 1
+                continue
+            if self.label_column:
+                labels.append(int(row[self.label_column]))
+        return torch.from_numpy(np.stack(images)), (torch.tensor(labels) if self.label_column else None)
+
+    def state_dict(self) -> dict:
+        import copy
+
+        return copy.deepcopy({"epoch": self.epoch, "dataset": self.ds.state_dict(), "num_skipped": self.num_skipped})
+
+    def load_state_dict(self, state: dict):
+        self.epoch, self.num_skipped = state["epoch"], state["num_skipped"]
+        self.ds.set_epoch(self.epoch)
+        self.ds.load_state_dict(state["dataset"])
+        self._it = iter(self.ds)

@@ -410,3 +410,15 @@ def test_dataset_cache_and_clear(tmp_path):
     proc = cli("cache", "clear")
     assert proc.returncode == 0 and "removed" in proc.stdout
     assert not list(cache_dir().glob("*.safetensors"))
+
+
+def test_streaming_fallback_trains_and_resumes_exactly(tmp_path):
+    kw = dict(streaming=True, max_steps=6, checkpoint_every=3, **TINY_GAN)
+    full = train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "full", **kw)))
+    part = GANTrainingArguments(**tiny_train_kwargs(tmp_path / "part", **{**kw, "max_steps": 3}))
+    train_gan(part)
+    resumed = train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "part", resume_from="latest", **kw)))
+    a, b = full.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    record = json.loads((tmp_path / "full" / "training_args.json").read_text())
+    assert record["num_train_images"] == "streamed"

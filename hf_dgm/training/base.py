@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import BatchSampler, load_image_tensors
+from ..data import BatchSampler, StreamingBatches, load_image_tensors
 from ..image_processing import make_grid, save_png_atomic, to_uint8
 from .checkpointing import (
     load_checkpoint_state,
@@ -66,6 +66,7 @@ class TrainingArguments:
     report_to: str = "tensorboard"  # any accelerate tracker, "all" or "none"
     progress_bar: bool = True
     on_nonfinite: str = "stop"  # "stop" (keep the last good checkpoint) or "skip" (skip the step, count it)
+    streaming: bool = False  # for datasets too large for memory: stream and decode per sample (slower)
 
     def validate(self):
         def positive(name):
@@ -131,21 +132,40 @@ class BaseTrainer:
         self.is_main = self.accelerator.is_main_process
         set_seed(args.seed)  # global RNGs: weight init is reproducible for a given seed
 
-        self.data = load_image_tensors(
-            args.dataset,
-            args.split,
-            args.image_column,
-            self.label_column_needed(),
-            self.resolution(),
-            self.num_channels(),
-            args.max_samples,
-            args.on_bad_image,
-        )
-        self.images = self.data.images.to(self.device)  # MNIST is 47 MB: keep it on the device
-        self.labels = self.data.labels.to(self.device) if self.data.labels is not None else None
-        self.sampler = BatchSampler(
-            len(self.data), args.batch_size, args.seed, self.accelerator.process_index, self.accelerator.num_processes
-        )
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        if args.streaming:
+            self.stream = StreamingBatches(
+                args.dataset,
+                args.split,
+                args.image_column,
+                self.label_column_needed(),
+                self.resolution(),
+                self.num_channels(),
+                args.batch_size,
+                args.seed,
+                rank,
+                world,
+                on_bad_image=args.on_bad_image,
+            )
+            first_images, first_labels = self.stream.next_batch()  # fail early; labels size conditional models
+            self.stream.rewind()
+            self.images, self.labels = first_images.to(self.device), _to(first_labels, self.device)
+            self.sampler = None
+        else:
+            self.stream = None
+            self.data = load_image_tensors(
+                args.dataset,
+                args.split,
+                args.image_column,
+                self.label_column_needed(),
+                self.resolution(),
+                self.num_channels(),
+                args.max_samples,
+                args.on_bad_image,
+            )
+            self.images = self.data.images.to(self.device)  # MNIST is 47 MB: keep it on the device
+            self.labels = _to(self.data.labels, self.device)
+            self.sampler = BatchSampler(len(self.data), args.batch_size, args.seed, rank, world)
         rank = self.accelerator.process_index
         self.noise = torch.Generator(device=self.device).manual_seed(args.seed * 7919 + 17 + rank)
         self.step = 0
@@ -200,14 +220,18 @@ class BaseTrainer:
 
     # ------------------------------------------------------------------------------------------- data
     def next_batch(self):
-        idx = self.sampler.next_indices().to(self.device)
-        x = self.images[idx].float()  # (B, C, H, W) in [0, 255]
+        if self.stream is not None:
+            images, labels = self.stream.next_batch()
+            x, y_all = images.to(self.device).float(), _to(labels, self.device)
+        else:
+            idx = self.sampler.next_indices().to(self.device)
+            x, y_all = self.images[idx].float(), (self.labels[idx] if self.labels is not None else None)
+        # x: (B, C, H, W) in [0, 255]
         lo, hi = self.pixel_range
         x = x / 255.0 if (lo, hi) == (0.0, 1.0) else x / 127.5 - 1.0
         if self.args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = self.labels[idx] if (self.labels is not None and self.model.config.num_classes) else None
-        return x, y
+        return x, (y_all if self.model.config.num_classes else None)
 
     # ------------------------------------------------------------------------------------------- loop
     def check_finite(self, losses: dict, phase: str) -> bool:
@@ -269,7 +293,7 @@ class BaseTrainer:
                 metrics["images_per_s"] = (
                     (self.step - start_step) * args.batch_size * self.accelerator.num_processes / elapsed
                 )
-                metrics["epoch"] = self.sampler.epoch
+                metrics["epoch"] = self.sampler.epoch if self.sampler else self.stream.epoch
                 metrics["skipped_steps"] = self.num_skipped
                 if bar is not None:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in self.postfix_keys})
@@ -312,7 +336,8 @@ class BaseTrainer:
             {
                 "step": self.step,
                 "training_time_s": self.training_time_s,
-                "batches_drawn": self.sampler.batches_drawn,
+                "batches_drawn": self.sampler.batches_drawn if self.sampler else None,
+                "stream_state": self.stream.state_dict() if self.stream else None,
                 "num_skipped": self.num_skipped,
                 "args": self.args.to_dict(),
                 "world_size": self.accelerator.num_processes,
@@ -380,7 +405,10 @@ class BaseTrainer:
             self.accelerator.scaler.load_state_dict(meta["grad_scaler"])
         restore_rng_state(tensors)
         self.noise.set_state(tensors["rng.noise_per_rank"][self.accelerator.process_index].clone())
-        self.sampler.batches_drawn = meta["batches_drawn"]
+        if self.sampler is not None:
+            self.sampler.batches_drawn = meta["batches_drawn"]
+        else:
+            self.stream.load_state_dict(meta["stream_state"])
         self.step = meta["step"]
         self.num_skipped = meta.get("num_skipped", 0)
         self.training_time_s = meta.get("training_time_s", 0.0)
@@ -394,8 +422,8 @@ class BaseTrainer:
             **self.args.to_dict(),
             "num_processes": self.accelerator.num_processes,
             "device": str(self.device),
-            "num_train_images": len(self.data),
-            "num_skipped_images": self.data.num_skipped,
+            "num_train_images": len(self.data) if self.stream is None else "streamed",
+            "num_skipped_images": self.data.num_skipped if self.stream is None else self.stream.num_skipped,
         }
 
     def save_final(self):
@@ -416,6 +444,10 @@ class BaseTrainer:
         from ..model_card import write_model_card
 
         write_model_card(self.output_dir)
+
+
+def _to(tensor, device):
+    return tensor.to(device) if tensor is not None else None
 
 
 def _hardware_description(device) -> str:
