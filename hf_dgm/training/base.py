@@ -67,6 +67,11 @@ class TrainingArguments:
     progress_bar: bool = True
     on_nonfinite: str = "stop"  # "stop" (keep the last good checkpoint) or "skip" (skip the step, count it)
     streaming: bool = False  # for datasets too large for memory: stream and decode per sample (slower)
+    # sharing (the token comes from HF_TOKEN or the login cache: it is never an argument saved with the run)
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_private: bool = False
+    hub_checkpoint_branch: str | None = None  # also push each checkpoint's model to this branch
 
     def validate(self):
         def positive(name):
@@ -86,6 +91,8 @@ class TrainingArguments:
             raise ValueError(f"--on-nonfinite {self.on_nonfinite!r} is invalid: expected stop or skip.")
         if self.on_bad_image not in ("skip", "error"):
             raise ValueError(f"--on-bad-image {self.on_bad_image!r} is invalid: expected skip or error.")
+        if (self.push_to_hub or self.hub_checkpoint_branch) and not self.hub_model_id:
+            raise ValueError("--push-to-hub and --hub-checkpoint-branch need --hub-model-id (e.g. user/dcgan-mnist).")
         if self.warmup_steps < 0 or self.keep_checkpoints < 0:
             raise ValueError("--warmup-steps and --keep-checkpoints must be >= 0.")
 
@@ -375,6 +382,16 @@ class BaseTrainer:
         if self.is_main:
             path = save_checkpoint(self.output_dir, self.step, self.model, tensors, meta, self.args.keep_checkpoints)
             logger.info("saved checkpoint %s", path)
+            if self.args.hub_checkpoint_branch:
+                from ..hub import push_model_folder
+
+                push_model_folder(
+                    path / "model",
+                    self.args.hub_model_id,
+                    private=self.args.hub_private,
+                    revision=self.args.hub_checkpoint_branch,
+                    commit_message=f"Checkpoint at step {self.step}",
+                )
         self.accelerator.wait_for_everyone()
 
     def resume(self, path: Path):
@@ -443,7 +460,17 @@ class BaseTrainer:
         save_png_atomic(grid, self.output_dir / "samples.png")
         from ..model_card import write_model_card
 
-        write_model_card(self.output_dir)
+        write_model_card(self.output_dir, repo_id=self.args.hub_model_id)
+        if self.args.push_to_hub:
+            from ..hub import push_model_folder
+
+            commit = push_model_folder(
+                self.output_dir,
+                self.args.hub_model_id,
+                private=self.args.hub_private,
+                commit_message=f"Trained with hf-dgm for {self.step} steps",
+            )
+            logger.info("pushed %s to %s", self.output_dir, commit.commit_url)
 
 
 def _to(tensor, device):

@@ -212,6 +212,15 @@ class VAEModel(PreTrainedModel):
             self.train(was_training)
         return VAEDecoderOutput(sample=out.sample, logits=out.logits) if return_dict else (out.sample, out.logits)
 
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Push config, weights, modeling code and hf-dgm's model card (not transformers' template card).
+        Where hf-dgm is not installed (this file loaded as remote code), transformers' push_to_hub is used."""
+        try:
+            from hf_dgm.hub import push_model_to_hub
+        except ImportError:
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_model_to_hub(self, repo_id, **kwargs)
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """`PreTrainedModel.from_pretrained`, but weights that don't match the config raise instead of being

@@ -1,0 +1,373 @@
+"""Round trips through a local Hub-compatible server (tests/hub_server.py) with the real huggingface_hub client.
+
+huggingface_hub reads HF_ENDPOINT when it is imported, so every client runs in a fresh subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+from hub_server import serve
+
+OWNER, OTHER = "hf_test_token_owner", "hf_test_token_other"
+
+
+@pytest.fixture(scope="module")
+def hub():
+    server, state, url = serve()
+    yield state, url
+    server.shutdown()
+
+
+def run_client(code, url, tmp_path, token=OWNER, hide_hf_dgm=False, expect_ok=True):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
+    env.update(
+        HF_ENDPOINT=url,
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TRANSFORMERS_VERBOSITY="error",
+        HF_HUB_ETAG_TIMEOUT="5",
+        HF_HUB_DOWNLOAD_TIMEOUT="5",
+    )
+    if token:
+        env["HF_TOKEN"] = token
+    prefix = 'import sys\nsys.modules["hf_dgm"] = None\n' if hide_hf_dgm else ""
+    proc = subprocess.run(
+        [sys.executable, "-c", prefix + textwrap.dedent(code)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if expect_ok:
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+MAKE_MODELS = """
+    import torch
+    from hf_dgm import GANConfig, GANModel, VAEConfig, VAEModel
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    gan = GANModel(GANConfig(latent_dim=8, generator_channels=4, discriminator_channels=4, use_ema=True,
+                             num_classes=10))
+    vae = VAEModel(VAEConfig(latent_dim=4, base_channels=4, hidden_dim=16))
+    g = lambda: torch.Generator().manual_seed(0)
+    expected = {"gan": gan.generate(4, generator=g(), class_labels=[1, 2, 3, 4]).sample,
+                "vae": vae.generate(4, generator=g()).sample}
+    save_file({k: v.contiguous() for k, v in expected.items()}, "expected.safetensors")
+"""
+
+CHECK_LOADED = """
+    import torch
+    from safetensors.torch import load_file
+    expected = load_file("expected.safetensors")
+    g = lambda: torch.Generator().manual_seed(0)
+    assert torch.equal(gan.generate(4, generator=g(), class_labels=[1, 2, 3, 4]).sample, expected["gan"])
+    assert torch.equal(vae.generate(4, generator=g()).sample, expected["vae"])
+    print("outputs identical")
+"""
+
+
+def test_push_models_and_load_three_ways(hub, tmp_path):
+    state, url = hub
+    run_client(
+        MAKE_MODELS
+        + """
+    gan.push_to_hub("tester/gan-roundtrip")
+    vae.push_to_hub("tester/vae-roundtrip", commit_message="first VAE")
+    """,
+        url,
+        tmp_path,
+    )
+    files = state.repos[("model", "tester/gan-roundtrip")]
+    head = files.commits[files.branches["main"]]["files"]
+    assert {
+        "config.json",
+        "model.safetensors",
+        "modeling_gan.py",
+        "configuration_gan.py",
+        "networks_gan.py",
+        "README.md",
+    } <= set(head)
+    card = head["README.md"].decode()
+    assert "[More Information Needed]" not in card and "hf-dgm" in card
+    assert "has not been evaluated yet" in card and "No training record" in card  # says what is missing
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["library_name"] == "hf-dgm" and "class-conditional-image-generation" in meta["tags"]
+    assert meta["license"] == "cc-by-sa-3.0"
+
+    ours = run_client(
+        """
+    from hf_dgm import GANModel, VAEModel
+    gan = GANModel.from_pretrained("tester/gan-roundtrip")
+    vae = VAEModel.from_pretrained("tester/vae-roundtrip")
+    """
+        + CHECK_LOADED,
+        url,
+        tmp_path,
+    )
+    assert "outputs identical" in ours.stdout
+    auto = run_client(
+        """
+    import hf_dgm
+    from transformers import AutoModel
+    gan = AutoModel.from_pretrained("tester/gan-roundtrip")
+    vae = AutoModel.from_pretrained("tester/vae-roundtrip")
+    assert type(gan).__module__ == "hf_dgm.gan.modeling_gan"
+    """
+        + CHECK_LOADED,
+        url,
+        tmp_path,
+    )
+    assert "outputs identical" in auto.stdout
+    remote = run_client(
+        """
+    from transformers import AutoModel
+    gan = AutoModel.from_pretrained("tester/gan-roundtrip", trust_remote_code=True)
+    vae = AutoModel.from_pretrained("tester/vae-roundtrip", trust_remote_code=True)
+    assert type(gan).__module__.startswith("transformers_modules")
+    """
+        + CHECK_LOADED,
+        url,
+        tmp_path,
+        hide_hf_dgm=True,
+    )
+    assert "outputs identical" in remote.stdout
+
+
+def test_push_pipelines_and_load_without_hf_dgm(hub, tmp_path):
+    state, url = hub
+    run_client(
+        MAKE_MODELS
+        + """
+    from hf_dgm import GANPipeline, VAEPipeline
+    GANPipeline(gan=gan).push_to_hub("tester/gan-pipe")
+    VAEPipeline(vae=vae).push_to_hub("tester/vae-pipe")
+    import numpy as np
+    np.save("gan.npy", GANPipeline(gan=gan)(batch_size=3, generator=g(), class_labels=5, output_type="np").images)
+    np.save("vae.npy", VAEPipeline(vae=vae)(batch_size=3, generator=g(), output_type="np").images)
+    """,
+        url,
+        tmp_path,
+    )
+    repo = state.repos[("model", "tester/gan-pipe")]
+    head = repo.commits[repo.branches["main"]]["files"]
+    index = json.loads(head["model_index.json"])
+    assert index["_class_name"] == ["pipeline_gan", "GANPipeline"] and index["gan"] == ["gan_bundle", "GANModel"]
+    assert {"pipeline_gan.py", "README.md", "gan/gan_bundle.py", "gan/model.safetensors"} <= set(head)
+    check = """
+    import numpy as np, torch
+    g = lambda: torch.Generator().manual_seed(0)
+    a = gpipe(batch_size=3, generator=g(), class_labels=5, output_type="np").images
+    b = vpipe(batch_size=3, generator=g(), output_type="np").images
+    assert np.array_equal(a, np.load("gan.npy")) and np.array_equal(b, np.load("vae.npy"))
+    print("pipelines identical")
+    """
+    ours = run_client(
+        """
+    from hf_dgm import GANPipeline, VAEPipeline
+    gpipe = GANPipeline.from_pretrained("tester/gan-pipe")
+    vpipe = VAEPipeline.from_pretrained("tester/vae-pipe")
+    """
+        + check,
+        url,
+        tmp_path,
+    )
+    assert "pipelines identical" in ours.stdout
+    remote = run_client(
+        """
+    from diffusers import DiffusionPipeline
+    gpipe = DiffusionPipeline.from_pretrained("tester/gan-pipe", trust_remote_code=True)
+    vpipe = DiffusionPipeline.from_pretrained("tester/vae-pipe", trust_remote_code=True)
+    assert type(gpipe).__name__ == "GANPipeline"
+    """
+        + check,
+        url,
+        tmp_path,
+        hide_hf_dgm=True,
+    )
+    assert "pipelines identical" in remote.stdout
+
+
+def test_second_push_and_revisions(hub, tmp_path):
+    state, url = hub
+    code = (
+        MAKE_MODELS
+        + """
+    import sys
+    vae.save_pretrained("folder")
+    from hf_dgm.hub import push_model_folder
+    push_model_folder("folder", "tester/vae-revs")
+    push_model_folder("folder", "tester/vae-revs")  # unchanged: nothing new
+    """
+    )
+    run_client(code, url, tmp_path)
+    repo = state.repos[("model", "tester/vae-revs")]
+    assert len(repo.commits) == 1
+    first = repo.branches["main"]
+    blobs_before = len(state.blobs)
+    run_client(
+        """
+    import torch
+    from hf_dgm import VAEModel
+    from hf_dgm.hub import push_model_folder
+    vae = VAEModel.from_pretrained("folder")
+    with torch.no_grad():
+        vae.decoder.net[-1].bias.add_(1.0)
+    vae.save_pretrained("folder")
+    push_model_folder("folder", "tester/vae-revs", commit_message="changed weights")
+    """,
+        url,
+        tmp_path,
+    )
+    assert len(repo.commits) == 2 and repo.branches["main"] != first
+    assert len(state.blobs) == blobs_before + 1  # only the changed weights were uploaded
+    proc = run_client(
+        f"""
+    import torch
+    from hf_dgm import VAEModel
+    old = VAEModel.from_pretrained("tester/vae-revs", revision="{first}")
+    new = VAEModel.from_pretrained("tester/vae-revs")
+    diff = (new.decoder.net[-1].bias - old.decoder.net[-1].bias)
+    assert torch.allclose(diff, torch.ones_like(diff)), diff
+    print("revisions ok")
+    """,
+        url,
+        tmp_path,
+    )
+    assert "revisions ok" in proc.stdout
+
+
+def test_private_repo_and_token_hygiene(hub, tmp_path):
+    state, url = hub
+    run_client(
+        MAKE_MODELS
+        + """
+    gan.save_pretrained("folder")
+    from hf_dgm.hub import push_model_folder
+    push_model_folder("folder", "tester/private-gan", private=True)
+    """,
+        url,
+        tmp_path,
+    )
+    assert state.repos[("model", "tester/private-gan")].private
+    load = """
+    from hf_dgm import GANModel
+    GANModel.from_pretrained("tester/private-gan")
+    print("loaded")
+    """
+    assert "loaded" in run_client(load, url, tmp_path, token=OWNER).stdout
+    for token in (None, OTHER):
+        (tmp_path / f"t{token}").mkdir()
+        proc = run_client(load, url, tmp_path / f"t{token}", token=token, expect_ok=False)
+        assert proc.returncode != 0
+        assert "RepositoryNotFound" in proc.stderr or "Repository Not Found" in proc.stderr or "401" in proc.stderr
+        assert OWNER not in proc.stderr and OWNER not in proc.stdout
+        if token:
+            assert token not in proc.stderr
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_dgm.cli",
+            "push",
+            str(tmp_path / "folder"),
+            "--repo-id",
+            "tester/cli-push",
+            "--token",
+            OWNER,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_ENDPOINT": url, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf_cli")},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert OWNER not in proc.stdout + proc.stderr
+    head = state.repos[("model", "tester/cli-push")]
+    for content in head.commits[head.branches["main"]]["files"].values():
+        assert OWNER.encode() not in content and OTHER.encode() not in content
+
+
+def test_failures_are_clear_and_retries_succeed(hub, tmp_path):
+    state, url = hub
+    run_client(MAKE_MODELS + '    vae.save_pretrained("folder")\n', url, tmp_path)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "folder").iterdir()}
+    push = """
+    from hf_dgm.hub import push_model_folder
+    push_model_folder("folder", "tester/flaky")
+    print("pushed")
+    """
+    down = run_client(push, "http://127.0.0.1:9", tmp_path, expect_ok=False)  # nothing listens on port 9
+    assert down.returncode != 0 and ("Connect" in down.stderr or "connect" in down.stderr)
+    state.cut_uploads = 100  # every upload cut off: a clear error
+    cut = run_client(push.replace("tester/flaky", "tester/flaky-cut"), url, tmp_path, expect_ok=False)
+    assert cut.returncode != 0 and "Error" in cut.stderr
+    state.cut_uploads = 1  # one upload cut off: the client's own retry recovers, with intact data
+    assert "pushed" in run_client(push.replace("tester/flaky", "tester/flaky-once"), url, tmp_path).stdout
+    state.cut_uploads = 0
+    state.fail_commits = 1
+    failed = run_client(push, url, tmp_path, expect_ok=False)
+    assert failed.returncode != 0 and "500" in failed.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "folder").iterdir()} == before  # local files untouched
+    assert "pushed" in run_client(push, url, tmp_path).stdout
+    assert "pushed" in run_client(push.replace("tester/flaky", "tester/flaky-cut"), url, tmp_path).stdout
+
+
+def test_card_model_index_holds_eval_results(hub, tmp_path):
+    state, url = hub
+    results = {
+        "protocol": "test protocol",
+        "metrics": [
+            {"name": "classifier-feature FID", "type": "fid", "value": 3.25},
+            {"name": "precision (k=3)", "type": "precision", "value": 0.91},
+        ],
+    }
+    run_client(
+        MAKE_MODELS
+        + f"""
+    import json
+    gan.save_pretrained("folder")
+    open("folder/eval_results.json", "w").write(json.dumps({results!r}))
+    open("folder/training_args.json", "w").write(json.dumps({{"dataset": "ylecun/mnist", "steps": 10}}))
+    from PIL import Image
+    Image.new("L", (8, 8)).save("folder/samples.png")
+    from hf_dgm.hub import push_model_folder
+    push_model_folder("folder", "tester/evaluated")
+    """,
+        url,
+        tmp_path,
+    )
+    repo = state.repos[("model", "tester/evaluated")]
+    head = repo.commits[repo.branches["main"]]["files"]
+    assert {"samples.png", "training_args.json", "eval_results.json"} <= set(head)
+    card = head["README.md"].decode()
+    meta = yaml.safe_load(card.split("---")[1])
+    values = {m["name"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert values == {"classifier-feature FID": 3.25, "precision (k=3)": 0.91}
+    assert "![Samples drawn with a fixed seed](samples.png)" in card and "test protocol" in card
+
+
+def test_deploy_space(hub, tmp_path):
+    state, url = hub
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text("print('hello')\n")
+    (app / "README.md").write_text("---\ntitle: t\nsdk: gradio\napp_file: app.py\n---\n")
+    (app / "requirements.txt").write_text("hf-dgm\n")
+    run_client(
+        f"""
+    from hf_dgm.hub import deploy_space
+    deploy_space("tester/demo", app_dir={str(app)!r})
+    """,
+        url,
+        tmp_path,
+    )
+    repo = state.repos[("space", "tester/demo")]
+    assert set(repo.commits[repo.branches["main"]]["files"]) == {"app.py", "README.md", "requirements.txt"}
