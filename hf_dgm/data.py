@@ -144,6 +144,11 @@ def load_image_tensors(
         try:
             tensors = load_file(path)
             logger.info("Loaded decoded dataset from cache %s", path)
+            from safetensors import safe_open
+
+            with safe_open(path, "pt") as f:
+                for note in json.loads((f.metadata() or {}).get("notes", "[]")):
+                    logger.warning("Dataset %r: %s (logged once).", dataset, note)
             return ImageTensorDataset(tensors["images"], tensors.get("labels"), int(tensors["num_skipped"].item()))
         except Exception as err:  # a damaged cache file is rebuilt, never trusted
             logger.warning("Ignoring unreadable cache file %s (%s)", path, err)
@@ -190,7 +195,8 @@ def load_image_tensors(
         if result.labels is not None:
             tensors["labels"] = result.labels
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file(tensors, str(tmp), metadata={"transform": json.dumps(transform)})
+        metadata = {"transform": json.dumps(transform), "notes": json.dumps(sorted(notes))}
+        save_file(tensors, str(tmp), metadata=metadata)
         os.replace(tmp, path)
     return result
 
@@ -252,13 +258,18 @@ class StreamingBatches:
         world_size: int = 1,
         shuffle_buffer: int = 10_000,
         on_bad_image: str = "skip",
+        max_samples: int | None = None,
     ):
         from datasets.distributed import split_dataset_by_node
 
         ds = _load_hf_dataset(dataset, split, streaming=True)
         if ds.column_names is not None:
             _check_columns(ds.column_names, image_column, label_column, dataset)
+        feature = (ds.features or {}).get(label_column) if label_column else None
+        self.num_classes = getattr(feature, "num_classes", None)  # from a ClassLabel feature, when there is one
         ds = ds.shuffle(seed=seed, buffer_size=shuffle_buffer)
+        if max_samples is not None:
+            ds = ds.take(max_samples)
         self.ds = split_dataset_by_node(ds, rank=rank, world_size=world_size) if world_size > 1 else ds
         self.dataset, self.image_column, self.label_column = dataset, image_column, label_column
         self.resolution, self.num_channels, self.batch_size = resolution, num_channels, batch_size

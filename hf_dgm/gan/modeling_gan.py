@@ -198,6 +198,7 @@ class GANModel(PreTrainedModel):
         """`PreTrainedModel.from_pretrained`, but weights that don't match the config raise instead of being
         silently re-initialised (transformers 5 only prints a load report)."""
         want_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("use_safetensors", True)  # never fall back to a pickled pytorch_model.bin
         try:
             model, info = super().from_pretrained(
                 pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs

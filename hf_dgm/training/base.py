@@ -14,6 +14,7 @@ import torch
 from ..data import BatchSampler, StreamingBatches, load_image_tensors
 from ..image_processing import make_grid, save_png_atomic, to_uint8
 from .checkpointing import (
+    list_checkpoints,
     load_checkpoint_state,
     optimizer_state_from_flat,
     optimizer_state_to_flat,
@@ -68,6 +69,7 @@ class TrainingArguments:
     on_nonfinite: str = "stop"  # "stop" (keep the last good checkpoint) or "skip" (skip the step, count it)
     streaming: bool = False  # for datasets too large for memory: stream and decode per sample (slower)
     # sharing (the token comes from HF_TOKEN or the login cache: it is never an argument saved with the run)
+    overwrite_output_dir: bool = False  # start afresh in a folder that holds another run's checkpoints
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private: bool = False
@@ -124,8 +126,20 @@ class BaseTrainer:
 
         args.validate()
         self.args = args
+        self.given_model = model
         self.output_dir = Path(args.output_dir)
-        cpu = args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available())
+        if not args.resume_from and list_checkpoints(self.output_dir):
+            if not args.overwrite_output_dir:
+                raise ValueError(
+                    f"{str(self.output_dir)!r} already holds checkpoints of another run: pass --resume-from latest to "
+                    "continue it, --overwrite-output-dir to start afresh there, or another --output-dir."
+                )
+            import shutil
+
+            shutil.rmtree(self.output_dir / "checkpoints", ignore_errors=True)
+            (self.output_dir / "logs" / "metrics.jsonl").unlink(missing_ok=True)
+        mps = torch.backends.mps.is_available()
+        cpu = args.device == "cpu" or (args.device == "auto" and not (torch.cuda.is_available() or mps))
         if args.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was requested but no CUDA device is available.")
         if args.allow_tf32 and torch.cuda.is_available():
@@ -153,6 +167,7 @@ class BaseTrainer:
                 rank,
                 world,
                 on_bad_image=args.on_bad_image,
+                max_samples=args.max_samples,
             )
             first_images, first_labels = self.stream.next_batch()  # fail early; labels size conditional models
             self.stream.rewind()
@@ -194,17 +209,40 @@ class BaseTrainer:
         self.metrics_path = self.output_dir / "logs" / "metrics.jsonl"
 
     # ------------------------------------------------------------------------------------------- hooks
-    def label_column_needed(self):
-        return self.args.label_column
-
-    def resolution(self) -> int:
-        raise NotImplementedError
-
-    def num_channels(self) -> int:
-        raise NotImplementedError
-
     def build_model(self):
         raise NotImplementedError
+
+    def source_config(self):
+        """The config the run's model will have when it is not built from the arguments: a given model's, or
+        --init-from's. Resolution, channels and conditioning then come from it."""
+        if self.given_model is not None:
+            return self.given_model.config
+        if getattr(self.args, "init_from", None):
+            return self.config_class.from_pretrained(self.args.init_from)
+        return None
+
+    def label_column_needed(self):
+        if getattr(self.args, "conditional", False) and not self.args.label_column:
+            raise ValueError("--conditional needs a --label-column.")
+        cfg = self.source_config()
+        conditional = cfg.num_classes if cfg is not None else self.args.conditional
+        return self.args.label_column if conditional else None
+
+    def resolution(self) -> int:
+        cfg = self.source_config()
+        return cfg.image_size if cfg is not None else self.args.image_size
+
+    def num_channels(self) -> int:
+        cfg = self.source_config()
+        return cfg.num_channels if cfg is not None else self.args.num_channels
+
+    def num_classes_in_data(self) -> int:
+        """Classes of a conditional model built from the arguments: the label feature's, else max label + 1."""
+        if self.stream is not None:
+            if self.stream.num_classes is None:
+                raise ValueError("--conditional with --streaming needs a ClassLabel label column (its class count).")
+            return self.stream.num_classes
+        return int(self.labels.max().item()) + 1
 
     def setup_optimizers(self):
         raise NotImplementedError
@@ -242,9 +280,17 @@ class BaseTrainer:
 
     # ------------------------------------------------------------------------------------------- loop
     def check_finite(self, losses: dict, phase: str) -> bool:
-        """True when every loss is finite. Otherwise stop (default) or count a skipped step."""
-        for name, value in losses.items():
-            if not torch.isfinite(value).all():
+        """True when every loss is finite on every process. Otherwise stop (default) or count a skipped step; all
+        processes take the same decision (one that skipped backward would leave the others waiting)."""
+        flags = torch.stack([torch.isfinite(v.detach()).all() for v in losses.values()]).float()
+        if self.accelerator.num_processes > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+        if bool(flags.all()):
+            return True
+        for (name, value), ok in zip(losses.items(), flags.tolist()):
+            if not ok:
                 if self.args.on_nonfinite == "skip":
                     self.num_skipped += 1
                     logger.warning(
@@ -257,6 +303,15 @@ class BaseTrainer:
                     "Lower the learning rate, or pass --on-nonfinite skip to skip such steps."
                 )
         return True
+
+    def check_weights_finite(self):
+        """Before a checkpoint or the final save: never write NaN weights as a 'good' model."""
+        bad = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise NonFiniteLossError(
+                f"Weights became non-finite before step {self.step} ({bad[:3]}...). Training stopped without saving; "
+                f"the last good checkpoint is in {self.output_dir / 'checkpoints'}."
+            )
 
     def train(self):
         from tqdm.auto import tqdm
@@ -377,6 +432,7 @@ class BaseTrainer:
                 dist.broadcast(buffer.data, src=0)
 
     def save_checkpoint(self):
+        self.check_weights_finite()
         self.sync_buffers()
         tensors, meta = self.state_tensors_and_meta()  # collective (gather): every rank takes part
         if self.is_main:
@@ -398,6 +454,7 @@ class BaseTrainer:
         from safetensors.torch import load_file as _  # noqa: F401  (fail early if safetensors is missing)
 
         tensors, meta = load_checkpoint_state(path)
+        self.check_resume_args(meta.get("args", {}), path)
         if meta.get("world_size", 1) != self.accelerator.num_processes:
             raise ValueError(
                 f"Checkpoint {str(path)!r} was written by {meta.get('world_size')} process(es); resuming with "
@@ -414,7 +471,12 @@ class BaseTrainer:
         self.model.load_state_dict(saved.state_dict())
         for name, opt in self.optimizers.items():
             prefix = f"optimizer.{name}."
-            flat = {k[len(prefix) :]: v.to(self.device) for k, v in tensors.items() if k.startswith(prefix)}
+            # Adam's `step` counters stay on the CPU (as PyTorch keeps them): no host sync per parameter per step
+            flat = {
+                k[len(prefix) :]: (v if k.endswith(".step") else v.to(self.device))
+                for k, v in tensors.items()
+                if k.startswith(prefix)
+            }
             opt.load_state_dict(optimizer_state_from_flat(flat, meta["optimizers"][name]))
         for name, sched in self.schedulers.items():
             sched.load_state_dict(meta["schedulers"][name])
@@ -432,6 +494,43 @@ class BaseTrainer:
         self.load_extra_state_tensors(tensors)
         logger.info("resumed from %s at step %d", path, self.step)
 
+    # arguments that may change between a run and its resumption without changing what is computed
+    RESUMABLE_CHANGES = {
+        "output_dir",
+        "resume_from",
+        "log_every",
+        "sample_every",
+        "num_grid_images",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "report_to",
+        "progress_bar",
+        "on_nonfinite",
+        "device",
+        "push_to_hub",
+        "hub_model_id",
+        "hub_private",
+        "hub_checkpoint_branch",
+        "overwrite_output_dir",
+        "max_steps",
+        "init_from",
+    }
+
+    def check_resume_args(self, saved: dict, path):
+        current = self.args.to_dict()
+        changed = sorted(
+            k
+            for k in current.keys() | saved.keys()
+            if k not in self.RESUMABLE_CHANGES and current.get(k) != saved.get(k)
+        )
+        if current.get("lr_schedule", "constant") != "constant" and current.get("max_steps") != saved.get("max_steps"):
+            changed.append("max_steps (the LR schedule depends on it)")
+        if changed:
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed if k in current)
+            raise ValueError(
+                f"Resuming from {str(path)!r} with different arguments would not continue the same run: {details or changed}."
+            )
+
     # ------------------------------------------------------------------------------------------- output
     def training_args_record(self) -> dict:
         return {
@@ -444,6 +543,7 @@ class BaseTrainer:
         }
 
     def save_final(self):
+        self.check_weights_finite()
         self.sync_buffers()
         if not self.is_main:
             return
@@ -493,16 +593,19 @@ def add_dataclass_arguments(parser, cls, skip=()):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
+        aliases = ["--resolution"] if f.name == "image_size" else []
         hint = hints[f.name]
         args = typing.get_args(hint)
         base = next((a for a in args if a is not type(None)), hint) if args else hint
         if base is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+            parser.add_argument(flag, *aliases, action=argparse.BooleanOptionalAction, default=f.default)
         elif typing.get_origin(base) is list:
             default = f.default_factory() if callable(f.default_factory) else f.default
-            parser.add_argument(flag, type=int, nargs="+", default=default)
+            parser.add_argument(flag, *aliases, type=int, nargs="+", default=default)
         else:
-            parser.add_argument(flag, type=_none_or(base) if type(None) in args else base, default=f.default)
+            parser.add_argument(
+                flag, *aliases, dest=f.name, type=_none_or(base) if type(None) in args else base, default=f.default
+            )
 
 
 def _none_or(kind):

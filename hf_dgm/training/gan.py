@@ -71,6 +71,12 @@ class GANTrainingArguments(TrainingArguments):
         for name in ("r1_gamma", "feature_matching", "historical_averaging", "lr_g", "lr_d"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is invalid: expected >= 0.")
+        if self.r1_gamma and self.compile:
+            raise ValueError("--r1-gamma needs double backward, which torch.compile does not support: drop --compile.")
+        if self.mixed_precision == "fp16" and (self.r1_gamma or self.historical_averaging):
+            raise ValueError(
+                "--r1-gamma and --historical-averaging are not supported with fp16 loss scaling: use bf16."
+            )
         if self.init_from is None:
             self.model_config(10 if self.conditional else None)  # fail on bad model flags before decoding any data
 
@@ -97,33 +103,22 @@ class GANTrainingArguments(TrainingArguments):
 
 
 class GANTrainer(BaseTrainer):
+    config_class = GANConfig
     pixel_range = (-1.0, 1.0)
     model_kind = "gan"
     postfix_keys = ("d_loss", "g_loss", "d_real", "d_fake")
 
-    def label_column_needed(self):
-        if self.args.conditional and not self.args.label_column:
-            raise ValueError("--conditional needs a --label-column.")
-        if self.args.init_from:
-            return self.args.label_column if GANConfig.from_pretrained(self.args.init_from).num_classes else None
-        return self.args.label_column if self.args.conditional else None
-
-    def resolution(self):
-        return (
-            GANConfig.from_pretrained(self.args.init_from).image_size if self.args.init_from else self.args.image_size
-        )
-
-    def num_channels(self):
-        return (
-            GANConfig.from_pretrained(self.args.init_from).num_channels
-            if self.args.init_from
-            else self.args.num_channels
-        )
-
     def build_model(self):
         if self.args.init_from:
-            return GANModel.from_pretrained(self.args.init_from)
-        num_classes = int(self.labels.max().item()) + 1 if self.args.conditional else None
+            model = GANModel.from_pretrained(self.args.init_from)
+            if (self.args.ema_decay > 0) != (model.generator_ema is not None):
+                raise ValueError(
+                    f"--init-from {self.args.init_from!r} {'has no' if model.generator_ema is None else 'has an'} EMA "
+                    f"generator but --ema-decay is {self.args.ema_decay}: pass --ema-decay "
+                    f"{'0' if model.generator_ema is None else '0.999 (or another decay > 0)'}."
+                )
+            return model
+        num_classes = self.num_classes_in_data() if self.args.conditional else None
         return GANModel(self.args.model_config(num_classes))
 
     def setup_optimizers(self):

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..vae.configuration_vae import VAEConfig
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
+from ..vae.networks_vae import randn
 from .base import BaseTrainer, TrainingArguments, add_dataclass_arguments
 
 
@@ -105,7 +106,7 @@ class VAEObjective(nn.Module):
             kl_term = kl_per_dim.clamp(min=free_bits).sum() if free_bits else kl
             return {"loss": rec + beta * kl_term, "reconstruction_loss": rec, "kl_loss": kl, "elbo": -(rec + kl)}
         k, b = iwae_samples, x.shape[0]
-        eps = torch.randn((k, *mean.shape), generator=generator, device=mean.device, dtype=mean.dtype)
+        eps = randn((k, *mean.shape), generator=generator, device=mean.device).to(mean.dtype)
         z = posterior.mean + posterior.std * eps  # (k, B, z)
         y = labels.repeat(k) if labels is not None else None
         logits = vae.decoder(z.reshape(k * b, -1), y)
@@ -117,32 +118,15 @@ class VAEObjective(nn.Module):
 
 
 class VAETrainer(BaseTrainer):
+    config_class = VAEConfig
     pixel_range = (0.0, 1.0)
     model_kind = "vae"
     postfix_keys = ("loss", "reconstruction_loss", "kl_loss")
 
-    def _init_config(self):
-        return VAEConfig.from_pretrained(self.args.init_from) if self.args.init_from else None
-
-    def label_column_needed(self):
-        if self.args.conditional and not self.args.label_column:
-            raise ValueError("--conditional needs a --label-column.")
-        cfg = self._init_config()
-        conditional = cfg.num_classes if cfg else self.args.conditional
-        return self.args.label_column if conditional else None
-
-    def resolution(self):
-        cfg = self._init_config()
-        return cfg.image_size if cfg else self.args.image_size
-
-    def num_channels(self):
-        cfg = self._init_config()
-        return cfg.num_channels if cfg else self.args.num_channels
-
     def build_model(self):
         if self.args.init_from:
             return VAEModel.from_pretrained(self.args.init_from)
-        num_classes = int(self.labels.max().item()) + 1 if self.args.conditional else None
+        num_classes = self.num_classes_in_data() if self.args.conditional else None
         return VAEModel(self.args.model_config(num_classes))
 
     def setup_optimizers(self):
@@ -168,7 +152,8 @@ class VAETrainer(BaseTrainer):
         self.opt.zero_grad(set_to_none=True)
         with self.accelerator.autocast():
             out = self.objective(x, labels, self.noise, beta, a.free_bits, a.iwae_samples)
-        if not self.check_finite({"loss": out["loss"]}, "vae"):
+        terms = {k: out[k] for k in ("reconstruction_loss", "kl_loss", "iwae_bound") if k in out}
+        if not self.check_finite(terms, "vae"):
             return {}
         self.accelerator.backward(out["loss"])
         if log:

@@ -38,7 +38,8 @@ class DiagonalGaussianDistribution:
         self.std = torch.exp(0.5 * self.logvar)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        # drawn in float32 (also under bf16/fp16 autocast), then cast
+        noise = randn(self.mean.shape, generator=generator, device=self.mean.device).to(self.mean.dtype)
         return self.mean + self.std * noise  # reparameterisation trick
 
     def mode(self) -> torch.Tensor:
@@ -161,10 +162,10 @@ class VAEModel(PreTrainedModel):
     def forward(
         self,
         pixel_values: torch.Tensor,
-        class_labels=None,
         generator: torch.Generator | None = None,
-        sample_posterior: bool = True,
         return_dict: bool = True,
+        class_labels=None,
+        sample_posterior: bool = True,
     ):
         self._check_pixel_values(pixel_values)
         labels = check_class_labels(self.config, class_labels, pixel_values.shape[0], device=pixel_values.device)
@@ -226,6 +227,7 @@ class VAEModel(PreTrainedModel):
         """`PreTrainedModel.from_pretrained`, but weights that don't match the config raise instead of being
         silently re-initialised (transformers 5 only prints a load report)."""
         want_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("use_safetensors", True)  # never fall back to a pickled pytorch_model.bin
         try:
             model, info = super().from_pretrained(
                 pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
