@@ -213,6 +213,16 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"errors": [], "warnings": []})
         if path.endswith(".git/info/lfs/objects/batch"):
             return self._lfs_batch(json.loads(body))
+        if parts[:1] == ["api"] and len(parts) >= 6 and parts[4] == "branch":
+            repo = self._repo(parts[1][:-1], "/".join(parts[2:4]), write=True)
+            if repo is None:
+                return
+            branch = "/".join(parts[5:])
+            if branch in repo.branches:
+                return self._send(409, {"error": "Branch already exists"})
+            start = json.loads(body or b"{}").get("startingPoint") or "main"
+            repo.branches[branch] = repo.resolve(start)
+            return self._send(200, {})
         if parts[:1] == ["api"] and len(parts) >= 6 and parts[4] in ("preupload", "commit"):
             repo = self._repo(parts[1][:-1], "/".join(parts[2:4]), write=parts[4] == "commit")
             if repo is None:

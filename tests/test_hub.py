@@ -371,3 +371,28 @@ def test_deploy_space(hub, tmp_path):
     )
     repo = state.repos[("space", "tester/demo")]
     assert set(repo.commits[repo.branches["main"]]["files"]) == {"app.py", "README.md", "requirements.txt"}
+
+
+def test_train_with_push_to_hub(hub, tmp_path):
+    from conftest import MNIST
+
+    state, url = hub
+    proc = run_client(
+        f"""
+    from hf_dgm.cli import main
+    rc = main(["train", "vae", "--dataset", {MNIST!r}, "--output-dir", "out", "--max-samples", "64",
+               "--batch-size", "16", "--max-steps", "2", "--base-channels", "4", "--hidden-dim", "16",
+               "--latent-dim", "4", "--report-to", "none", "--no-progress-bar", "--checkpoint-every", "1",
+               "--push-to-hub", "--hub-model-id", "tester/trained-vae", "--hub-checkpoint-branch", "checkpoints"])
+    assert rc == 0
+    """,
+        url,
+        tmp_path,
+    )
+    repo = state.repos[("model", "tester/trained-vae")]
+    main_files = repo.commits[repo.branches["main"]]["files"]
+    assert {"config.json", "model.safetensors", "training_args.json", "samples.png", "README.md"} <= set(main_files)
+    assert "checkpoints" in repo.branches and repo.branches["checkpoints"] != repo.branches["main"]
+    assert "tester/trained-vae" in main_files["README.md"].decode()  # snippets name the repo
+    assert OWNER.encode() not in main_files["training_args.json"]
+    assert OWNER not in proc.stdout + proc.stderr

@@ -1,0 +1,117 @@
+"""Time to first image and peak memory of `hf-dgm sample` vs a bare script, each in a cold process, interleaved.
+
+    python scripts/benchmark_sample.py [--model zoo/dcgan-mnist] [--repeats 5]
+
+The bare script imports only torch, safetensors and PIL, defines the same generator inline (a copy of
+networks_gan.DCGANGenerator, no hf_dgm import), loads the same weights, samples 64 images with the same seed and
+saves the same PNG grid. Prints wall times, peak RSS and the ratios (targets: time <= 1.5x, memory <= 1.3x), and
+checks that both PNGs are identical.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BARE = r"""
+import json, math, sys
+import torch
+from torch import nn
+from safetensors.torch import load_file
+from PIL import Image
+import numpy as np
+
+model_dir, out = sys.argv[1], sys.argv[2]
+cfg = json.load(open(f"{model_dir}/config.json"))
+size, stages = cfg["image_size"], 0
+while size % 2 == 0 and size // 2 >= 3:
+    size //= 2; stages += 1
+ch = cfg["generator_channels"] * 2 ** (stages - 1)
+layers = [nn.ConvTranspose2d(cfg["latent_dim"], ch, size, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+for _ in range(stages - 1):
+    layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+    ch //= 2
+layers += [nn.ConvTranspose2d(ch, cfg["num_channels"], 4, 2, 1, bias=False), nn.Tanh()]
+net = nn.Sequential(*layers)
+prefix = "generator_ema.net." if cfg["use_ema"] else "generator.net."
+state = {k[len(prefix):]: v for k, v in load_file(f"{model_dir}/model.safetensors").items() if k.startswith(prefix)}
+net.load_state_dict(state)
+net.eval()
+with torch.no_grad():
+    z = torch.randn(64, cfg["latent_dim"], generator=torch.Generator().manual_seed(0))
+    x = ((net(z[:, :, None, None]) + 1) / 2).clamp(0, 1)
+a = (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+n, h, w, c = a.shape
+nrow = 8; pad = 2
+grid = np.zeros((pad + 8 * (h + pad), pad + 8 * (w + pad), c), np.uint8)
+for i in range(n):
+    r, q = divmod(i, nrow)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = a[i]
+Image.fromarray(grid[..., 0], mode="L").save(out)
+"""
+
+
+def run(cmd):
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-2000:])
+    return elapsed, int(proc.stderr.strip().splitlines()[-1]) / 1024  # MiB
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(ROOT / "zoo" / "dcgan-mnist"))
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    cfg = json.loads(Path(args.model, "config.json").read_text())
+    if cfg.get("architecture") != "dcgan" or cfg.get("num_classes"):
+        raise SystemExit("the bare baseline re-implements an unconditional DCGAN generator: pass such a model")
+    with tempfile.TemporaryDirectory() as tmp:
+        bare_py = Path(tmp, "bare.py")
+        bare_py.write_text(BARE)
+        ours_png, bare_png = Path(tmp, "ours.png"), Path(tmp, "bare.png")
+        cmds = {
+            "bare": [sys.executable, str(bare_py), args.model, str(bare_png)],
+            "hf-dgm sample": [
+                str(Path(sys.executable).parent / "hf-dgm"),
+                "sample",
+                "--model",
+                args.model,
+                "--num-images",
+                "64",
+                "--seed",
+                "0",
+                "--out",
+                str(ours_png),
+            ],
+        }
+        for cmd in cmds.values():
+            run(cmd)  # warm the file cache
+        times = {k: [] for k in cmds}
+        rss = {k: [] for k in cmds}
+        for _ in range(args.repeats):
+            for name, cmd in cmds.items():
+                t, m = run(cmd)
+                times[name].append(t)
+                rss[name].append(m)
+        same = ours_png.read_bytes() == bare_png.read_bytes()
+    t = {k: statistics.median(v) for k, v in times.items()}
+    m = {k: statistics.median(v) for k, v in rss.items()}
+    print(f"model {args.model}, {args.repeats} interleaved cold runs each (median)")
+    for k in cmds:
+        print(f"  {k:14s} {t[k]:6.2f} s   peak RSS {m[k]:7.1f} MiB   (all: {', '.join(f'{x:.2f}' for x in times[k])})")
+    print(f"  time ratio   {t['hf-dgm sample'] / t['bare']:.2f}  (target <= 1.5)")
+    print(f"  memory ratio {m['hf-dgm sample'] / m['bare']:.2f}  (target <= 1.3)")
+    print(f"  identical PNGs: {same}")
+
+
+if __name__ == "__main__":
+    main()
