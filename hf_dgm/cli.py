@@ -103,6 +103,23 @@ def cmd_deploy_space(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    import runpy
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parent.parent / "spaces_app" / "app.py"
+    if not app.is_file():
+        raise FileNotFoundError(
+            "The Gradio app lives in the repository's spaces_app/, which a pip-installed hf-dgm does not have: "
+            "clone the repository, or open the hosted Space."
+        )
+    import os
+
+    os.environ.setdefault("GRADIO_SERVER_PORT", str(args.port))
+    runpy.run_path(str(app), run_name="__main__")
+    return 0
+
+
 def cmd_cache(args) -> int:
     from .data import cache_dir, clear_cache
 
@@ -170,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit-message", default=None)
     p.add_argument("--token", default=None)
     p.set_defaults(func=cmd_deploy_space)
+
+    p = sub.add_parser("app", help="run the Gradio demo locally (http://127.0.0.1:7860); needs the repo's spaces_app/")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("cache", help="show or clear the decoded-dataset cache")
     p.add_argument("action", choices=["dir", "clear"])

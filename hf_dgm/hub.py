@@ -114,12 +114,21 @@ def _upload_kwargs(kwargs: dict) -> dict:
     return out
 
 
-def deploy_space(repo_id: str, app_dir=None, **upload_kwargs):
-    """Upload `spaces_app/` as a Gradio Space repo (README front matter, requirements, app code)."""
+def deploy_space(repo_id: str, app_dir=None, carry_checkpoints: bool = False, **upload_kwargs):
+    """Upload `spaces_app/` as a Gradio Space repo: its README front matter, requirements and app code, plus the
+    `hf_dgm` package beside app.py. The Space loads the zoo from its Hub repo ids, or, with `carry_checkpoints`,
+    from a copy of `zoo/` uploaded with it."""
     app_dir = Path(app_dir) if app_dir else Path(__file__).resolve().parent.parent / "spaces_app"
     if not (app_dir / "app.py").is_file() or not (app_dir / "README.md").is_file():
         raise FileNotFoundError(f"{str(app_dir)!r} has no app.py and README.md: not a Space folder.")
     with tempfile.TemporaryDirectory(prefix="hf_dgm_space_") as tmp:
         stage = Path(tmp) / "space"
-        shutil.copytree(app_dir, stage, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+        shutil.copytree(app_dir, stage, ignore=ignore)
+        package = Path(__file__).resolve().parent
+        shutil.copytree(package, stage / "hf_dgm", ignore=ignore)
+        if carry_checkpoints:
+            from .zoo import zoo_dir
+
+            shutil.copytree(zoo_dir(), stage / "zoo", ignore=ignore)
         return _upload(stage, repo_id, repo_type="space", **upload_kwargs)

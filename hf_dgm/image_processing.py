@@ -69,3 +69,57 @@ def save_png_atomic(image: Image.Image, path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     image.save(tmp, format="PNG")
     os.replace(tmp, path)
+
+
+def mnist_preprocess(image, max_side: int = 2048) -> np.ndarray:
+    """A drawn or photographed digit -> (28, 28) uint8 like MNIST: white ink on black, cropped to the ink's bounding
+    box, scaled to fit 20x20 (aspect kept), centred by centre of mass in a 28x28 frame (LeCun et al.'s recipe).
+
+    Accepts a PIL image or an array (H, W[, C]) of any mode (RGBA / palette / 16-bit are converted; transparent
+    pixels count as background). Huge images are first downscaled to `max_side`. Raises ValueError for a blank
+    image (no ink).
+    """
+    if isinstance(image, np.ndarray):
+        array = image
+        if array.dtype == np.uint16 or array.max(initial=0) > 255:
+            array = (array / 257.0).clip(0, 255)
+        image = Image.fromarray(array.astype(np.uint8))
+    if not isinstance(image, Image.Image):
+        raise ValueError(f"expected an image, got {type(image).__name__}")
+    if max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent = paper
+        image = Image.alpha_composite(background, rgba)
+    grey = np.asarray(image.convert("L"), dtype=np.float64)
+    if grey.mean() > 127:  # dark ink on light paper -> invert to MNIST's white on black
+        grey = 255.0 - grey
+    grey[grey < 30] = 0.0  # paper noise
+    ys, xs = np.nonzero(grey)
+    if len(ys) == 0:
+        raise ValueError("the image is blank: draw or upload a digit")
+    crop = grey[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize((nw, nh), Image.Resampling.LANCZOS), np.float64)
+    total = small.sum()
+    cy, cx = (np.arange(nh) @ small.sum(1)) / total, (np.arange(nw) @ small.sum(0)) / total
+    top, left = int(round(14 - cy)), int(round(14 - cx))
+    top, left = min(max(top, 0), 28 - nh), min(max(left, 0), 28 - nw)
+    frame = np.zeros((28, 28), np.float64)
+    frame[top : top + nh, left : left + nw] = small
+    return frame.clip(0, 255).round().astype(np.uint8)
+
+
+def save_gif(frames: list, path, duration_ms: int = 120) -> None:
+    """Animated GIF that plays forth and back (atomic write)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    loop = frames + frames[-2:0:-1]
+    loop[0].save(tmp, format="GIF", save_all=True, append_images=loop[1:], duration=duration_ms, loop=0)
+    os.replace(tmp, path)
