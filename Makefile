@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The CPU build of torch for this kind of machine; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean app
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,16 @@ venv: $(VENV)/.installed
 demo: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/hf-dgm sample --model dcgan-mnist --num-images 64 --seed 0 --out grid.png
 
+app: venv
+	$(PY) -m pip install -q -e ".[app]"
+	HF_HUB_OFFLINE=1 $(PY) spaces_app/app.py
+
 test: venv
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check hf_dgm tests scripts
-	$(VENV)/bin/ruff format --check hf_dgm tests scripts
+	$(VENV)/bin/ruff check hf_dgm tests scripts spaces_app
+	$(VENV)/bin/ruff format --check hf_dgm tests scripts spaces_app
 
 clean:
 	rm -rf $(VENV)
