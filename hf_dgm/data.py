@@ -237,6 +237,18 @@ class BatchSampler:
         return self._order[i * self.batch_size : (i + 1) * self.batch_size]
 
 
+def decoded_size_bytes(dataset: str, split: str, resolution: int, num_channels: int) -> int | None:
+    """Bytes the decoded uint8 split would take, from the dataset's metadata (no download of the data), or None."""
+    try:
+        import datasets
+
+        builder = datasets.load_dataset_builder(dataset)
+        num = builder.info.splits[split].num_examples if builder.info.splits else None
+    except Exception:
+        return None
+    return None if not num else num * num_channels * resolution * resolution
+
+
 class StreamingBatches:
     """For datasets too large for memory: `datasets` streaming, shuffled with a buffer, decoded per sample.
 

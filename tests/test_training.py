@@ -477,3 +477,14 @@ def test_streaming_fallback_trains_and_resumes_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     record = json.loads((tmp_path / "full" / "training_args.json").read_text())
     assert record["num_train_images"] == "streamed"
+
+
+def test_streaming_is_chosen_automatically_for_large_datasets(tmp_path):
+    from hf_dgm.data import decoded_size_bytes
+    from hf_dgm.training.gan import GANTrainer
+
+    assert decoded_size_bytes(MNIST, "train", 28, 1) == 60000 * 784
+    small = GANTrainer(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "a", **TINY_GAN)))
+    assert small.stream is None and small.args.streaming is False
+    big = GANTrainer(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "b", max_memory_gb=0.01, **TINY_GAN)))
+    assert big.stream is not None and big.args.streaming is True

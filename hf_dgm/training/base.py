@@ -67,7 +67,9 @@ class TrainingArguments:
     report_to: str = "tensorboard"  # any accelerate tracker, "all" or "none"
     progress_bar: bool = True
     on_nonfinite: str = "stop"  # "stop" (keep the last good checkpoint) or "skip" (skip the step, count it)
-    streaming: bool = False  # for datasets too large for memory: stream and decode per sample (slower)
+    # None (auto): stream when the decoded split would exceed --max-memory-gb; True/False force it
+    streaming: bool | None = None
+    max_memory_gb: float = 8.0
     # sharing (the token comes from HF_TOKEN or the login cache: it is never an argument saved with the run)
     overwrite_output_dir: bool = False  # start afresh in a folder that holds another run's checkpoints
     push_to_hub: bool = False
@@ -154,6 +156,17 @@ class BaseTrainer:
         set_seed(args.seed)  # global RNGs: weight init is reproducible for a given seed
 
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        if args.streaming is None:
+            from ..data import decoded_size_bytes
+
+            size = decoded_size_bytes(args.dataset, args.split, self.resolution(), self.num_channels())
+            args.streaming = size is not None and size > args.max_memory_gb * 2**30
+            if args.streaming:
+                logger.warning(
+                    "The decoded split needs %.1f GB (> --max-memory-gb %s): streaming it instead.",
+                    size / 2**30,
+                    args.max_memory_gb,
+                )
         if args.streaming:
             self.stream = StreamingBatches(
                 args.dataset,
