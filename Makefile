@@ -25,7 +25,9 @@ app: venv
 	$(PY) -m pip install -q -e ".[app]"
 	HF_HUB_OFFLINE=1 $(PY) spaces_app/app.py
 
+# The browser tests drive Debian's Chromium with Playwright (never `playwright install`: no downloads).
 test: venv
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(PY) -m pytest -q
 
 lint: venv

@@ -1,59 +1,8 @@
 """API tests of the Gradio app with gradio_client, against the app started on a free port with a tiny zoo."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import numpy as np
 import pytest
-import torch
-from conftest import REPO_ROOT, tiny_gan_kwargs, tiny_vae_kwargs
 from PIL import Image, ImageDraw
-
-from hf_dgm import GANConfig, GANModel, VAEConfig, VAEModel
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    zoo = tmp_path_factory.mktemp("zoo")
-    torch.manual_seed(0)
-    GANModel(GANConfig(**tiny_gan_kwargs(use_ema=True))).save_pretrained(zoo / "dcgan-mnist")
-    GANModel(GANConfig(**tiny_gan_kwargs(num_classes=10))).save_pretrained(zoo / "cdcgan-mnist")
-    VAEModel(VAEConfig(**tiny_vae_kwargs(latent_dim=2))).save_pretrained(zoo / "vae2d-mnist")
-    VAEModel(VAEConfig(**tiny_vae_kwargs())).save_pretrained(zoo / "vae-mnist")
-    port = free_port()
-    env = {**os.environ, "HF_DGM_ZOO": str(zoo), "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(REPO_ROOT, "spaces_app", "app.py")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/config", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-3000:])
-    else:
-        proc.kill()
-        raise RuntimeError("the app did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,114 @@
+"""Real-browser tests: Debian's Chromium driven by Playwright against the app on 127.0.0.1.
+
+Each test asserts on what the page shows, keeps a screenshot in test-artifacts/, and fails on any page JS error or
+any request that is not to 127.0.0.1."""
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+from PIL import Image, ImageDraw
+
+ARTIFACTS = Path(REPO_ROOT) / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1280, "height": 1400},
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser, app_url, request):
+    page = browser.new_page()
+    errors, foreign = [], []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("request", lambda req: None if req.url.startswith((app_url, "data:", "blob:")) else foreign.append(req.url))
+    page.goto(app_url, wait_until="networkidle")
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    page.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not foreign, f"requests that left 127.0.0.1: {foreign}"
+
+
+def wait_images(page, selector, count=1, timeout=60_000):
+    page.wait_for_function(
+        """([sel, n]) => { const imgs = [...document.querySelectorAll(sel + ' img')];
+             return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+        arg=[selector, count],
+        timeout=timeout,
+    )
+    return page.eval_on_selector_all(f"{selector} img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
+
+
+def test_generate(page):
+    page.get_by_role("button", name="Generate", exact=True).click()
+    sizes = wait_images(page, "#samples", count=16)
+    assert len(sizes) >= 16 and all(w > 0 and h > 0 for w, h in sizes)
+
+
+def test_interpolate(page):
+    page.get_by_role("tab", name="Interpolate").click()
+    page.get_by_role("button", name="Interpolate", exact=True).click()
+    (width, height), *_ = wait_images(page, "#strip")
+    assert width > 5 * height  # a strip of 10 frames
+
+
+def test_draw_and_reconstruct(page):
+    page.get_by_label("…or a model repo id / local folder").fill("vae-mnist")
+    page.get_by_role("tab", name="Draw a digit (VAE)").click()
+    canvas = page.locator("canvas").first
+    canvas.wait_for()
+    page.locator("button[aria-label='Brush']").first.click()
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y + box["height"] * 0.3, steps=2)
+    page.mouse.move(x, y + box["height"] * 0.6, steps=2)
+    page.mouse.up()
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    (w, h), *_ = wait_images(page, "#preprocessed")
+    assert (w, h) == (140, 140)
+    wait_images(page, "#reconstruction")
+
+
+def test_upload_and_reconstruct(page, tmp_path):
+    digit = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(digit).ellipse((50, 40, 150, 160), outline="black", width=16)  # a "0"
+    path = tmp_path / "zero.png"
+    digit.save(path)
+    page.get_by_label("…or a model repo id / local folder").fill("vae-mnist")
+    page.get_by_role("tab", name="Draw a digit (VAE)").click()
+    page.locator("input[type=file]").last.set_input_files(str(path))
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    (w, h), *_ = wait_images(page, "#preprocessed")
+    assert (w, h) == (140, 140)
+    wait_images(page, "#reconstruction")
