@@ -29,17 +29,19 @@ def bare_gan(cfg, images, batch_size, seed, fixed_batch=False):
     from hf_dgm.gan.networks_gan import build_discriminator, build_generator
 
     torch.manual_seed(seed)
-    G, D, G_ema = build_generator(cfg), build_discriminator(cfg), build_generator(cfg)
+    device = images.device
+    G, D, G_ema = build_generator(cfg).to(device), build_discriminator(cfg).to(device), build_generator(cfg).to(device)
     G_ema.load_state_dict(G.state_dict())
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     n = images.shape[0]
     fixed = images[:batch_size].float() / 127.5 - 1
 
     def step(i):
-        real = fixed if fixed_batch else images[torch.randint(n, (batch_size,), generator=gen)].float() / 127.5 - 1
-        fake = G(torch.randn(batch_size, cfg.latent_dim, generator=gen))
+        idx = torch.randint(n, (batch_size,), generator=gen, device=device)
+        real = fixed if fixed_batch else images[idx].float() / 127.5 - 1
+        fake = G(torch.randn(batch_size, cfg.latent_dim, generator=gen, device=device))
         opt_d.zero_grad(set_to_none=True)
         lr_, _ = D(real)
         lf, _ = D(fake.detach())
@@ -62,17 +64,19 @@ def bare_vae(cfg, images, batch_size, seed, fixed_batch=False):
     from hf_dgm.vae.networks_vae import build_decoder, build_encoder
 
     torch.manual_seed(seed)
-    enc, dec = build_encoder(cfg), build_decoder(cfg)
+    device = images.device
+    enc, dec = build_encoder(cfg).to(device), build_decoder(cfg).to(device)
     opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     n = images.shape[0]
     fixed = images[:batch_size].float() / 255
 
     def step(i):
-        x = fixed if fixed_batch else images[torch.randint(n, (batch_size,), generator=gen)].float() / 255
+        idx = torch.randint(n, (batch_size,), generator=gen, device=device)
+        x = fixed if fixed_batch else images[idx].float() / 255
         x = torch.bernoulli(x, generator=gen)
         mean, logvar = enc(x)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen, device=device)
         rec = F.binary_cross_entropy_with_logits(dec(z), x, reduction="none").flatten(1).sum(1).mean()
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
         opt.zero_grad(set_to_none=True)
