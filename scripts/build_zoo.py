@@ -56,6 +56,27 @@ SHIPPED = (
 )
 
 
+def evaluate(name: str, iwae_k: int, num_test_images: int | None):
+    """`hf-dgm evaluate` on the shipped folder: eval_results.json and the card's model-index."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "hf_dgm.cli",
+        "evaluate",
+        str(ROOT / "zoo" / name),
+        "--dataset",
+        MNIST,
+        "--iwae-k",
+        str(iwae_k),
+        "--iwae-state",
+        str(ROOT / "runs" / f"{name}.iwae.json"),
+    ]
+    if num_test_images:
+        cmd += ["--num-test-images", str(num_test_images)]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
 def train(name: str, device: str, checkpoint_every: int, runs: Path):
     family, *flags = RECIPES[name].split()
     out = runs / name
@@ -94,11 +115,19 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
+    parser.add_argument("--skip-eval", action="store_true", help="train and copy only")
+    parser.add_argument("--iwae-k", type=int, default=5000, help="VAE NLL importance samples (reports say if reduced)")
+    parser.add_argument("--num-test-images", type=int, default=None, help="VAE NLL on fewer test images")
     args = parser.parse_args()
     for name in args.names:
+        if name == "mnist-classifier":  # the feature extractor: needed before any evaluation
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "train_classifier.py")], check=True)
+            continue
         if name not in RECIPES:
-            raise SystemExit(f"unknown model {name!r}: expected one of {list(RECIPES)}")
+            raise SystemExit(f"unknown model {name!r}: expected one of {['mnist-classifier', *RECIPES]}")
         train(name, args.device, args.checkpoint_every, Path(args.runs_dir))
+        if not args.skip_eval:
+            evaluate(name, args.iwae_k, args.num_test_images)
 
 
 if __name__ == "__main__":
