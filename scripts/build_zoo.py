@@ -110,7 +110,7 @@ def train(name: str, device: str, checkpoint_every: int, runs: Path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "names", nargs="*", default=list(RECIPES), help=f"models to build (default: all of {list(RECIPES)})"
+        "names", nargs="*", default=["mnist-classifier", *RECIPES], help="models to build (default: all)"
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint-every", type=int, default=500)
