@@ -533,8 +533,8 @@ class BaseTrainer:
         current = self.args.to_dict()
         changed = sorted(
             k
-            for k in current.keys() | saved.keys()
-            if k not in self.RESUMABLE_CHANGES and current.get(k) != saved.get(k)
+            for k in current.keys() & saved.keys()  # a field newer than the checkpoint keeps its default
+            if k not in self.RESUMABLE_CHANGES and current[k] != saved[k]
         )
         if current.get("lr_schedule", "constant") != "constant" and current.get("max_steps") != saved.get("max_steps"):
             changed.append("max_steps (the LR schedule depends on it)")
