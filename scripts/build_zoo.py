@@ -37,7 +37,7 @@ RECIPES = {
     "--ema-decay 0.999",
     "mlp-vae-mnist": "vae --architecture mlp --latent-dim 16 --batch-size 128 --max-steps 20000 --lr-schedule cosine",
     "vae2d-mnist": "vae --architecture conv --latent-dim 2 --base-channels 32 --hidden-dim 256 --batch-size 128 "
-    "--max-steps 10000 --lr-schedule cosine",
+    "--max-steps 5000 --lr-schedule cosine",
 }
 
 SHIPPED = (
