@@ -373,9 +373,11 @@ def test_multiprocess_ranks_end_identical(tmp_path):
         "          progress_bar=False, device='cpu', generator_channels=4, discriminator_channels=4, latent_dim=8)\n"
         "trainer = GANTrainer(GANTrainingArguments(**kw))\n"
         "assert trainer.accelerator.num_processes == 2, trainer.accelerator.num_processes\n"
+        "first = trainer.sampler._permutation(0)[:16].tolist()\n"
         "model = trainer.train()\n"
         "h = hashlib.sha256(b''.join(t.detach().numpy().tobytes() for t in model.state_dict().values())).hexdigest()\n"
         f"open({str(tmp_path)!r} + f'/rank{{trainer.accelerator.process_index}}.txt', 'w').write(h)\n"
+        f"open({str(tmp_path)!r} + f'/data{{trainer.accelerator.process_index}}.txt', 'w').write(str(first))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
@@ -386,6 +388,7 @@ def test_multiprocess_ranks_end_identical(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     h0, h1 = (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
     assert h0 == h1
+    assert (tmp_path / "data0.txt").read_text() != (tmp_path / "data1.txt").read_text()  # each rank its own shard
     single = GANModel.from_pretrained(tmp_path / "out")
     assert single.config.latent_dim == 8
 
