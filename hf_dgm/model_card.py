@@ -56,7 +56,7 @@ def render_model_card(model_dir, repo_id: str | None = None):
         eval_results = [
             EvalResult(
                 task_type=task,
-                dataset_type=dataset or "ylecun/mnist",
+                dataset_type=datasets[0] if datasets else dataset,
                 dataset_name="MNIST",
                 dataset_split="test",
                 metric_type=m["type"],
@@ -98,6 +98,12 @@ def render_model_card(model_dir, repo_id: str | None = None):
             "num_processes",
         )
         training_rows = [(k, train[k]) for k in keys if train.get(k) not in (None, "")]
+        if datasets and dataset not in (None, "ylecun/mnist"):  # a local copy (same schema) of the Hub dataset
+            training_rows = [
+                ("dataset", "ylecun/mnist (local copy)") if k == "dataset" else (k, v) for k, v in training_rows
+            ]
+        if train.get("training_time_note"):
+            training_rows.append(("training time note", train["training_time_note"]))
     extra = []
     if family == "gan":
         for k in ("spectral_norm", "minibatch_std", "minibatch_discrimination_kernels", "use_ema"):
