@@ -4,7 +4,6 @@ One iteration: [extra D steps on fresh batches] -> D step on (real, G(z).detach(
 -> EMA update of G. See `losses.py` for the losses and the "Improved Techniques" options.
 """
 
-import argparse
 import sys
 from dataclasses import dataclass
 
@@ -12,7 +11,7 @@ import torch
 
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel
-from .base import BaseTrainer, TrainingArguments, add_dataclass_arguments
+from .base import BaseTrainer, TrainingArguments
 from .losses import (
     GAN_LOSSES,
     HistoricalAverage,
@@ -246,24 +245,10 @@ def train_gan(args: GANTrainingArguments, model: GANModel | None = None) -> GANM
     return GANTrainer(args, model=model).train()
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(
-        prog="hf-dgm train gan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_dataclass_arguments(parser, GANTrainingArguments)
-    return parser
-
-
-def args_from_namespace(ns) -> GANTrainingArguments:
-    from dataclasses import fields
-
-    return GANTrainingArguments(**{f.name: getattr(ns, f.name) for f in fields(GANTrainingArguments)})
-
-
 def main(argv=None):
-    from .cli import run_training
+    from .cli import main as cli_main
 
-    return run_training(train_gan, args_from_namespace(build_parser().parse_args(argv)))
+    return cli_main("gan", GANTrainingArguments, train_gan, __doc__, argv)
 
 
 if __name__ == "__main__":

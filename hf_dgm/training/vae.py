@@ -10,7 +10,6 @@ For the Bernoulli likelihood the data are dynamically binarized by default: a fr
 image is used, as in the IWAE paper.
 """
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from torch import nn
 from ..vae.configuration_vae import VAEConfig
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
 from ..vae.networks_vae import randn
-from .base import BaseTrainer, TrainingArguments, add_dataclass_arguments
+from .base import BaseTrainer, TrainingArguments
 
 
 @dataclass
@@ -181,24 +180,10 @@ def train_vae(args: VAETrainingArguments, model: VAEModel | None = None) -> VAEM
     return VAETrainer(args, model=model).train()
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(
-        prog="hf-dgm train vae", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_dataclass_arguments(parser, VAETrainingArguments)
-    return parser
-
-
-def args_from_namespace(ns) -> VAETrainingArguments:
-    from dataclasses import fields
-
-    return VAETrainingArguments(**{f.name: getattr(ns, f.name) for f in fields(VAETrainingArguments)})
-
-
 def main(argv=None):
-    from .cli import run_training
+    from .cli import main as cli_main
 
-    return run_training(train_vae, args_from_namespace(build_parser().parse_args(argv)))
+    return cli_main("vae", VAETrainingArguments, train_vae, __doc__, argv)
 
 
 if __name__ == "__main__":
