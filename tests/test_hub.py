@@ -297,7 +297,14 @@ def test_private_repo_and_token_hygiene(hub, tmp_path):
 
 def test_failures_are_clear_and_retries_succeed(hub, tmp_path):
     state, url = hub
-    run_client(MAKE_MODELS + '    vae.save_pretrained("folder")\n', url, tmp_path)
+    # weights of their own, so no other test has uploaded these blobs already
+    run_client(
+        MAKE_MODELS
+        + "    torch.nn.init.normal_(vae.decoder.net[-1].bias, generator=torch.Generator().manual_seed(7))\n"
+        '    vae.save_pretrained("folder")\n',
+        url,
+        tmp_path,
+    )
     before = {p.name: p.read_bytes() for p in (tmp_path / "folder").iterdir()}
     push = """
     from hf_dgm.hub import push_model_folder
@@ -306,15 +313,20 @@ def test_failures_are_clear_and_retries_succeed(hub, tmp_path):
     """
     down = run_client(push, "http://127.0.0.1:9", tmp_path, expect_ok=False)  # nothing listens on port 9
     assert down.returncode != 0 and ("Connect" in down.stderr or "connect" in down.stderr)
-    state.cut_uploads = 100  # every upload cut off: a clear error
-    cut = run_client(push.replace("tester/flaky", "tester/flaky-cut"), url, tmp_path, expect_ok=False)
-    assert cut.returncode != 0 and "Error" in cut.stderr
-    state.cut_uploads = 1  # one upload cut off: the client's own retry recovers, with intact data
-    assert "pushed" in run_client(push.replace("tester/flaky", "tester/flaky-once"), url, tmp_path).stdout
-    state.cut_uploads = 0
-    state.fail_commits = 1
-    failed = run_client(push, url, tmp_path, expect_ok=False)
-    assert failed.returncode != 0 and "500" in failed.stderr
+    try:
+        state.cut_uploads = 100  # every upload cut off: a clear error
+        cut = run_client(push.replace("tester/flaky", "tester/flaky-cut"), url, tmp_path, expect_ok=False)
+        assert cut.returncode != 0 and "Error" in cut.stderr
+        state.cut_uploads = 1  # one upload cut off: the client's own retry recovers, with intact data
+        assert "pushed" in run_client(push.replace("tester/flaky", "tester/flaky-once"), url, tmp_path).stdout
+    finally:
+        state.cut_uploads = 0
+    try:
+        state.fail_commits = 1
+        failed = run_client(push, url, tmp_path, expect_ok=False)
+        assert failed.returncode != 0 and "500" in failed.stderr
+    finally:
+        state.fail_commits = 0
     assert {p.name: p.read_bytes() for p in (tmp_path / "folder").iterdir()} == before  # local files untouched
     assert "pushed" in run_client(push, url, tmp_path).stdout
     assert "pushed" in run_client(push.replace("tester/flaky", "tester/flaky-cut"), url, tmp_path).stdout

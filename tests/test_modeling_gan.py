@@ -253,7 +253,7 @@ def test_load_weights_that_do_not_match_config(tmp_path, tiny_gan):
     config["use_ema"] = False
     config["generator_channels"] = 8  # shapes differ
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises((ValueError, RuntimeError), match=r"(?i)size mismatch|mismatched_keys|shape"):
+    with pytest.raises(ValueError, match="don't match its config.*shapes differ"):
         GANModel.from_pretrained(tmp_path)
 
 
