@@ -209,6 +209,11 @@ class GANModel(PreTrainedModel):
                     f"The weights in {pretrained_model_name_or_path!r} can't be read: model.safetensors is "
                     f"truncated or corrupt ({err})."
                 ) from err
+            if "mismatched_sizes" in str(err):  # transformers 5: tensors whose shapes differ from the config's
+                raise ValueError(
+                    f"The weights in {pretrained_model_name_or_path!r} don't match its config "
+                    f"({cls.config_class.__name__}): some tensor shapes differ (see the load report above)."
+                ) from err
             raise
         problems = {k: sorted(info[k]) for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)}
         if problems:
