@@ -156,10 +156,11 @@ class BaseTrainer:
         set_seed(args.seed)  # global RNGs: weight init is reproducible for a given seed
 
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        label_column, resolution, channels = self.label_column_needed(), self.resolution(), self.num_channels()
         if args.streaming is None:
             from ..data import decoded_size_bytes
 
-            size = decoded_size_bytes(args.dataset, args.split, self.resolution(), self.num_channels())
+            size = decoded_size_bytes(args.dataset, args.split, resolution, channels)
             args.streaming = size is not None and size > args.max_memory_gb * 2**30
             if args.streaming:
                 logger.warning(
@@ -172,9 +173,9 @@ class BaseTrainer:
                 args.dataset,
                 args.split,
                 args.image_column,
-                self.label_column_needed(),
-                self.resolution(),
-                self.num_channels(),
+                label_column,
+                resolution,
+                channels,
                 args.batch_size,
                 args.seed,
                 rank,
@@ -192,9 +193,9 @@ class BaseTrainer:
                 args.dataset,
                 args.split,
                 args.image_column,
-                self.label_column_needed(),
-                self.resolution(),
-                self.num_channels(),
+                label_column,
+                resolution,
+                channels,
                 args.max_samples,
                 args.on_bad_image,
             )
@@ -270,7 +271,13 @@ class BaseTrainer:
         pass
 
     def fixed_sample_inputs(self):
-        raise NotImplementedError
+        """One fixed, seeded latent batch (and balanced labels for conditional models) for every sample grid."""
+        g = torch.Generator().manual_seed(self.args.seed + 1234)
+        z = torch.randn(self.args.num_grid_images, self.model.config.latent_dim, generator=g)
+        labels = None
+        if self.model.config.num_classes:
+            labels = torch.arange(self.args.num_grid_images) % self.model.config.num_classes
+        return z, labels
 
     def sample_grid_images(self) -> torch.Tensor:
         """Images in [0, 1] from the fixed, seeded inputs (EMA weights where present)."""
@@ -584,6 +591,12 @@ class BaseTrainer:
                 commit_message=f"Trained with hf-dgm for {self.step} steps",
             )
             logger.info("pushed %s to %s", self.output_dir, commit.commit_url)
+
+
+def grad_norm(module) -> torch.Tensor:
+    """L2 norm of all gradients of `module` (logged at log steps only)."""
+    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
+    return torch.cat(grads).norm() if grads else torch.zeros(())
 
 
 def _to(tensor, device):

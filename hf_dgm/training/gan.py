@@ -12,6 +12,7 @@ import torch
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel
 from .base import BaseTrainer, TrainingArguments
+from .base import grad_norm as _grad_norm
 from .losses import (
     GAN_LOSSES,
     HistoricalAverage,
@@ -221,23 +222,10 @@ class GANTrainer(BaseTrainer):
                 ema_update(self.model.generator_ema, self.model.generator, decay)
         return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}
 
-    def fixed_sample_inputs(self):
-        g = torch.Generator().manual_seed(self.args.seed + 1234)
-        z = torch.randn(self.args.num_grid_images, self.model.config.latent_dim, generator=g)
-        labels = None
-        if self.model.config.num_classes:
-            labels = torch.arange(self.args.num_grid_images) % self.model.config.num_classes
-        return z, labels
-
     def sample_grid_images(self):
         z, labels = self.fixed
         sample = self.model.generate(latents=z.to(self.device), class_labels=labels).sample
         return ((sample.float() + 1) / 2).clamp(0, 1)
-
-
-def _grad_norm(module) -> torch.Tensor:
-    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
-    return torch.cat(grads).norm() if grads else torch.zeros(())
 
 
 def train_gan(args: GANTrainingArguments, model: GANModel | None = None) -> GANModel:

@@ -20,7 +20,7 @@ from torch import nn
 from ..vae.configuration_vae import VAEConfig
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
 from ..vae.networks_vae import randn
-from .base import BaseTrainer, TrainingArguments
+from .base import BaseTrainer, TrainingArguments, grad_norm
 
 
 @dataclass
@@ -156,19 +156,10 @@ class VAETrainer(BaseTrainer):
             return {}
         self.accelerator.backward(out["loss"])
         if log:
-            grads = [p.grad.detach().flatten() for p in self.model.parameters() if p.grad is not None]
-            out["grad_norm"] = torch.cat(grads).norm()
+            out["grad_norm"] = grad_norm(self.model)
             out["beta"] = beta
         self.opt.step()
         return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out.items()}
-
-    def fixed_sample_inputs(self):
-        g = torch.Generator().manual_seed(self.args.seed + 1234)
-        z = torch.randn(self.args.num_grid_images, self.model.config.latent_dim, generator=g)
-        labels = None
-        if self.model.config.num_classes:
-            labels = torch.arange(self.args.num_grid_images) % self.model.config.num_classes
-        return z, labels
 
     def sample_grid_images(self):
         z, labels = self.fixed
