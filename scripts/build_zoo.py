@@ -27,11 +27,11 @@ RECIPES = {
     "dcgan-mnist": "gan --architecture dcgan --generator-channels 128 --discriminator-channels 64 --batch-size 128 "
     "--max-steps 5000 --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999",
     "cdcgan-mnist": "gan --architecture dcgan --conditional --generator-channels 128 --discriminator-channels 64 "
-    "--batch-size 128 --max-steps 5000 --ema-decay 0.999",
+    "--batch-size 128 --max-steps 3000 --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999",
     "vae-mnist": "vae --architecture conv --latent-dim 32 --base-channels 32 --hidden-dim 512 --batch-size 128 "
     "--max-steps 30000 --lr 1e-3 --lr-schedule cosine --kl-warmup-steps 2000",
     "cvae-mnist": "vae --architecture conv --conditional --latent-dim 32 --base-channels 32 --hidden-dim 512 "
-    "--batch-size 128 --max-steps 20000 --lr-schedule cosine --kl-warmup-steps 2000",
+    "--batch-size 128 --max-steps 10000 --lr 1e-3 --lr-schedule cosine --kl-warmup-steps 2000",
     # The article's networks, trained properly (non-saturating loss, Adam, EMA; Bernoulli VAE).
     "mlp-gan-mnist": "gan --architecture mlp --batch-size 128 --max-steps 20000 --lr-g 2e-4 --lr-d 2e-4 "
     "--ema-decay 0.999",
