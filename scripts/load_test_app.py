@@ -30,12 +30,20 @@ def wait_ready(url, timeout=180):
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
+def assert_grid(out):
+    """The answer holds the 64-image grid (8 x 8 images of 28 px, 2 px padding)."""
+    from PIL import Image
+
+    assert Image.open(out[1]).size == (242, 242), out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=None, help="a running app; default: start one on port 7861")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=5)
     parser.add_argument("--model", default="dcgan-mnist")
+    parser.add_argument("--app", default=str(ROOT / "spaces_app" / "app.py"), help="app file to start (A/B runs)")
     args = parser.parse_args()
     from gradio_client import Client
 
@@ -45,14 +53,14 @@ def main():
         url = "http://127.0.0.1:7861"
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "spaces_app" / "app.py")],
+            [sys.executable, args.app],
             env={**os.environ, "GRADIO_SERVER_PORT": "7861", "HF_HUB_OFFLINE": "1"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wait_ready(url)
         first = Client(url, verbose=False).predict(args.model, "", 0, 64, "all", 1.0, api_name="/generate")
-        assert len(first[0]) == 64
+        assert_grid(first)
         print(f"cold start to first served 64-image grid: {time.perf_counter() - start:.1f} s")
     try:
 
@@ -63,7 +71,7 @@ def main():
                 t = time.perf_counter()
                 try:
                     out = client.predict(args.model, "", i * 100 + r, 64, "all", 1.0, api_name="/generate")
-                    assert len(out[0]) == 64
+                    assert_grid(out)
                     times.append(time.perf_counter() - t)
                 except Exception as err:  # counted and reported, the run goes on
                     errors += 1

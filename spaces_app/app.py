@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from hf_dgm.zoo import ZOO_MODELS, hub_repo_id, zoo_dir  # noqa: E402
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 MAX_IMAGES = 64
+DISPLAY_SCALE = 3  # the Generate tab shows the 28-px digits at 3x (nearest neighbour); the download is 1x
 MAX_SEED = 2**31 - 1
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 MODEL_TYPES = ("hf_dgm_gan", "hf_dgm_vae")
@@ -159,8 +161,12 @@ def generate(choice, custom, seed, num_images, digit, spread):
         raise gr.Error(f"Ask for 1 to {MAX_IMAGES} images, not {n}.")
     z = _latents(config, seed, n, float(spread))
     images = pipe(latents=z, class_labels=_labels(config, digit, n), output_type="pt").images
-    gallery = [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in to_uint8(images)]
-    return gallery, _grid_file(images, f"samples_seed{seed}.png")
+    # One grid file, shown and offered for download: a gallery of 64 separate files spent most of each request
+    # in Gradio's per-file saving, caching and serving (profiled with py-spy; see the README's speed section).
+    grid = _grid_file(images, f"samples_seed{seed}.png")
+    shown = Image.open(grid)
+    shown = shown.resize((shown.width * DISPLAY_SCALE, shown.height * DISPLAY_SCALE), Image.NEAREST)
+    return shown, grid
 
 
 @gpu
@@ -286,12 +292,12 @@ def build_app() -> gr.Blocks:
                 digit = gr.Dropdown(digits, value="all", label="Digit (conditional models)")
                 spread = gr.Slider(0.1, 3.0, 1.0, label="Truncation (GAN) / temperature (VAE)")
             go = gr.Button("Generate", variant="primary")
-            gallery = gr.Gallery(label="Samples", columns=8, format="png", elem_id="samples")
+            samples = gr.Image(label="Samples", format="png", elem_id="samples")
             grid_file = gr.File(label="Grid (PNG)")
             go.click(
                 generate,
                 [choice, custom, seed, num, digit, spread],
-                [gallery, grid_file],
+                [samples, grid_file],
                 api_name="generate",
                 concurrency_limit=2,
             )
@@ -351,7 +357,17 @@ def build_app() -> gr.Blocks:
     return app
 
 
+def warm_up():
+    """Load the default model while the server starts, so that the first visitor does not wait for the imports
+    (transformers) and the weights: cold start to first image 14.1 s before this (scripts/load_test_app.py)."""
+    try:
+        _model(GENERATORS[0], "")
+    except Exception as err:  # the first request will report it properly
+        print(f"warm-up skipped: {type(err).__name__}: {err}", file=sys.stderr)
+
+
 def main(port: int | None = None):
+    threading.Thread(target=warm_up, daemon=True).start()
     build_app().launch(
         server_name="0.0.0.0" if ON_SPACE else "127.0.0.1",
         server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
