@@ -161,7 +161,7 @@ def generate(choice, custom, seed, num_images, digit, spread):
         raise gr.Error(f"Ask for 1 to {MAX_IMAGES} images, not {n}.")
     z = _latents(config, seed, n, float(spread))
     images = pipe(latents=z, class_labels=_labels(config, digit, n), output_type="pt").images
-    # One grid file, shown and offered for download: a gallery of 64 separate files spent most of each request
+    # One grid, shown (3x) and offered for download: a gallery of 64 separate files spent most of each request
     # in Gradio's per-file saving, caching and serving (profiled with py-spy; see the README's speed section).
     grid = _grid_file(images, f"samples_seed{seed}.png")
     shown = Image.open(grid)
