@@ -1,58 +1,247 @@
 #!/usr/bin/env bash
-# GPU check for a lent machine (device tool): one command, under 8 minutes.
-#   - installs what the GPU image lacks from wheels carried in .whl/ (see the device tool's README),
-#   - runs the test subset that matters on a GPU (models, pipelines, training steps on CUDA),
-#   - measures training images/s for DCGAN and the conv VAE: bare loop vs hf-dgm trainer, fp32 eager vs
-#     bf16 + torch.compile, and warm sampling images/s; results in $OUT/gpu_check.txt.
-# Usage (from the repository root, on the device): bash scripts/gpu_check.sh
+# GPU check for a lent machine (the device tool's `run`): one command, under 8 minutes.
+#
+# The device image has python3 3.12 with torch, transformers, accelerate, huggingface_hub, safetensors, pyarrow,
+# pytest and pytest-xdist, but not `datasets` or `diffusers` (and their needs dill, multiprocess), and it has no
+# network. The ../shared/data/mnist beside this checkout does not travel either. So both come in .gpu_check/
+# (ignored by git, named in `carry`), made here once with:
+#
+#     bash scripts/gpu_check.sh --prepare      # wheels + MNIST parquet into .gpu_check/ (about 27 MB)
+#
+# and then run there with:
+#
+#     run(command="bash scripts/gpu_check.sh", carry=[".gpu_check"], timeout_s=540)
+#
+# On the device it
+#   1. installs the carried wheels into /tmp/site and links the carried MNIST where the tests look for it,
+#   2. runs the tests that train (tests/test_training.py: device "auto", so CUDA there) and the model/pipeline
+#      tests (CPU, but against the image's torch/transformers versions),
+#   3. smoke-trains on CUDA what the tests don't: fp16 (GradScaler) + channels_last GAN with checkpoint and
+#      resume, fp16 conv VAE,
+#   4. measures training images/s of DCGAN (G 128, D 64) and the conv VAE, batch 256: hf-dgm trainer vs the bare
+#      loop of scripts/benchmark_train.py in fp32 eager, then the trainer in bf16 eager and bf16 + torch.compile
+#      (one process per precision: accelerate fixes the mixed precision once per process), and warm sampling
+#      images/s (pipeline vs bare forward, batch 64 and 1024).
+# Every step has a time limit inside one overall deadline (DEADLINE_S, default 450 s), so the whole script ends
+# under 8 minutes; a step that fails or runs out of time is reported and the next one still runs. Output:
+# $OUT/gpu_check.log (everything), $OUT/bench.jsonl (the numbers), $OUT/summary.txt (printed last too). The exit
+# status is non-zero if any step failed, timed out or was skipped.
 set -euo pipefail
-OUT=${OUT:-/tmp/gpu_check_out}
-mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
+cd "$(dirname "${BASH_SOURCE[0]}")/.."  # the repository root (the device tool starts there anyway)
+
+WHEELS=(datasets==5.2.0 diffusers==0.42.1 dill==0.4.1 multiprocess==0.70.19)  # the versions of .venv
+
+if [[ "${1:-}" == "--prepare" ]]; then  # here, not on the device
+  exclude=$(git rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$exclude")"
+  grep -qxF '/.gpu_check/' "$exclude" 2>/dev/null || echo '/.gpu_check/' >>"$exclude"
+  rm -rf .gpu_check && mkdir -p .gpu_check/wheels .gpu_check/mnist
+  py=.venv/bin/python; [[ -x $py ]] || py=python3
+  "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d .gpu_check/wheels "${WHEELS[@]}"
+  cp ../shared/data/mnist/*.parquet .gpu_check/mnist/
+  tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+  carried=$(du -sb .gpu_check | cut -f1)
+  echo "carried: $((carried / 1048576)) MiB; working tree: $((tree / 1048576)) MiB; limit 64 MiB together"
+  ((tree + carried < 64 * 1048576)) || { echo "too large to travel" >&2; exit 1; }
+  exit 0
 fi
-export HF_HUB_OFFLINE=1 HF_DGM_CACHE=/tmp/hf_dgm_cache PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu_check.txt"
-python3 -c "import torch, transformers, diffusers, accelerate; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
-  | tee -a "$OUT/gpu_check.txt"
-timeout 180 python3 -m pytest -q -x tests/test_modeling_gan.py tests/test_modeling_vae.py tests/test_pipelines.py \
-  2>&1 | tail -3 | tee -a "$OUT/gpu_check.txt" || true
-timeout 300 python3 - <<'PY' 2>&1 | tee -a "$OUT/gpu_check.txt"
-import tempfile, time, torch
+
+export OUT=${OUT:-/tmp/gpu_check_out}  # the device tool sets it; what is under it comes back
+mkdir -p "$OUT"
+LOG=$OUT/gpu_check.log
+DATA=$PWD/.gpu_check/mnist
+DEADLINE=$((SECONDS + ${DEADLINE_S:-450}))
+STATUS=()  # one line per step
+FAILED=0
+
+say() { echo "$*" | tee -a "$LOG"; }
+
+# step NAME LIMIT_S CMD...: run CMD with its output in the log, within min(LIMIT_S, time left before DEADLINE).
+step() {
+  local name=$1 limit=$2 left=$((DEADLINE - SECONDS)) start=$SECONDS rc
+  shift 2
+  ((limit < left)) || limit=$left
+  if ((limit < 20)); then
+    STATUS+=("$name: SKIPPED (deadline)"); FAILED=1; say "== $name: skipped, ${left}s left"; return
+  fi
+  say "== $name (limit ${limit}s)"
+  set +e
+  timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$LOG"
+  rc=${PIPESTATUS[0]}
+  set -e
+  if ((rc == 0)); then STATUS+=("$name: ok ($((SECONDS - start))s)")
+  elif ((rc == 124 || rc == 137)); then STATUS+=("$name: TIMED OUT after ${limit}s"); FAILED=1
+  else STATUS+=("$name: FAILED rc=$rc ($((SECONDS - start))s)"); FAILED=1
+  fi
+}
+
+# ---- 1. carried wheels and data (missing ones fail here, loudly)
+compgen -G ".gpu_check/wheels/*.whl" >/dev/null && compgen -G "$DATA/*.parquet" >/dev/null || {
+  echo "no .gpu_check/: run 'bash scripts/gpu_check.sh --prepare' here and carry .gpu_check" >&2
+  exit 1
+}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  .gpu_check/wheels/*.whl
+export PYTHONPATH=/tmp/site:$PWD
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1
+export HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error
+export HF_DGM_CACHE=/tmp/hf_dgm_cache
+# tests/conftest.py and scripts/benchmark_train.py read MNIST from ../shared/data/mnist
+if [[ ! -e ../shared/data/mnist ]]; then
+  mkdir -p ../shared/data && ln -s "$DATA" ../shared/data/mnist || say "warning: could not link ../shared/data/mnist"
+fi
+
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) || { echo "nvidia-smi failed: no GPU" >&2; exit 1; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
+step versions 90 python3 -c "
+import sys, torch, transformers, diffusers, datasets, accelerate, huggingface_hub, pyarrow, fsspec, hf_dgm
+print('python', sys.version.split()[0], '| torch', torch.__version__, '| transformers', transformers.__version__,
+      '| diffusers', diffusers.__version__, '| datasets', datasets.__version__, '| accelerate', accelerate.__version__,
+      '| huggingface_hub', huggingface_hub.__version__, '| pyarrow', pyarrow.__version__, '| fsspec', fsspec.__version__)
+assert torch.cuda.is_available(), 'torch sees no CUDA device'
+print('cuda', torch.version.cuda, torch.cuda.get_device_name(0))
+"
+
+# ---- 2. tests (xdist where the image has it; each worker gets 2 CPU threads)
+xdist=(); python3 -c "import xdist" 2>/dev/null && xdist=(-n 6)
+OMP_NUM_THREADS=2 step tests 170 python3 -m pytest -q -rfE -p no:cacheprovider "${xdist[@]}" \
+  tests/test_training.py tests/test_modeling_gan.py tests/test_modeling_vae.py tests/test_pipelines.py
+
+# ---- 3. CUDA smoke: fp16 + channels_last GAN (checkpoint at 10, resume to 30) and fp16 VAE
+cat >/tmp/gpu_check_smoke.py <<'PY'
+import sys, tempfile
 from pathlib import Path
-import sys; sys.path.insert(0, "scripts")
-from benchmark_train import MNIST, bare_gan, bare_vae  # noqa: E402
-from hf_dgm.training.gan import GANTrainer, GANTrainingArguments
-from hf_dgm.training.vae import VAETrainer, VAETrainingArguments
+import torch
+from hf_dgm import GANModel, VAEModel
+from hf_dgm.training.gan import GANTrainingArguments, train_gan
+from hf_dgm.training.vae import VAETrainingArguments, train_vae
 
-def rate(fn, steps, batch):
-    fn(5); torch.cuda.synchronize(); t = time.perf_counter(); fn(steps); torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - t)
-
-dataset = MNIST if Path(MNIST).exists() else "ylecun/mnist"
-for kind in ("gan", "vae"):
-    for precision, compile_ in (("no", False), ("bf16", True)):
-        with tempfile.TemporaryDirectory() as out:
-            kw = dict(output_dir=out, dataset=dataset, batch_size=256, max_steps=10**9, log_every=100,
-                      sample_every=10**9, checkpoint_every=10**9, report_to="none", progress_bar=False,
-                      device="cuda", mixed_precision=precision, compile=compile_, allow_tf32=True)
-            trainer = (GANTrainer(GANTrainingArguments(generator_channels=128, discriminator_channels=64, **kw))
-                       if kind == "gan" else VAETrainer(VAETrainingArguments(**kw)))
-            ours = rate(lambda n: trainer.run_steps(n), 200, 256)
-            line = f"{kind} trainer {precision} compile={compile_}: {ours:,.0f} images/s"
-            if precision == "no":
-                step = (bare_gan if kind == "gan" else bare_vae)(trainer.model.config, trainer.images, 256, 0)
-                bare = rate(lambda n: [step(i) for i in range(n)], 200, 256)
-                line += f"; bare fp32 loop {bare:,.0f} images/s; ratio {ours / bare:.3f}"
-            print(line)
-from hf_dgm import GANConfig, GANModel, GANPipeline
-model = GANModel(GANConfig(generator_channels=128, use_ema=True)).cuda().eval()
-pipe = GANPipeline(gan=model)
-z = torch.randn(64, 100, device="cuda")
-print("sampling 64 images:", f"{rate(lambda n: [pipe(latents=z, output_type='pt') for _ in range(n)], 50, 64):,.0f}",
-      "images/s (pipeline, incl. copy to CPU)")
+data = sys.argv[1]
+with tempfile.TemporaryDirectory() as tmp:
+    common = dict(dataset=data, batch_size=64, log_every=5, sample_every=10, checkpoint_every=10, num_grid_images=16,
+                  report_to="none", progress_bar=False, device="cuda", mixed_precision="fp16")
+    gan = dict(common, output_dir=f"{tmp}/gan", channels_last=True)
+    train_gan(GANTrainingArguments(max_steps=20, **gan))
+    train_gan(GANTrainingArguments(max_steps=30, resume_from="latest", **gan))
+    train_vae(VAETrainingArguments(max_steps=20, output_dir=f"{tmp}/vae", **common))
+    g, v = GANModel.from_pretrained(f"{tmp}/gan"), VAEModel.from_pretrained(f"{tmp}/vae")
+    assert all(torch.isfinite(p).all() for m in (g, v) for p in m.parameters()), "non-finite weights"
+    print("RESULT smoke: fp16 channels_last GAN 20 + resume to 30 steps, fp16 VAE 20 steps on", torch.cuda.get_device_name(0))
 PY
-echo "done: $OUT/gpu_check.txt"
+step smoke 90 python3 /tmp/gpu_check_smoke.py "$DATA"
+
+# ---- 4. throughput, one process per precision (accelerate allows one mixed precision per process)
+cat >/tmp/gpu_check_bench.py <<'PY'
+import argparse, json, os, statistics, sys, tempfile, time
+import torch
+
+sys.path.insert(0, os.path.join(os.getcwd(), "scripts"))
+from benchmark_train import bare_gan, bare_vae  # noqa: E402
+
+p = argparse.ArgumentParser()
+p.add_argument("--data", required=True)
+p.add_argument("--precision", default="no", choices=["no", "bf16", "fp16"])
+p.add_argument("--compile", action="store_true")
+p.add_argument("--bare", action="store_true", help="also the bare fp32 loop, interleaved")
+p.add_argument("--sample", action="store_true", help="also warm sampling images/s")
+p.add_argument("--batch-size", type=int, default=256)
+p.add_argument("--steps", type=int, default=100)
+p.add_argument("--repeats", type=int, default=3)
+a = p.parse_args()
+B = a.batch_size
+label = ("fp32" if a.precision == "no" else a.precision) + (" + compile" if a.compile else " eager")
+card = torch.cuda.get_device_name(0)
+
+
+def seconds(fn, n):
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn(n)
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def report(**row):
+    row.update(card=card, torch=torch.__version__)
+    with open(os.path.join(os.environ["OUT"], "bench.jsonl"), "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def trainer_for(kind, out):
+    kw = dict(output_dir=out, dataset=a.data, batch_size=B, max_steps=10**9, log_every=50, sample_every=10**9,
+              checkpoint_every=10**9, report_to="none", progress_bar=False, device="cuda",
+              mixed_precision=a.precision, compile=a.compile)
+    if kind == "gan":
+        from hf_dgm.training.gan import GANTrainer, GANTrainingArguments
+        return GANTrainer(GANTrainingArguments(generator_channels=128, discriminator_channels=64, **kw))
+    from hf_dgm.training.vae import VAETrainer, VAETrainingArguments
+    return VAETrainer(VAETrainingArguments(**kw))
+
+
+def sampling(kind, model):
+    from hf_dgm import GANPipeline, VAEPipeline
+    model.eval()
+    if kind == "gan":
+        pipe, net = GANPipeline(gan=model), model.sampling_generator
+        bare = lambda z: ((net(z) + 1) / 2).clamp(0, 1)  # noqa: E731
+    else:
+        pipe = VAEPipeline(vae=model)
+        bare = lambda z: model.decode(z).sample  # noqa: E731
+    for n in (64, 1024):
+        z = torch.randn(n, model.config.latent_dim, device="cuda")
+        runs = {"pipeline": lambda k: [pipe(latents=z, output_type="pt") for _ in range(k)]}
+        with torch.no_grad():
+            runs["bare forward"] = lambda k: [bare(z) for _ in range(k)]
+            for fn in runs.values():
+                fn(2)
+            rates = {name: [] for name in runs}
+            for _ in range(a.repeats):
+                for name, fn in runs.items():
+                    rates[name].append(20 * n / seconds(fn, 20))
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print(f"RESULT {kind} sampling batch {n}: pipeline {med['pipeline']:,.0f} images/s (incl. copy to CPU), "
+              f"bare forward {med['bare forward']:,.0f}")
+        report(kind=kind, what="sampling", batch=n, pipeline=med["pipeline"], bare=med["bare forward"])
+
+
+for kind in ("gan", "vae"):
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        trainer = trainer_for(kind, out)
+        runs = {"trainer": lambda n: trainer.run_steps(n)}
+        if a.bare:
+            step = (bare_gan if kind == "gan" else bare_vae)(trainer.model.config, trainer.images, B, 0)
+            runs["bare"] = lambda n: [step(i) for i in range(n)]
+        warm = {name: seconds(fn, 10 if a.compile else 3) for name, fn in runs.items()}  # compiles here
+        rates = {name: [] for name in runs}
+        for _ in range(a.repeats):  # interleaved, so drifts hit both alike
+            for name, fn in runs.items():
+                rates[name].append(a.steps * B / seconds(fn, a.steps))
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        line = (f"RESULT {kind} trainer {label}: {med['trainer']:,.0f} images/s "
+                f"(all {', '.join(f'{r:,.0f}' for r in rates['trainer'])}; warm-up {warm['trainer']:.1f}s)")
+        if a.bare:
+            line += f"; bare fp32 loop {med['bare']:,.0f}; ratio trainer/bare {med['trainer'] / med['bare']:.3f}"
+        if a.compile:
+            from torch._dynamo.utils import counters
+            line += f"; graph breaks {sum(counters['graph_break'].values())}"
+        print(line)
+        report(kind=kind, what="train", precision=a.precision, compile=a.compile, batch=B, trainer=med["trainer"],
+               bare=med.get("bare"), warmup_s=warm["trainer"], total_s=time.perf_counter() - t0)
+        if a.sample:
+            sampling(kind, trainer.model)
+PY
+step "bench fp32 eager (+ bare loop, sampling)" 120 python3 /tmp/gpu_check_bench.py --data "$DATA" --bare --sample
+step "bench bf16 eager" 60 python3 /tmp/gpu_check_bench.py --data "$DATA" --precision bf16
+step "bench bf16 + torch.compile" 180 python3 /tmp/gpu_check_bench.py --data "$DATA" --precision bf16 --compile
+
+# ---- summary (printed last: the run tool's output_tail holds it)
+{
+  echo "==== gpu_check summary: $CARD, $((SECONDS))s"
+  printf '%s\n' "${STATUS[@]}"
+  grep -h '^RESULT' "$LOG" | sed 's/^RESULT /  /' || true
+  grep -hE '^(FAILED|ERROR) |[0-9]+ (passed|failed)' "$LOG" | tail -25 || true
+} | tee "$OUT/summary.txt"
+exit "$FAILED"
