@@ -74,13 +74,20 @@ class GANModel(PreTrainedModel):
         super().__init__(config)
         self.generator = build_generator(config)
         self.discriminator = build_discriminator(config)
-        self.generator_ema = build_generator(config) if config.use_ema else None
+        self.generator_ema = None
+        if config.use_ema:
+            # The EMA copy must not draw from the global RNG: a run with EMA then trains exactly like one without
+            # (EMA only reads the generator's weights; tested). Its weights are copied from the generator below.
+            with torch.random.fork_rng(devices=[]):
+                self.generator_ema = build_generator(config)
         self.post_init()
         if self.generator_ema is not None:
             self.reset_ema()
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
+        if self.generator_ema is not None and any(module is m for m in self.generator_ema.modules()):
+            return  # copied from the generator (reset_ema), without drawing random numbers
         if self.config.architecture == "dcgan":
             # Radford et al.: all weights from N(0, 0.02); BatchNorm scales from N(1, 0.02).
             if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
