@@ -226,6 +226,7 @@ def vae_likelihood(model, test, iwae_k, num_test_images, seed, state_path, progr
     else:
         note = ""
     reduced = "" if (iwae_k == 5000 and n == len(test)) else f" REDUCED PROTOCOL: k={iwae_k}, {n} test images"
+    counts = f"k={iwae_k}, {n} test images" + (", REDUCED" if reduced else "")  # in the metric's name: cards show it
     cond = " conditional on the label, log p(x|y)" if labels is not None else ""
     proto = (
         f"dynamically binarized MNIST test set (binarized once, seed 0), {n} images, k={iwae_k}{cond}{note}{reduced}"
@@ -233,8 +234,12 @@ def vae_likelihood(model, test, iwae_k, num_test_images, seed, state_path, progr
     return {
         "likelihood_protocol": proto,
         "likelihood_metrics": [
-            {"name": f"NLL (IWAE bound, k={iwae_k}) nats", "type": "nll", "value": round(-bound.mean().item(), 3)},
-            {"name": "negative ELBO nats", "type": "neg_elbo", "value": round(-elbo.mean().item(), 3)},
+            {"name": f"NLL (IWAE bound, {counts}) nats", "type": "nll", "value": round(-bound.mean().item(), 3)},
+            {
+                "name": f"negative ELBO ({n} test images) nats",
+                "type": "neg_elbo",
+                "value": round(-elbo.mean().item(), 3),
+            },
             {"name": "reconstruction squared error (per image)", "type": "mse", "value": _sig(recon)},
         ],
     }
