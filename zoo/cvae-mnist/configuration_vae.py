@@ -1,0 +1,87 @@
+"""VAEConfig: the architecture and likelihood of a variational autoencoder."""
+
+from dataclasses import field
+
+from transformers import PretrainedConfig
+
+from .networks_vae import validate_vae_config
+
+FORMAT_VERSION = 1
+
+
+class VAEConfig(PretrainedConfig):
+    r"""
+    Configuration of a [`VAEModel`]. It describes architecture only; optimiser, beta, KL warm-up and data settings
+    are training arguments, saved next to the weights as `training_args.json`.
+
+    Args:
+        architecture (`str`, defaults to `"conv"`):
+            `"conv"` (convolutional encoder/decoder) or `"mlp"` (the seed article's fully connected networks).
+        latent_dim (`int`, defaults to 16):
+            Size of the latent z. Positive. (The article gives none; 2 is used for the manifold-view model.)
+        image_size (`int`, defaults to 28):
+            Height and width of the square images. For `conv` it must be b * 2**n with 3 <= b <= 7 and n >= 2
+            (28, 32, 48, 64, ...); `mlp` accepts any positive size.
+        num_channels (`int`, defaults to 1):
+            1 for grey images, 3 for RGB.
+        likelihood (`str`, defaults to `"bernoulli"`):
+            Decoder likelihood p(x | z): `"bernoulli"` (logits; exact NLL for binarized data, comparable with the
+            literature) or `"gaussian"` (mean `sigmoid(output)`). The article used a tanh output with squared
+            error, which is a Gaussian with a fixed variance up to constants.
+        gaussian_variance (`str`, defaults to `"learned"`):
+            `gaussian` only: `"learned"` (one log-scale per channel) or `"fixed"` (`gaussian_fixed_std`).
+        gaussian_fixed_std (`float`, defaults to 0.1):
+            Standard deviation of the fixed-variance Gaussian likelihood. Positive.
+        num_classes (`int`, *optional*):
+            `None` for an unconditional VAE, or N >= 2 for a conditional VAE (encoder and decoder both see a label
+            embedding).
+        class_embed_dim (`int`, defaults to 16):
+            Size of the label embedding (conditional models only).
+        base_channels (`int`, defaults to 32):
+            `conv`: channels of the first encoder stage; each later stage doubles it. The decoder mirrors it.
+        hidden_dim (`int`, defaults to 256):
+            `conv`: width of the fully connected layer between the convolutions and the latent.
+        hidden_dims (`list[int]`, defaults to `[128, 64]`):
+            `mlp`: encoder widths (the article's 784 -> 128 -> 64); the decoder uses them reversed.
+        activation (`str`, defaults to `"leaky_relu"`):
+            Hidden activation: `"leaky_relu"` (slope 0.2, as in the article), `"relu"`, `"tanh"` or `"sigmoid"`.
+        format_version (`int`, defaults to 1):
+            Version of the saved format, for future migrations.
+    """
+
+    model_type = "hf_dgm_vae"
+
+    architecture: str = "conv"
+    latent_dim: int = 16
+    image_size: int = 28
+    num_channels: int = 1
+    likelihood: str = "bernoulli"
+    gaussian_variance: str = "learned"
+    gaussian_fixed_std: float = 0.1
+    num_classes: int | None = None
+    class_embed_dim: int = 16
+    base_channels: int = 32
+    hidden_dim: int = 256
+    hidden_dims: list[int] = field(default_factory=lambda: [128, 64])
+    activation: str = "leaky_relu"
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self, **kwargs):
+        if self.format_version != FORMAT_VERSION:
+            raise ValueError(
+                f"format_version={self.format_version!r} is not supported by this version of hf_dgm: expected "
+                f"{FORMAT_VERSION}. Upgrade hf_dgm to load this model."
+            )
+        self.hidden_dims = list(self.hidden_dims)
+        validate_vae_config(self)
+        super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(
+                f"This config has model_type={model_type!r}; {cls.__name__} expects {cls.model_type!r}. "
+                "Load it with the matching class (or AutoModel)."
+            )
+        return super().from_dict(config_dict, **kwargs)

@@ -1,0 +1,257 @@
+"""VAEModel: encoder, decoder and likelihood of a variational autoencoder (Kingma & Welling, 2014) as a
+`PreTrainedModel`. The API follows diffusers' AutoencoderKL: `encode` returns a posterior with `sample`, `mode`
+and `kl`; `decode` returns images. Unlike AutoencoderKL, `forward` also returns the loss terms.
+
+Loss (``forward``): the negative ELBO in nats per image,
+    loss = E_q[-log p(x|z)] + KL(q(z|x) || p(z)),
+the reconstruction term summed over pixels (one Monte-Carlo sample), both averaged over the batch. The seed
+article's `reconstruction_error - kl_divergence` has the KL sign flipped; it is not reproduced here.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_vae import VAEConfig
+from .networks_vae import (
+    build_decoder,
+    build_encoder,
+    check_class_labels,
+    check_latents,
+    logits_to_images,
+    randn,
+    reconstruction_nll,
+    sample_latents,
+)
+
+
+class DiagonalGaussianDistribution:
+    """q(z | x) = N(mean, diag(exp(logvar))). Shapes: (batch_size, latent_dim)."""
+
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
+        self.mean = mean
+        self.logvar = torch.clamp(logvar, -30.0, 20.0)
+        self.std = torch.exp(0.5 * self.logvar)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        # drawn in float32 (also under bf16/fp16 autocast), then cast
+        noise = randn(self.mean.shape, generator=generator, device=self.mean.device).to(self.mean.dtype)
+        return self.mean + self.std * noise  # reparameterisation trick
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def kl(self) -> torch.Tensor:
+        """KL(q || N(0, I)) in nats, summed over latent dimensions: shape (batch_size,)."""
+        return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1.0 - self.logvar).sum(dim=1)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z | x) summed over latent dimensions; z may carry extra leading sample dimensions."""
+        return (-0.5 * ((z - self.mean) / self.std) ** 2 - 0.5 * self.logvar - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+@dataclass
+class VAEEncoderOutput(ModelOutput):
+    """
+    Args:
+        latent_dist (`DiagonalGaussianDistribution`):
+            The posterior q(z | x); mean and std have shape `(batch_size, latent_dim)`.
+    """
+
+    latent_dist: DiagonalGaussianDistribution | None = None
+
+
+@dataclass
+class VAEDecoderOutput(ModelOutput):
+    """
+    Args:
+        sample (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+            Decoded images in [0, 1] (the likelihood's mean).
+        logits (`torch.FloatTensor`, same shape):
+            Raw decoder outputs (Bernoulli logits, or the Gaussian mean before the sigmoid).
+    """
+
+    sample: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+
+
+@dataclass
+class VAEOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`):
+            Negative ELBO in nats per image: `reconstruction_loss + kl_loss`.
+        reconstruction_loss (`torch.FloatTensor` of shape `()`):
+            -log p(x | z), summed over pixels, averaged over the batch.
+        kl_loss (`torch.FloatTensor` of shape `()`):
+            KL(q(z | x) || p(z)), summed over latent dimensions, averaged over the batch.
+        sample (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+            Reconstructions in [0, 1].
+        latent_dist (`DiagonalGaussianDistribution`):
+            The posterior q(z | x).
+    """
+
+    loss: torch.FloatTensor | None = None
+    reconstruction_loss: torch.FloatTensor | None = None
+    kl_loss: torch.FloatTensor | None = None
+    sample: torch.FloatTensor | None = None
+    latent_dist: DiagonalGaussianDistribution | None = None
+
+
+class VAEModel(PreTrainedModel):
+    config_class = VAEConfig
+    base_model_prefix = "vae"
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: VAEConfig):
+        super().__init__(config)
+        self.encoder = build_encoder(config)
+        self.decoder = build_decoder(config)
+        if config.likelihood == "gaussian" and config.gaussian_variance == "learned":
+            self.log_scale = nn.Parameter(torch.zeros(config.num_channels))  # log sigma per channel
+        else:
+            self.log_scale = None
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
+            module.reset_parameters()  # PyTorch's defaults (Kaiming-uniform) suit the VAE
+        elif module is self and self.log_scale is not None:
+            nn.init.zeros_(self.log_scale)
+
+    def _check_pixel_values(self, pixel_values: torch.Tensor):
+        c, s = self.config.num_channels, self.config.image_size
+        if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
+            raise ValueError(
+                f"pixel_values must be a floating-point tensor in [0, 1], got "
+                f"{getattr(pixel_values, 'dtype', type(pixel_values).__name__)}."
+            )
+        if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (c, s, s):
+            raise ValueError(
+                f"pixel_values have shape {tuple(pixel_values.shape)}, expected (batch_size, {c}, {s}, {s})."
+            )
+        lo, hi = pixel_values.min().item(), pixel_values.max().item()
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(f"pixel_values span [{lo:.3g}, {hi:.3g}]; a VAE expects images in [0, 1].")
+
+    def encode(self, pixel_values: torch.Tensor, class_labels=None, return_dict: bool = True):
+        """Images in [0, 1], shape (N, C, H, W) -> posterior q(z | x)."""
+        self._check_pixel_values(pixel_values)
+        labels = check_class_labels(self.config, class_labels, pixel_values.shape[0], device=pixel_values.device)
+        mean, logvar = self.encoder(pixel_values, labels)  # (N, z), (N, z)
+        posterior = DiagonalGaussianDistribution(mean, logvar)
+        return VAEEncoderOutput(latent_dist=posterior) if return_dict else (posterior,)
+
+    def decode(self, latents: torch.Tensor, class_labels=None, return_dict: bool = True):
+        """Latents (N, latent_dim) -> images in [0, 1] and the raw decoder logits."""
+        check_latents(self.config, latents)
+        labels = check_class_labels(self.config, class_labels, latents.shape[0], device=latents.device)
+        logits = self.decoder(latents, labels)  # (N, C, H, W)
+        sample = logits_to_images(logits)
+        return VAEDecoderOutput(sample=sample, logits=logits) if return_dict else (sample, logits)
+
+    def reconstruction_nll(self, logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """-log p(x | z) in nats summed over pixels, shape (N,) (see `networks_vae.reconstruction_nll`)."""
+        return reconstruction_nll(self.config, logits, pixel_values, self.log_scale)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+        class_labels=None,
+        sample_posterior: bool = True,
+    ):
+        self._check_pixel_values(pixel_values)
+        labels = check_class_labels(self.config, class_labels, pixel_values.shape[0], device=pixel_values.device)
+        mean, logvar = self.encoder(pixel_values, labels)
+        posterior = DiagonalGaussianDistribution(mean, logvar)
+        z = posterior.sample(generator) if sample_posterior else posterior.mode()  # (N, z)
+        logits = self.decoder(z, labels)  # (N, C, H, W)
+        reconstruction_loss = self.reconstruction_nll(logits, pixel_values).mean()
+        kl_loss = posterior.kl().mean()
+        loss = reconstruction_loss + kl_loss
+        sample = logits_to_images(logits)
+        if not return_dict:
+            return (loss, reconstruction_loss, kl_loss, sample, posterior)
+        return VAEOutput(
+            loss=loss, reconstruction_loss=reconstruction_loss, kl_loss=kl_loss, sample=sample, latent_dist=posterior
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        batch_size: int = 1,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        class_labels=None,
+        temperature: float = 1.0,
+        return_dict: bool = True,
+    ):
+        """Decode prior samples z ~ N(0, temperature^2 I) into images in [0, 1], in eval mode."""
+        if latents is None:
+            if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+                raise ValueError(f"batch_size={batch_size!r} is invalid: expected a positive int.")
+            if not (isinstance(temperature, (int, float)) and temperature > 0):
+                raise ValueError(f"temperature={temperature!r} is invalid: expected a positive number.")
+            latents = sample_latents(
+                self.config, batch_size, generator, device=self.device, dtype=self.dtype, temperature=temperature
+            )
+        else:
+            check_latents(self.config, latents)
+            latents = latents.to(device=self.device, dtype=self.dtype)
+        was_training = self.training
+        self.eval()
+        try:
+            out = self.decode(latents, class_labels=class_labels)
+        finally:
+            self.train(was_training)
+        return VAEDecoderOutput(sample=out.sample, logits=out.logits) if return_dict else (out.sample, out.logits)
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Push config, weights, modeling code and hf-dgm's model card (not transformers' template card).
+        Where hf-dgm is not installed (this file loaded as remote code), transformers' push_to_hub is used."""
+        try:
+            from hf_dgm.hub import push_model_to_hub
+        except ImportError:
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_model_to_hub(self, repo_id, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, but weights that don't match the config raise instead of being
+        silently re-initialised (transformers 5 only prints a load report)."""
+        want_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("use_safetensors", True)  # never fall back to a pickled pytorch_model.bin
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
+        except Exception as err:  # safetensors raises its own type for a truncated or corrupt file
+            if "safetensor" in type(err).__name__.lower() or "deserializ" in str(err).lower():
+                raise OSError(
+                    f"The weights in {pretrained_model_name_or_path!r} can't be read: model.safetensors is "
+                    f"truncated or corrupt ({err})."
+                ) from err
+            if "mismatched_sizes" in str(err):  # transformers 5: tensors whose shapes differ from the config's
+                raise ValueError(
+                    f"The weights in {pretrained_model_name_or_path!r} don't match its config "
+                    f"({cls.config_class.__name__}): some tensor shapes differ (see the load report above)."
+                ) from err
+            raise
+        problems = {k: sorted(info[k]) for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)}
+        if problems:
+            raise ValueError(
+                f"The weights in {pretrained_model_name_or_path!r} don't match its config "
+                f"({cls.config_class.__name__}): {problems}"
+            )
+        return (model, info) if want_info else model
+
+
+VAEConfig.register_for_auto_class()
+VAEModel.register_for_auto_class("AutoModel")
