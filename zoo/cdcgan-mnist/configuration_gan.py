@@ -1,0 +1,96 @@
+"""GANConfig: the architecture of a GAN's generator and discriminator (one config for both networks)."""
+
+from dataclasses import field
+
+from transformers import PretrainedConfig
+
+from .networks_gan import validate_gan_config
+
+FORMAT_VERSION = 1
+
+
+class GANConfig(PretrainedConfig):
+    r"""
+    Configuration of a [`GANModel`]. It describes architecture only; optimiser, losses and data settings are
+    training arguments, saved next to the weights as `training_args.json`.
+
+    Args:
+        architecture (`str`, defaults to `"dcgan"`):
+            `"dcgan"` (Radford et al., 2015) or `"mlp"` (the seed article's fully connected networks).
+        latent_dim (`int`, defaults to 100):
+            Size of the latent vector z ~ N(0, I). Positive.
+        image_size (`int`, defaults to 28):
+            Height and width of the square images. For `dcgan` it must be b * 2**n with 3 <= b <= 7 and n >= 2
+            (28, 32, 48, 64, ...); `mlp` accepts any positive size.
+        num_channels (`int`, defaults to 1):
+            1 for grey images, 3 for RGB.
+        num_classes (`int`, *optional*):
+            `None` for an unconditional GAN, or N >= 2 for a class-conditional one (G concatenates a label embedding
+            to z; D is a projection discriminator).
+        class_embed_dim (`int`, defaults to 32):
+            Size of the generator's label embedding (conditional models only).
+        generator_channels (`int`, defaults to 64):
+            `dcgan`: channels of G's last hidden block; each earlier block doubles it.
+        discriminator_channels (`int`, defaults to 64):
+            `dcgan`: channels of D's first block; each later block doubles it.
+        generator_hidden_dims (`list[int]`, defaults to `[128, 128]`):
+            `mlp`: widths of G's hidden layers (the article's 128, 128).
+        discriminator_hidden_dims (`list[int]`, defaults to `[128, 128]`):
+            `mlp`: widths of D's hidden layers (the article's 128, 128).
+        activation (`str`, defaults to `"leaky_relu"`):
+            `mlp` hidden activation: `"leaky_relu"` (slope 0.2), `"relu"`, `"tanh"` or `"sigmoid"`.
+        spectral_norm (`bool`, defaults to `False`):
+            Spectral normalization (Miyato et al., 2018) on D's layers; D then has no BatchNorm.
+        minibatch_std (`bool`, defaults to `False`):
+            Append the batch's mean standard deviation as one extra feature map before D's last layer.
+        minibatch_discrimination_kernels (`int`, defaults to 0):
+            Number of kernels B of minibatch discrimination (Salimans et al., 2016); 0 turns it off.
+        minibatch_discrimination_dim (`int`, defaults to 5):
+            Dimension C of each minibatch-discrimination kernel.
+        use_ema (`bool`, defaults to `False`):
+            Whether the model holds `generator_ema`, an exponential moving average of G's weights. When present,
+            `generate()`, the pipelines and the CLI sample from it.
+        format_version (`int`, defaults to 1):
+            Version of the saved format, for future migrations.
+    """
+
+    model_type = "hf_dgm_gan"
+
+    architecture: str = "dcgan"
+    latent_dim: int = 100
+    image_size: int = 28
+    num_channels: int = 1
+    num_classes: int | None = None
+    class_embed_dim: int = 32
+    generator_channels: int = 64
+    discriminator_channels: int = 64
+    generator_hidden_dims: list[int] = field(default_factory=lambda: [128, 128])
+    discriminator_hidden_dims: list[int] = field(default_factory=lambda: [128, 128])
+    activation: str = "leaky_relu"
+    spectral_norm: bool = False
+    minibatch_std: bool = False
+    minibatch_discrimination_kernels: int = 0
+    minibatch_discrimination_dim: int = 5
+    use_ema: bool = False
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self, **kwargs):
+        if self.format_version != FORMAT_VERSION:
+            raise ValueError(
+                f"format_version={self.format_version!r} is not supported by this version of hf_dgm: expected "
+                f"{FORMAT_VERSION}. Upgrade hf_dgm to load this model."
+            )
+        self.generator_hidden_dims = list(self.generator_hidden_dims)
+        self.discriminator_hidden_dims = list(self.discriminator_hidden_dims)
+        validate_gan_config(self)
+        super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(
+                f"This config has model_type={model_type!r}; {cls.__name__} expects {cls.model_type!r}. "
+                "Load it with the matching class (or AutoModel)."
+            )
+        return super().from_dict(config_dict, **kwargs)
