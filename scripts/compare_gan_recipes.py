@@ -46,8 +46,6 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs" / "gan_recipe_comparison.json"))
     args = parser.parse_args()
 
-    import torch
-
     from hf_dgm import GANConfig, GANModel
     from hf_dgm.evaluation.evaluate import evaluate
 
@@ -60,8 +58,7 @@ def main():
 
     model = GANModel.from_pretrained(model_dir)
     config = GANConfig(**{**model.config.to_dict(), "use_ema": False})
-    with torch.random.fork_rng():
-        plain = GANModel(config)
+    plain = GANModel(config)  # every weight is replaced below
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("generator_ema.")}
     plain.load_state_dict(state, strict=True)
 

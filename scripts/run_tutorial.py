@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIAL = ROOT / "TUTORIAL.md"
+LANGUAGES = ((TUTORIAL, "en"), (ROOT / "TUTORIAL.zh-CN.md", "zh"))  # the walkthroughs whose tables this script writes
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 
 QUICK_SETTINGS = {"STEPS": 20}
@@ -126,6 +127,14 @@ def fill_tables(path: Path, results: dict, lang: str):
     path.write_text(text, encoding="utf-8")
 
 
+def zoo_results() -> dict:
+    """Run only the walkthrough's zoo block (it reads zoo/*/eval_results.json): the `results["zoo"]` it quotes."""
+    (block,) = [b for b in extract_blocks(TUTORIAL) if "zoo_dir()" in b["code"]]
+    namespace = {"results": {}}
+    exec(compile(block["code"], "TUTORIAL.md zoo block", "exec"), namespace)
+    return namespace["results"]["zoo"]
+
+
 def wanted(block, args) -> bool:
     tags = set(block["tags"])
     if "train" in tags and not args.quick:
@@ -180,12 +189,9 @@ def main(argv=None):
         saved = ROOT / "docs" / "tutorial_results.json"
         results = json.loads(saved.read_text(encoding="utf-8"))
         if args.zoo_only:
-            (block,) = [b for b in extract_blocks(TUTORIAL) if "zoo_dir()" in b["code"]]
-            namespace = {"results": {}}
-            exec(compile(block["code"], "TUTORIAL.md zoo block", "exec"), namespace)
-            results["zoo"] = namespace["results"]["zoo"]
+            results["zoo"] = zoo_results()
             saved.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        for path, lang in ((TUTORIAL, "en"), (TUTORIAL.with_name("TUTORIAL.zh-CN.md"), "zh")):
+        for path, lang in LANGUAGES:
             fill_tables(path, results, lang)
         return
 
@@ -215,7 +221,7 @@ def main(argv=None):
     results_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"saved the numbers the walkthrough quotes to {results_path}")
     if not args.quick:
-        for path, lang in ((TUTORIAL, "en"), (TUTORIAL.with_name("TUTORIAL.zh-CN.md"), "zh")):
+        for path, lang in LANGUAGES:
             fill_tables(path, results, lang)
             print(f"rewrote the tables of {path.name}")
 

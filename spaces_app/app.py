@@ -144,9 +144,9 @@ def _latents(config, seed, n, spread):
     return z * spread  # VAE prior temperature
 
 
-def _grid_file(images01: torch.Tensor, name: str) -> str:
+def _save_png(image: Image.Image, name: str) -> str:
     path = Path(tempfile.mkdtemp(prefix="hf_dgm_app_")) / name
-    make_grid(to_uint8(images01)).save(path)
+    image.save(path)
     return str(path)
 
 
@@ -163,10 +163,9 @@ def generate(choice, custom, seed, num_images, digit, spread):
     images = pipe(latents=z, class_labels=_labels(config, digit, n), output_type="pt").images
     # One grid, shown (3x) and offered for download: a gallery of 64 separate files spent most of each request
     # in Gradio's per-file saving, caching and serving (profiled with py-spy; see the README's speed section).
-    grid = _grid_file(images, f"samples_seed{seed}.png")
-    shown = Image.open(grid)
-    shown = shown.resize((shown.width * DISPLAY_SCALE, shown.height * DISPLAY_SCALE), Image.NEAREST)
-    return shown, grid
+    grid = make_grid(to_uint8(images))
+    shown = grid.resize((grid.width * DISPLAY_SCALE, grid.height * DISPLAY_SCALE), Image.NEAREST)
+    return shown, _save_png(grid, f"samples_seed{seed}.png")
 
 
 @gpu

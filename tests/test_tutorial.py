@@ -15,10 +15,11 @@ from hub_server import serve
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
 from build_zoo import RECIPES  # noqa: E402
-from run_tutorial import extract_blocks  # noqa: E402
+from run_tutorial import LANGUAGES, extract_blocks, zoo_results  # noqa: E402
 
 ROOT = Path(REPO_ROOT)
-TUTORIALS = (ROOT / "TUTORIAL.md", ROOT / "TUTORIAL.zh-CN.md")
+TUTORIALS = tuple(path for path, _ in LANGUAGES)
+FIGURES = ("dcgan_samples", "dcgan_interpolation", "vae_reconstructions", "vae_kl_sign")
 RESULTS = ROOT / "docs" / "tutorial_results.json"
 TOKEN = "hf_test_token_owner"  # the local server's user "tester"
 
@@ -48,17 +49,15 @@ def test_quoted_numbers_come_from_the_runner():
         assert "{{" not in text, f"{path.name} has an unfilled placeholder"
         for key, value in _leaves(results):
             assert str(value) in text, f"{path.name} does not quote {key} = {value} from {RESULTS.name}"
-        for figure in ("dcgan_samples", "dcgan_interpolation", "vae_reconstructions", "vae_kl_sign"):
+        for figure in FIGURES:
             assert f"docs/figures/{figure}.png" in text and (ROOT / "docs" / "figures" / f"{figure}.png").is_file()
 
 
 def test_zoo_numbers_are_current():
     """The committed results quote the zoo's eval_results.json as they are now (rerun the runner after a zoo change)."""
-    (block,) = [b for b in extract_blocks(TUTORIALS[0]) if "zoo_dir()" in b["code"]]
-    namespace = {"results": {}}
-    exec(block["code"], namespace)
-    assert namespace["results"]["zoo"] == json.loads(RESULTS.read_text())["zoo"]
-    assert {"mlp-gan-mnist", "mlp-vae-mnist", "dcgan-mnist"} <= namespace["results"]["zoo"].keys()
+    zoo = zoo_results()
+    assert zoo == json.loads(RESULTS.read_text())["zoo"]
+    assert {"mlp-gan-mnist", "mlp-vae-mnist", "dcgan-mnist"} <= zoo.keys()
 
 
 def _flags(tokens):
@@ -117,7 +116,7 @@ def test_every_block_runs(app_url, tmp_path):
         results = json.loads((out / "results.json").read_text())
         assert set(results["activations"]) == {"leaky_relu", "relu", "tanh", "sigmoid"}
         assert set(results["kl_sign"]) == {"reconstruction + KL", "reconstruction - KL"}
-        for figure in ("dcgan_samples", "dcgan_interpolation", "vae_reconstructions", "vae_kl_sign"):
+        for figure in FIGURES:
             assert (out / f"{figure}.png").stat().st_size > 0
         assert ("model", "tester/my-dcgan") in state.repos  # the push example pushed
         for run in ("mlp-gan", "mlp-vae"):  # the training commands trained, the evaluation commands evaluated
