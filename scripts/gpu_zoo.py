@@ -1,0 +1,300 @@
+"""Search the zoo's recipes on a lent GPU: train candidates side by side, evaluate them, pack what comes back.
+
+Run on the device through `bash scripts/gpu_check.sh --zoo` (which installs the carried wheels and data first), or
+anywhere with a GPU:
+
+    python scripts/gpu_zoo.py --data ../shared/data/mnist --out OUT [--train-s 300] [--total-s 450]
+
+* Every candidate in CANDIDATES trains in its own process (`python -m hf_dgm.training.gan|vae`, the same command
+  build_zoo.py runs), all at once on the one GPU, checkpointing every --checkpoint-every steps.
+* Each checkpoint at a multiple of --eval-every steps is evaluated while training goes on (`hf-dgm evaluate`'s
+  protocol, likelihood skipped), in a few worker processes.
+* At --train-s the runs still going are stopped. A GAN run (constant learning rates) is then finalised at its last
+  checkpoint X by resuming it with --max-steps X: its folder is exactly that of a run of X steps. A VAE run (cosine
+  schedule) that did not finish is reported, not shipped.
+* Beside them, the shipped vae-mnist gets the full likelihood protocol (IWAE k=5000 on all 10 000 test images),
+  resumable through its state file, which comes back too.
+* Out: results.json (every evaluation: run, step, metrics), summary.txt, logs.tar.gz (logs, sample grids, training
+  args, IWAE state), and a tar of the finished folder of the best GAN candidates and the best conditional VAE.
+
+`--smoke` runs tiny settings on the CPU, to check the script before spending device time on it.
+"""
+
+import argparse
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GAN_NET = "--architecture dcgan --generator-channels 128 --discriminator-channels 64 --batch-size 128"
+CANDIDATES = {
+    # the pytorch/examples DCGAN recipe; its raw generator is the plain recipe, its EMA generator the old default
+    "gan-plain": f"gan {GAN_NET} --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999",
+    "gan-r1": f"gan {GAN_NET} --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999 --r1-gamma 1",
+    "gan-r1-10": f"gan {GAN_NET} --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999 --r1-gamma 10",
+    "gan-r1-mbstd": f"gan {GAN_NET} --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999 --r1-gamma 1 --minibatch-std",
+    "gan-r1-ttur": f"gan {GAN_NET} --lr-g 1e-4 --lr-d 4e-4 --beta2-g 0.99 --beta2-d 0.99 --ema-decay 0.999 "
+    "--r1-gamma 1",
+    "gan-hinge-sn": f"gan {GAN_NET} --loss hinge --spectral-norm --lr-g 1e-4 --lr-d 4e-4 --beta1-g 0 --beta1-d 0 "
+    "--beta2-g 0.9 --beta2-d 0.9 --ema-decay 0.999",
+    "cvae-z32": "vae --architecture conv --conditional --latent-dim 32 --base-channels 32 --hidden-dim 256 "
+    "--batch-size 128 --max-steps 15000 --lr 1e-3 --lr-schedule cosine --kl-warmup-steps 2000",
+    "cvae-z16": "vae --architecture conv --conditional --latent-dim 16 --base-channels 32 --hidden-dim 256 "
+    "--batch-size 128 --max-steps 15000 --lr 1e-3 --lr-schedule cosine --kl-warmup-steps 2000",
+    "cvae-z8": "vae --architecture conv --conditional --latent-dim 8 --base-channels 32 --hidden-dim 256 "
+    "--batch-size 128 --max-steps 15000 --lr 1e-3 --lr-schedule cosine --kl-warmup-steps 2000",
+}
+GAN_MAX_STEPS = 60000  # GANs run until --train-s, then are finalised at their last checkpoint
+COMMON = "--seed 0 --log-every 250 --sample-every 5000 --keep-checkpoints 1000 --report-to none --no-progress-bar"
+
+
+def log(msg: str):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def compact(results: dict) -> dict:
+    row = {m["name"]: m["value"] for m in results["metrics"]}
+    row["class_histogram"] = results["class_histogram"]
+    if "conditional_accuracy_per_class" in results:
+        row["conditional_accuracy_per_class"] = results["conditional_accuracy_per_class"]
+    row["eval_time_s"] = results["time_s"]
+    return row
+
+
+def evaluate_one(path: str, data: str, device: str, num_samples: int) -> dict:
+    import torch
+
+    torch.set_num_threads(2)
+    from hf_dgm.evaluation.evaluate import evaluate
+
+    return compact(
+        evaluate(path, dataset=data, num_samples=num_samples, skip_likelihood=True, progress=False, device=device)
+    )
+
+
+class Run:
+    def __init__(self, name: str, spec: str, args):
+        self.name, self.family = name, spec.split()[0]
+        self.dir = Path(args.runs) / name
+        self.flags = spec.split()[1:] + COMMON.split()
+        self.flags += ["--dataset", args.data, "--output-dir", str(self.dir), "--device", args.device]
+        self.flags += ["--checkpoint-every", str(args.checkpoint_every)]
+        if self.family == "gan" or args.smoke:  # the last --max-steps given wins
+            self.flags += ["--max-steps", str(args.gan_max_steps)]
+        if args.smoke:
+            self.flags += ["--batch-size", "16"]
+        self.proc = None
+        self.final_step = None  # set when a finished folder exists
+
+    def start(self, extra=()):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", f"hf_dgm.training.{self.family}", *self.flags, *extra]
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        with open(self.dir.parent / f"{self.name}.log", "a") as f:
+            f.write("\n+ " + " ".join(cmd) + "\n")
+            self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def checkpoints(self) -> dict[int, Path]:
+        root = self.dir / "checkpoints"
+        if not root.is_dir():
+            return {}
+        return {
+            int(p.name.split("-")[1]): p / "model"
+            for p in root.iterdir()
+            if p.name.startswith("checkpoint-") and (p / "state.json").is_file()
+        }
+
+
+def stop(proc: subprocess.Popen, grace: float = 20):
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", default=os.environ.get("OUT", "gpu_zoo_out"))
+    parser.add_argument("--runs", default="/tmp/gpu_zoo_runs")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--train-s", type=float, default=300)
+    parser.add_argument("--total-s", type=float, default=450)
+    parser.add_argument("--checkpoint-every", type=int, default=2500)
+    parser.add_argument("--eval-every", type=int, default=10000)
+    parser.add_argument("--gan-max-steps", type=int, default=None, help=f"default: {GAN_MAX_STEPS} (8 with --smoke)")
+    parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--eval-workers", type=int, default=4)
+    parser.add_argument("--iwae-k", type=int, default=5000)
+    parser.add_argument("--only", nargs="*", default=None, help="candidates to run (default: all)")
+    parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU")
+    args = parser.parse_args()
+    if args.smoke:
+        args.device, args.checkpoint_every, args.eval_every = "cpu", 4, 4
+        args.gan_max_steps = args.gan_max_steps or 8
+        args.num_samples, args.iwae_k = 500, 2
+    args.gan_max_steps = args.gan_max_steps or GAN_MAX_STEPS
+    t0 = time.time()
+    out, runs_dir = Path(args.out), Path(args.runs)
+    out.mkdir(parents=True, exist_ok=True)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    names = args.only or list(CANDIDATES)
+    runs = {n: Run(n, CANDIDATES[n], args) for n in names}
+
+    # the likelihood protocol of the shipped vae-mnist, beside the training runs
+    iwae_state = runs_dir / "vae-mnist.iwae-k5000.json"
+    iwae_cmd = [sys.executable, "-m", "hf_dgm.cli", "evaluate", str(ROOT / "zoo" / "vae-mnist"), "--dataset", args.data]
+    iwae_cmd += ["--device", args.device, "--iwae-k", str(args.iwae_k), "--iwae-state", str(iwae_state), "--no-write"]
+    iwae_cmd += ["--num-samples", str(args.num_samples)]
+    if args.smoke:
+        iwae_cmd += ["--num-test-images", "20"]
+    iwae_out = open(runs_dir / "vae-mnist.eval.json", "w")
+    iwae = subprocess.Popen(
+        iwae_cmd,
+        stdout=iwae_out,
+        stderr=open(runs_dir / "vae-mnist.eval.log", "w"),
+        env=dict(os.environ, OMP_NUM_THREADS="2"),
+        start_new_session=True,
+    )
+    for r in sorted(runs.values(), key=lambda r: r.family != "vae"):  # the VAEs must finish: they start first
+        r.start()
+    log(f"started {len(runs)} runs and the vae-mnist IWAE")
+
+    results: dict[str, dict[int, dict]] = {n: {} for n in runs}
+    pool = cf.ProcessPoolExecutor(args.eval_workers, mp_context=multiprocessing.get_context("spawn"))
+    pending: dict[cf.Future, tuple[str, int]] = {}
+    submitted: set[tuple[str, int]] = set()
+
+    def submit(name: str, step: int, path: Path):
+        if (name, step) not in submitted:
+            submitted.add((name, step))
+            pending[pool.submit(evaluate_one, str(path), args.data, args.device, args.num_samples)] = (name, step)
+
+    def collect(timeout: float):
+        done, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+            name, step = pending.pop(fut)
+            try:
+                results[name][step] = fut.result()
+                row = results[name][step]
+                log(
+                    f"eval {name} step {step}: FID {row['classifier-feature FID']:.4g}, P {row['precision (k=3)']:.3f}"
+                    f", R {row['recall (k=3)']:.3f}, acc {row.get('conditional accuracy', '-')}"
+                )
+            except Exception as e:  # noqa: BLE001 - reported, and the others go on
+                results[name][step] = {"error": repr(e)}
+                log(f"eval {name} step {step} FAILED: {e!r}")
+        write_results()
+
+    def write_results():
+        (out / "results.json").write_text(
+            json.dumps({"args": vars(args), "candidates": CANDIDATES, "results": results}, indent=1)
+        )
+
+    def scan():
+        for r in runs.values():
+            for step, path in r.checkpoints().items():
+                if step % args.eval_every == 0:
+                    submit(r.name, step, path)
+
+    while time.time() - t0 < args.train_s and any(r.proc.poll() is None for r in runs.values()):
+        scan()
+        collect(timeout=5)
+    scan()
+    for r in runs.values():
+        stop(r.proc)
+        log(f"{r.name}: rc {r.proc.returncode}, checkpoints {sorted(r.checkpoints())[-3:]}")
+
+    # finalise: a finished run's folder, or a stopped GAN run resumed at its last checkpoint with --max-steps X
+    finalising = []
+    for r in runs.values():
+        if (r.dir / "model.safetensors").is_file():
+            r.final_step = json.loads((r.dir / "training_args.json").read_text())["steps"]
+        elif r.family == "gan" and r.checkpoints():
+            last = max(r.checkpoints())
+            r.start(["--max-steps", str(last), "--resume-from", str(r.dir / "checkpoints" / f"checkpoint-{last:08d}")])
+            finalising.append((r, last))
+    for r, last in finalising:
+        try:
+            r.proc.wait(max(60, args.total_s - 90 - (time.time() - t0)))
+        except subprocess.TimeoutExpired:
+            stop(r.proc)
+        if r.proc.returncode == 0 and (r.dir / "model.safetensors").is_file():
+            r.final_step = last
+    queued = [key for fut, key in list(pending.items()) if fut.cancel() and pending.pop(fut)]
+    submitted.difference_update(queued)
+    for r in runs.values():  # the finished folders first, then the checkpoints still queued
+        if r.final_step is not None:
+            submit(r.name, r.final_step, r.dir)  # skipped when that step's checkpoint was evaluated already
+    for name, step in queued:
+        submit(name, step, runs[name].checkpoints()[step])
+    log("finalised: " + ", ".join(f"{r.name}@{r.final_step}" for r in runs.values()))
+
+    while pending and time.time() - t0 < args.total_s - 25:
+        collect(timeout=min(5, max(0.1, args.total_s - 25 - (time.time() - t0))))
+    for fut in pending:
+        fut.cancel()
+    for p in list(getattr(pool, "_processes", {}).values()):
+        p.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    stop(iwae, grace=5)
+    iwae_out.close()
+    write_results()
+
+    # what comes back: at most 8 files of 16 MiB
+    def final_fid(name):
+        r = runs[name]
+        row = results[name].get(r.final_step, {}) if r.final_step is not None else {}
+        return row.get("classifier-feature FID", float("inf"))
+
+    gans = sorted((n for n in runs if runs[n].family == "gan" and runs[n].final_step), key=final_fid)
+    cvaes = sorted(
+        (n for n in runs if runs[n].family == "vae" and runs[n].final_step),
+        key=lambda n: -results[n].get(runs[n].final_step, {}).get("conditional accuracy", 0),
+    )
+    shipped = [n for n in gans if n != "gan-plain"][:3] + cvaes[:1]
+    for name in shipped:
+        with tarfile.open(out / f"{name}.tar", "w") as tar:
+            for f in sorted(runs[name].dir.iterdir()):
+                if f.is_file():
+                    tar.add(f, arcname=f"{name}/{f.name}")
+    with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
+        for f in sorted(runs_dir.glob("*.log")) + sorted(runs_dir.glob("vae-mnist.*")):
+            tar.add(f, arcname=f.name)
+        for r in runs.values():
+            for f in ("training_args.json", "samples.png", "eval_results.json"):
+                if (r.dir / f).is_file():
+                    tar.add(r.dir / f, arcname=f"{r.name}/{f}")
+    lines = [f"gpu_zoo: {time.time() - t0:.0f}s, device {args.device}, returned {shipped}"]
+    for n in runs:
+        steps = sorted(results[n])
+        cells = [
+            f"{s}: FID {results[n][s].get('classifier-feature FID', float('nan')):.4g} "
+            f"P {results[n][s].get('precision (k=3)', float('nan')):.3f} "
+            f"R {results[n][s].get('recall (k=3)', float('nan')):.3f}"
+            + (f" acc {results[n][s]['conditional accuracy']:.4f}" if "conditional accuracy" in results[n][s] else "")
+            for s in steps
+        ]
+        lines.append(f"{n} (final {runs[n].final_step}): " + " | ".join(cells))
+    lines.append(
+        f"vae-mnist IWAE: rc {iwae.returncode}, state {iwae_state.stat().st_size if iwae_state.is_file() else 0} B"
+    )
+    (out / "summary.txt").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
+    os._exit(0)  # the pool's killed workers must not be waited for
+
+
+if __name__ == "__main__":
+    main()
