@@ -98,6 +98,11 @@ def render_model_card(model_dir, repo_id: str | None = None):
             "num_processes",
         )
         training_rows = [(k, train[k]) for k in keys if train.get(k) not in (None, "")]
+        # the GAN regularisers ("Improved Techniques", R1), where a run used them
+        tricks = ("r1_gamma", "label_smoothing", "feature_matching", "historical_averaging")
+        training_rows += [(k, train[k]) for k in tricks if train.get(k)]
+        if train.get("d_steps", 1) != 1:
+            training_rows.append(("d_steps", train["d_steps"]))
         if datasets and dataset not in (None, "ylecun/mnist"):  # a local copy (same schema) of the Hub dataset
             training_rows = [
                 ("dataset", "ylecun/mnist (local copy)") if k == "dataset" else (k, v) for k, v in training_rows

@@ -1,27 +1,32 @@
 """Side by side: hf-dgm's default GAN recipe against the plain pytorch/examples DCGAN recipe (same networks, same
-steps, same seed), with the `hf-dgm evaluate` protocol.
+number of steps, same seed), with the `hf-dgm evaluate` protocol.
 
-    python scripts/compare_gan_recipes.py [--model zoo/dcgan-mnist] [--num-samples 10000]
+    python scripts/compare_gan_recipes.py [--steps 5000] [--device cpu] [--plain-from DIR]
 
 * Plain recipe (pytorch/examples/dcgan): BCE on D's output (the non-saturating generator loss), Adam lr 2e-4,
   beta1 0.5, no EMA and no other tricks.
-* hf-dgm's default: the same, plus an exponential moving average of the generator (decay 0.999, warm-up
-  (1 + step) / (10 + step)), which is what gets sampled.
+* hf-dgm's default: build_zoo.py's dcgan-mnist recipe (the same, plus an R1 penalty on D's gradient at real images,
+  gamma 1, and an exponential moving average of the generator, which is what gets sampled), for --steps steps.
 
-EMA only reads the generator's weights and never feeds back into training. A run with EMA is therefore bit-identical
-to the plain recipe's run with the same seed (tests/test_training.py::test_ema_only_reads_the_generator). So one
-training run gives both: its raw generator is the plain recipe, and its EMA generator is ours. The script checks
-that the run used no other trick and writes docs/gan_recipe_comparison.json.
+Both train in runs/compare/{plain,ours} with build_zoo.py's command line (an interrupted run resumes; a finished
+one is reused). --plain-from names a finished run of the plain recipe that also kept an EMA generator, such as the
+dcgan-mnist of earlier zoo builds: EMA only reads the generator and never feeds back into training, so that run's
+raw generator is bit-identical to a plain run's (tests/test_training.py::test_ema_only_reads_the_generator).
+The script checks both runs' recorded arguments and writes docs/gan_recipe_comparison.json.
 """
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_zoo import RECIPES, train_command  # noqa: E402
+
 PLAIN = {
     "loss": "non_saturating",
     "lr_g": 2e-4,
@@ -34,13 +39,28 @@ PLAIN = {
     "spectral_norm": False,
     "minibatch_std": False,
     "minibatch_discrimination_kernels": 0,
+    "feature_matching": 0.0,
+    "historical_averaging": 0.0,
 }
-NO_TRICKS = ("feature_matching", "historical_averaging")
+SAME = ("architecture", "generator_channels", "discriminator_channels", "latent_dim", "batch_size", "seed", "steps")
+
+
+def recipes(steps: int) -> dict[str, str]:
+    ours = RECIPES["dcgan-mnist"].split()
+    ours[ours.index("--max-steps") + 1] = str(steps)
+    plain = list(ours)
+    for flag in ("--r1-gamma", "--ema-decay"):  # the tricks; the plain recipe keeps the rest (networks, Adam)
+        i = plain.index(flag)
+        del plain[i : i + 2]
+    return {"plain": " ".join(plain + ["--ema-decay", "0"]), "ours": " ".join(ours)}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "zoo" / "dcgan-mnist"))
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--device", default="cpu", help="for training and evaluation")
+    parser.add_argument("--plain-from", default=None, help="a finished plain-recipe run with an EMA generator")
+    parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "compare"))
     parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--out", default=str(ROOT / "docs" / "gan_recipe_comparison.json"))
@@ -49,42 +69,67 @@ def main():
     from hf_dgm import GANConfig, GANModel
     from hf_dgm.evaluation.evaluate import evaluate
 
-    model_dir = Path(args.model)
-    run = json.loads((model_dir / "training_args.json").read_text())
-    differs = {k: (run.get(k), v) for k, v in PLAIN.items() if run.get(k) != v}
-    differs.update({k: (run[k], "off") for k in NO_TRICKS if run.get(k) not in (None, False, 0, 0.0)})
-    if differs or not run.get("ema_decay"):
-        sys.exit(f"{model_dir} is not the plain recipe + EMA: {differs or 'no EMA generator'}")
+    commands = recipes(args.steps)
+    dirs = {name: Path(args.runs_dir) / name for name in commands}
+    if args.plain_from:
+        dirs["plain"] = Path(args.plain_from)
+    for name, out in dirs.items():
+        if (out / "model.safetensors").is_file() and json.loads((out / "training_args.json").read_text())["steps"]:
+            continue
+        if name == "plain" and args.plain_from:
+            sys.exit(f"--plain-from {args.plain_from!r} is not a finished run (no model.safetensors/steps).")
+        cmd = train_command(commands[name], out, args.device, checkpoint_every=500)
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
 
-    model = GANModel.from_pretrained(model_dir)
-    config = GANConfig(**{**model.config.to_dict(), "use_ema": False})
-    plain = GANModel(config)  # every weight is replaced below
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("generator_ema.")}
-    plain.load_state_dict(state, strict=True)
+    run = {name: json.loads((out / "training_args.json").read_text()) for name, out in dirs.items()}
+    plain_run, ours_run = run["plain"], run["ours"]
+    problems = [
+        f"plain run has {k}={plain_run.get(k)!r}, not {v!r}" for k, v in PLAIN.items() if plain_run.get(k, v) != v
+    ]
+    problems += [
+        f"{k}: plain {plain_run.get(k)!r}, ours {ours_run.get(k)!r}"
+        for k in SAME
+        if plain_run.get(k) != ours_run.get(k)
+    ]
+    if run["ours"]["steps"] != args.steps:
+        problems.append(f"ours ran {run['ours']['steps']} steps, expected --steps {args.steps}")
+    if problems:
+        sys.exit("not a like-for-like comparison: " + "; ".join(problems))
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        plain.save_pretrained(tmp)
-        for name, path in (
-            ("pytorch/examples recipe (raw generator)", tmp),
-            ("hf-dgm default (EMA generator)", model_dir),
+        plain_dir = dirs["plain"]
+        model = GANModel.from_pretrained(plain_dir)
+        if model.generator_ema is not None:  # its raw generator is the plain recipe (see the docstring)
+            plain = GANModel(GANConfig(**{**model.config.to_dict(), "use_ema": False}))  # every weight replaced
+            state = {k: v for k, v in model.state_dict().items() if not k.startswith("generator_ema.")}
+            plain.load_state_dict(state, strict=True)
+            plain.save_pretrained(tmp)
+            plain_dir = tmp
+        for name, path, label in (
+            ("plain", plain_dir, "pytorch/examples recipe"),
+            ("ours", dirs["ours"], "hf-dgm default (R1 + EMA generator)"),
         ):
             start = time.time()
-            results = evaluate(path, dataset=args.dataset, num_samples=args.num_samples, progress=False)
+            results = evaluate(
+                path, dataset=args.dataset, num_samples=args.num_samples, progress=False, device=args.device
+            )
             metrics = {m["name"]: m["value"] for m in results["metrics"]}
-            rows[name] = {
+            rows[label] = {
                 "classifier-feature FID": metrics["classifier-feature FID"],
                 "FID / real-data floor": metrics["classifier-feature FID / floor"],
                 "precision (k=3)": metrics["precision (k=3)"],
                 "recall (k=3)": metrics["recall (k=3)"],
                 "class histogram range": [min(results["class_histogram"]), max(results["class_histogram"])],
+                "training": {k: run[name].get(k) for k in ("hardware", "training_time_s", "r1_gamma", "ema_decay")},
             }
-            print(f"{name}: {rows[name]} ({time.time() - start:.0f} s)", flush=True)
+            print(f"{label}: {rows[label]} ({time.time() - start:.0f} s)", flush=True)
     report = {
-        "model": model_dir.name,
-        "steps": run["max_steps"],
-        "batch_size": run["batch_size"],
-        "seed": run["seed"],
+        "steps": args.steps,
+        "batch_size": run["ours"]["batch_size"],
+        "seed": run["ours"]["seed"],
+        "commands": {"plain": commands["plain"], "ours": commands["ours"]},
         "protocol": results["protocol"],
         "recipes": rows,
     }
