@@ -101,7 +101,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         plain_dir = dirs["plain"]
         model = GANModel.from_pretrained(plain_dir)
+        plain_note = f"{dirs['plain'].name}: trained without EMA"
         if model.generator_ema is not None:  # its raw generator is the plain recipe (see the docstring)
+            plain_note = f"{dirs['plain'].name}: the raw generator of a plain run that also kept an unused EMA copy"
             plain = GANModel(GANConfig(**{**model.config.to_dict(), "use_ema": False}))  # every weight replaced
             state = {k: v for k, v in model.state_dict().items() if not k.startswith("generator_ema.")}
             plain.load_state_dict(state, strict=True)
@@ -130,6 +132,7 @@ def main():
         "batch_size": run["ours"]["batch_size"],
         "seed": run["ours"]["seed"],
         "commands": {"plain": commands["plain"], "ours": commands["ours"]},
+        "plain_run": plain_note,
         "protocol": results["protocol"],
         "recipes": rows,
     }

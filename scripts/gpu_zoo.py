@@ -154,7 +154,7 @@ def main():
     runs = {n: Run(n, CANDIDATES[n], args) for n in names}
 
     # the likelihood protocol of the shipped vae-mnist, beside the training runs
-    iwae_state = runs_dir / "vae-mnist.iwae-k5000.json"
+    iwae_state = runs_dir / f"vae-mnist.iwae-k{args.iwae_k}.json"
     iwae_cmd = [sys.executable, "-m", "hf_dgm.cli", "evaluate", str(ROOT / "zoo" / "vae-mnist"), "--dataset", args.data]
     iwae_cmd += ["--device", args.device, "--iwae-k", str(args.iwae_k), "--iwae-state", str(iwae_state), "--no-write"]
     iwae_cmd += ["--num-samples", str(args.num_samples)]
@@ -183,6 +183,9 @@ def main():
             pending[pool.submit(evaluate_one, str(path), args.data, args.device, args.num_samples)] = (name, step)
 
     def collect(timeout: float):
+        if not pending:
+            time.sleep(timeout)
+            return
         done, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
         for fut in done:
             name, step = pending.pop(fut)
