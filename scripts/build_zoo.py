@@ -80,7 +80,9 @@ def evaluate(name: str, iwae_k: int, num_test_images: int | None):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def train_command(recipe: str, out: Path, device: str, checkpoint_every: int) -> list[str]:
+def train_command(
+    recipe: str, out: Path, device: str, checkpoint_every: int, dataset: str = MNIST, common=COMMON
+) -> list[str]:
     """The training command of a recipe line, resuming from the latest checkpoint in `out` if there is one."""
     family, *flags = recipe.split()
     cmd = [
@@ -88,14 +90,14 @@ def train_command(recipe: str, out: Path, device: str, checkpoint_every: int) ->
         "-m",
         f"hf_dgm.training.{family}",
         "--dataset",
-        MNIST,
+        dataset,
         "--output-dir",
         str(out),
         "--device",
         device,
         "--checkpoint-every",
         str(checkpoint_every),
-        *COMMON,
+        *common,
         *flags,
     ]
     if (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*")):

@@ -92,8 +92,8 @@ def main():
         for k in SAME
         if plain_run.get(k) != ours_run.get(k)
     ]
-    if run["ours"]["steps"] != args.steps:
-        problems.append(f"ours ran {run['ours']['steps']} steps, expected --steps {args.steps}")
+    if ours_run["steps"] != args.steps:
+        problems.append(f"ours ran {ours_run['steps']} steps, expected --steps {args.steps}")
     if problems:
         sys.exit("not a like-for-like comparison: " + "; ".join(problems))
 
@@ -129,8 +129,8 @@ def main():
             print(f"{label}: {rows[label]} ({time.time() - start:.0f} s)", flush=True)
     report = {
         "steps": args.steps,
-        "batch_size": run["ours"]["batch_size"],
-        "seed": run["ours"]["seed"],
+        "batch_size": ours_run["batch_size"],
+        "seed": ours_run["seed"],
         "commands": {"plain": commands["plain"], "ours": commands["ours"]},
         "plain_run": plain_note,
         "protocol": results["protocol"],

@@ -32,6 +32,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from build_zoo import train_command
+
 ROOT = Path(__file__).resolve().parent.parent
 
 GAN_NET = "--architecture dcgan --generator-channels 128 --discriminator-channels 64 --batch-size 128"
@@ -82,12 +84,11 @@ def evaluate_one(path: str, data: str, device: str, num_samples: int) -> dict:
 
 class Run:
     def __init__(self, name: str, spec: str, args):
-        self.name, self.family = name, spec.split()[0]
+        self.name, self.family, self.spec = name, spec.split()[0], spec
         self.dir = Path(args.runs) / name
-        self.flags = spec.split()[1:] + COMMON.split()
-        self.flags += ["--dataset", args.data, "--output-dir", str(self.dir), "--device", args.device]
-        self.flags += ["--checkpoint-every", str(args.checkpoint_every)]
-        if self.family == "gan" or args.smoke:  # the last --max-steps given wins
+        self.args = args
+        self.flags = []  # after the recipe's: the last --max-steps given wins
+        if self.family == "gan" or args.smoke:
             self.flags += ["--max-steps", str(args.gan_max_steps)]
         if args.smoke:
             self.flags += ["--batch-size", "16"]
@@ -95,22 +96,21 @@ class Run:
         self.final_step = None  # set when a finished folder exists
 
     def start(self, extra=()):
+        """build_zoo.py's command line (resuming from the latest checkpoint if there is one), plus `extra`."""
+        a = self.args
         self.dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", f"hf_dgm.training.{self.family}", *self.flags, *extra]
+        cmd = train_command(self.spec, self.dir, a.device, a.checkpoint_every, dataset=a.data, common=COMMON.split())
+        cmd += [*self.flags, *extra]
         env = dict(os.environ, OMP_NUM_THREADS="1")
         with open(self.dir.parent / f"{self.name}.log", "a") as f:
             f.write("\n+ " + " ".join(cmd) + "\n")
             self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def checkpoints(self) -> dict[int, Path]:
-        root = self.dir / "checkpoints"
-        if not root.is_dir():
-            return {}
-        return {
-            int(p.name.split("-")[1]): p / "model"
-            for p in root.iterdir()
-            if p.name.startswith("checkpoint-") and (p / "state.json").is_file()
-        }
+        """step -> the model folder of each complete checkpoint."""
+        from hf_dgm.training.checkpointing import CHECKPOINT_RE, list_checkpoints
+
+        return {int(CHECKPOINT_RE.match(p.name).group(1)): p / "model" for p in list_checkpoints(self.dir)}
 
 
 def stop(proc: subprocess.Popen, grace: float = 20):
@@ -227,7 +227,7 @@ def main():
             r.final_step = json.loads((r.dir / "training_args.json").read_text())["steps"]
         elif r.family == "gan" and r.checkpoints():
             last = max(r.checkpoints())
-            r.start(["--max-steps", str(last), "--resume-from", str(r.dir / "checkpoints" / f"checkpoint-{last:08d}")])
+            r.start(["--max-steps", str(last)])  # resumes from the latest checkpoint: `last`
             finalising.append((r, last))
     for r, last in finalising:
         try:

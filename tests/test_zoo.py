@@ -48,27 +48,26 @@ def _recipe_args(recipe: str, extra=()):
     return {f.name: getattr(namespace, f.name) for f in fields(cls)}
 
 
-def _build_zoo():
+def _script(name: str):
+    """A module of scripts/ (which import each other by name)."""
+    import importlib
     import sys
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import build_zoo
-
-    return build_zoo
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
+    return importlib.import_module(name)
 
 
 def test_recipe_side_by_side_differs_only_by_the_tricks():
     """scripts/compare_gan_recipes.py: the plain recipe is pytorch/examples' (no EMA, no R1), ours is the zoo's
     dcgan-mnist recipe, both at the same steps on the same networks."""
-    recipes_of = _build_zoo().RECIPES
-    from compare_gan_recipes import PLAIN, recipes
-
-    pair = recipes(1234)
+    compare = _script("compare_gan_recipes")
+    pair = compare.recipes(1234)
     plain, ours = _recipe_args(pair["plain"]), _recipe_args(pair["ours"])
     assert {k for k in plain if plain[k] != ours[k]} == {"ema_decay", "r1_gamma"}
     assert plain["ema_decay"] == 0 and plain["max_steps"] == ours["max_steps"] == 1234
-    assert {k: plain[k] for k in PLAIN} == PLAIN
-    zoo = _recipe_args(recipes_of["dcgan-mnist"])
+    assert {k: plain[k] for k in compare.PLAIN} == compare.PLAIN
+    zoo = _recipe_args(_script("build_zoo").RECIPES["dcgan-mnist"])
     assert {k for k in zoo if zoo[k] != ours[k]} == {"max_steps"}
 
 
@@ -78,7 +77,7 @@ def test_shipped_models_were_trained_with_their_recipe(name):
     computed (logging, checkpointing, paths and the device may differ)."""
     from hf_dgm.training.base import BaseTrainer
 
-    build_zoo = _build_zoo()
+    build_zoo = _script("build_zoo")
     run = json.loads((zoo_dir() / name / "training_args.json").read_text())
     recipe = _recipe_args(build_zoo.RECIPES[name], build_zoo.COMMON)
     assert run["steps"] == recipe["max_steps"]
