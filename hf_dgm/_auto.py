@@ -1,43 +1,30 @@
-"""Register hf-dgm models with transformers' Auto classes without importing transformers eagerly.
+"""Register hf-dgm's families with transformers' ``AutoConfig`` / ``AutoModel`` without importing transformers.
 
-``import hf_dgm`` must stay cheap, yet ``import hf_dgm; AutoModel.from_pretrained(dir)`` must work. A meta-path
-hook waits for transformers to import its auto modules and registers our classes right after: the config classes
-when ``configuration_auto`` is imported, the models when ``modeling_auto`` is. If they were already imported,
+``import hf_dgm`` must stay cheap (eager registration imports ``transformers.modeling_utils``: 4.7 s here), yet
+``import hf_dgm; AutoModel.from_pretrained(dir)`` must work. transformers has no plugin entry point, so a meta-path
+finder waits for its two auto modules to be imported and registers every family of ``hf_dgm.families`` right after
+(the configs with ``configuration_auto``, the models with ``modeling_auto``); if they are already imported,
 registration happens at once.
 """
 
 import importlib.abc
-import importlib.util
 import sys
+
+from .families import FAMILIES
 
 _CONFIG_AUTO = "transformers.models.auto.configuration_auto"
 _MODEL_AUTO = "transformers.models.auto.modeling_auto"
-_done: set[str] = set()
 
 
-def _register(module_name: str) -> None:
-    if module_name in _done:
-        return
-    _done.add(module_name)
-    if module_name == _CONFIG_AUTO:
-        from transformers.models.auto.configuration_auto import AutoConfig
-
-        from .gan.configuration_gan import GANConfig
-        from .vae.configuration_vae import VAEConfig
-
-        AutoConfig.register(GANConfig.model_type, GANConfig, exist_ok=True)
-        AutoConfig.register(VAEConfig.model_type, VAEConfig, exist_ok=True)
-    else:
-        from transformers.models.auto.modeling_auto import AutoModel
-
-        from .gan.modeling_gan import GANConfig, GANModel
-        from .vae.modeling_vae import VAEConfig, VAEModel
-
-        AutoModel.register(GANConfig, GANModel, exist_ok=True)
-        AutoModel.register(VAEConfig, VAEModel, exist_ok=True)
+def _register(auto_module) -> None:
+    for family in FAMILIES.values():
+        if auto_module.__name__ == _CONFIG_AUTO:
+            auto_module.AutoConfig.register(family.model_type, family.config_class, exist_ok=True)
+        else:
+            auto_module.AutoModel.register(family.config_class, family.model_class, exist_ok=True)
 
 
-class _Loader(importlib.abc.Loader):
+class _RegisterAfterExec(importlib.abc.Loader):
     def __init__(self, loader):
         self._loader = loader
 
@@ -46,27 +33,25 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        _register(module.__name__)
+        _register(module)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _AutoModuleFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname not in (_CONFIG_AUTO, _MODEL_AUTO) or fullname in _done:
+        if fullname not in (_CONFIG_AUTO, _MODEL_AUTO):
             return None
-        for finder in sys.meta_path:  # ask the other finders, then wrap the loader they return
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
+        for finder in sys.meta_path:  # let the other finders find it, then wrap the loader they return
+            spec = finder.find_spec(fullname, path, target) if finder is not self and hasattr(finder, "find_spec") else None
             if spec is not None and spec.loader is not None:
-                spec.loader = _Loader(spec.loader)
+                spec.loader = _RegisterAfterExec(spec.loader)
                 return spec
         return None
 
 
 def install_auto_registration() -> None:
-    if any(isinstance(f, _Finder) for f in sys.meta_path):
+    if any(isinstance(finder, _AutoModuleFinder) for finder in sys.meta_path):
         return
     for name in (_CONFIG_AUTO, _MODEL_AUTO):
         if name in sys.modules:
-            _register(name)
-    sys.meta_path.insert(0, _Finder())
+            _register(sys.modules[name])
+    sys.meta_path.insert(0, _AutoModuleFinder())

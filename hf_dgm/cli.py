@@ -30,7 +30,7 @@ def cmd_sample(args) -> int:
     from .zoo import DEFAULT_MODEL, resolve_model
 
     model_dir = resolve_model(args.model or DEFAULT_MODEL, revision=args.revision)
-    cfg, net = load_sampling_network(model_dir)
+    cfg, family, net = load_sampling_network(model_dir)
     labels = None
     if getattr(cfg, "num_classes", None):
         labels = (
@@ -40,7 +40,9 @@ def cmd_sample(args) -> int:
         )
     elif args.class_label is not None:
         raise SystemExit(f"error: --class-label {args.class_label} given, but {model_dir} is unconditional.")
-    images = sample_images(cfg, net, args.num_images, seed=args.seed, class_labels=labels, temperature=args.temperature)
+    images = sample_images(
+        cfg, family, net, args.num_images, seed=args.seed, class_labels=labels, temperature=args.temperature
+    )
     save_png_atomic(make_grid(to_uint8(images), nrow=args.nrow), args.out)
     print(f"wrote {args.out} ({args.num_images} images from {model_dir}, seed {args.seed})")
     return 0
@@ -89,6 +91,14 @@ def cmd_push(args) -> int:
         token=args.token,
     )
     print(f"pushed {args.model_dir} to {args.repo_id}: {commit.commit_url}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .remote_code import export_code
+
+    path = export_code(args.folder)
+    print(f"wrote {path}: {args.folder} now loads with trust_remote_code=True where hf-dgm is not installed")
     return 0
 
 
@@ -189,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit-message", default=None)
     p.add_argument("--token", default=None, help="default: $HF_TOKEN or the login cache (preferred: not in ps)")
     p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser(
+        "export", help="attach the code for trust_remote_code to a local model or pipeline folder (uploads do it)"
+    )
+    p.add_argument("folder", help="a model folder (config.json) or a pipeline folder (model_index.json)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("deploy-space", help="upload spaces_app/ as a Gradio Space")
     p.add_argument("--repo-id", required=True)

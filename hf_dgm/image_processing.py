@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .file_utils import atomic_write
+
 OUTPUT_TYPES = ("pil", "np", "pt")
 
 
@@ -64,11 +66,7 @@ def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, pad
 
 def save_png_atomic(image: Image.Image, path) -> None:
     """Write a PNG through a temporary file and a rename, so an interrupted write never leaves a broken file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def mnist_preprocess(image, max_side: int = 2048) -> np.ndarray:

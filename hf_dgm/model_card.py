@@ -3,27 +3,21 @@
 import json
 from pathlib import Path
 
-CITATIONS = {
-    "gan": [
-        "@inproceedings{goodfellow2014gan, title={Generative Adversarial Nets}, author={Goodfellow, Ian and others}, "
-        "booktitle={NeurIPS}, year={2014}}",
-        "@article{radford2015dcgan, title={Unsupervised Representation Learning with Deep Convolutional Generative "
-        "Adversarial Networks}, author={Radford, Alec and Metz, Luke and Chintala, Soumith}, journal={arXiv:1511.06434}, "
-        "year={2015}}",
-        "@inproceedings{salimans2016improved, title={Improved Techniques for Training GANs}, author={Salimans, Tim and "
-        "others}, booktitle={NeurIPS}, year={2016}}",
-    ],
-    "vae": [
-        "@inproceedings{kingma2014vae, title={Auto-Encoding Variational Bayes}, author={Kingma, Diederik P. and "
-        "Welling, Max}, booktitle={ICLR}, year={2014}}",
-        "@inproceedings{burda2016iwae, title={Importance Weighted Autoencoders}, author={Burda, Yuri and Grosse, Roger "
-        "and Salakhutdinov, Ruslan}, booktitle={ICLR}, year={2016}}",
-    ],
-}
+from .families import family_of, read_config
+from .file_utils import atomic_write
+from .modeling_utils import count_parameters, read_weight_shapes
+
+TEMPLATE = "hf_dgm_model_card.md"
 
 
 def template_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "model_cards" / "hf_dgm_model_card.md"
+    """The card template: inside the installed package (the wheel maps the top-level ``model_cards/`` to
+    ``hf_dgm/model_cards/``), else in the source checkout's ``model_cards/``."""
+    package = Path(__file__).resolve().parent
+    for folder in (package / "model_cards", package.parent / "model_cards"):
+        if (folder / TEMPLATE).is_file():
+            return folder / TEMPLATE
+    raise FileNotFoundError(f"The model card template {TEMPLATE} is missing from {package}: reinstall hf-dgm.")
 
 
 def _read_json(path: Path):
@@ -34,8 +28,8 @@ def render_model_card(model_dir, repo_id: str | None = None):
     from huggingface_hub import ModelCard, ModelCardData
 
     model_dir = Path(model_dir)
-    config = json.loads((model_dir / "config.json").read_text())
-    family = "gan" if config["model_type"] == "hf_dgm_gan" else "vae"
+    config = read_config(model_dir)
+    family = family_of(config.get("model_type"), f"{str(model_dir / 'config.json')!r}")
     train = _read_json(model_dir / "training_args.json")
     evals = _read_json(model_dir / "eval_results.json")
     repo_id = repo_id or f"hf-dgm/{model_dir.resolve().name}"
@@ -44,7 +38,7 @@ def render_model_card(model_dir, repo_id: str | None = None):
     datasets = ["ylecun/mnist"] if dataset in (None, "ylecun/mnist") or "mnist" in str(dataset) else []
     tags = [
         "hf-dgm",
-        family,
+        family.name,
         "mnist" if datasets else "image-generation",
         "class-conditional-image-generation" if conditional else "unconditional-image-generation",
     ]
@@ -109,20 +103,11 @@ def render_model_card(model_dir, repo_id: str | None = None):
             ]
         if train.get("training_time_note"):
             training_rows.append(("training time note", train["training_time_note"]))
-    extra = []
-    if family == "gan":
-        for k in ("spectral_norm", "minibatch_std", "minibatch_discrimination_kernels", "use_ema"):
-            if config.get(k):
-                extra.append((k, config[k]))
-    else:
-        extra.append(("likelihood", config.get("likelihood")))
+    extra = [(k, config[k]) for k in family.card_fields if config.get(k)]
     try:
-        from safetensors import safe_open
-
-        with safe_open(model_dir / "model.safetensors", "pt") as f:
-            num_parameters = sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
-        num_parameters = f"{num_parameters:,} (all tensors, EMA copy included)"
-    except Exception:
+        num_parameters = f"{count_parameters(read_weight_shapes(model_dir / 'model.safetensors')):,}"
+        num_parameters += " (all tensors, EMA copy included)"
+    except (OSError, FileNotFoundError):
         num_parameters = "unknown (weights not readable)"
     return ModelCard.from_template(
         card_data,
@@ -130,11 +115,11 @@ def render_model_card(model_dir, repo_id: str | None = None):
         model_name=model_dir.resolve().name,
         description=(
             f"A {'class-conditional ' if conditional else ''}"
-            f"{'GAN' if family == 'gan' else 'variational autoencoder'} trained with "
+            f"{family.long_name} trained with "
             "[hf-dgm](https://huggingface.co/hf-dgm)."
         ),
         has_grid=(model_dir / "samples.png").is_file(),
-        family="GAN" if family == "gan" else "VAE",
+        family=family.title,
         architecture=config.get("architecture"),
         num_parameters=num_parameters,
         image_size=config.get("image_size"),
@@ -142,28 +127,18 @@ def render_model_card(model_dir, repo_id: str | None = None):
         latent_dim=config.get("latent_dim"),
         conditioning=f"{config['num_classes']} classes" if conditional else "none (unconditional)",
         extra_rows=extra,
-        model_class="GANModel" if family == "gan" else "VAEModel",
-        pipeline_class="GANPipeline" if family == "gan" else "VAEPipeline",
-        component="gan" if family == "gan" else "vae",
+        model_class=f"{family.name.upper()}Model",
+        pipeline_class=f"{family.name.upper()}Pipeline",
+        component=family.name,
         repo_id=repo_id,
         label_arg=", class_labels=list(range(10)) + [0] * 6" if conditional else "",
         eval_rows=eval_rows,
         eval_protocol=protocol,
         training_rows=training_rows,
         dataset_desc="handwritten digits (MNIST)" if datasets else "images like its training set",
-        citations="\n".join(CITATIONS[family]),
+        citations="\n".join(family.citations),
     )
 
 
-def _prod(shape):
-    out = 1
-    for s in shape:
-        out *= s
-    return out
-
-
 def write_model_card(model_dir, repo_id: str | None = None) -> Path:
-    card = render_model_card(model_dir, repo_id)
-    path = Path(model_dir) / "README.md"
-    card.save(path)
-    return path
+    return atomic_write(Path(model_dir) / "README.md", render_model_card(model_dir, repo_id).save)

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hf_dgm.hub import MODEL_FILES
+
 ROOT = Path(__file__).resolve().parent.parent
 MNIST = str(ROOT.parent / "shared" / "data" / "mnist")
 
@@ -43,20 +45,7 @@ RECIPES = {
     "--max-steps 5000 --lr-schedule cosine",
 }
 
-SHIPPED = (
-    "config.json",
-    "model.safetensors",
-    "configuration_gan.py",
-    "modeling_gan.py",
-    "networks_gan.py",
-    "configuration_vae.py",
-    "modeling_vae.py",
-    "networks_vae.py",
-    "README.md",
-    "samples.png",
-    "training_args.json",
-    "eval_results.json",
-)
+SHIPPED = (*MODEL_FILES, "README.md")  # what a zoo folder keeps: what a model repo holds, without code
 
 
 def evaluate(name: str, iwae_k: int, num_test_images: int | None):

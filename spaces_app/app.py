@@ -35,6 +35,7 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from hf_dgm.families import FAMILIES, family_of  # noqa: E402
 from hf_dgm.image_processing import make_grid, mnist_preprocess, save_gif, to_uint8  # noqa: E402
 from hf_dgm.zoo import ZOO_MODELS, hub_repo_id, zoo_dir  # noqa: E402
 
@@ -44,7 +45,6 @@ MAX_IMAGES = 64
 DISPLAY_SCALE = 3  # the Generate tab shows the 28-px digits at 3x (nearest neighbour); the download is 1x
 MAX_SEED = 2**31 - 1
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
-MODEL_TYPES = ("hf_dgm_gan", "hf_dgm_vae")
 GENERATORS = [m for m in ZOO_MODELS if m != "mnist-classifier"]
 PAPERS = """
 - Goodfellow et al., [Generative Adversarial Nets](https://arxiv.org/abs/1406.2661) (2014)
@@ -80,7 +80,7 @@ def _resolve(name: str) -> Path:
                 raise gr.Error(f"{repo_id} is {size / 2**20:.0f} MB: this app loads models up to 200 MB.")
             folder = Path(hf_hub_download(repo_id, "config.json")).parent
             config = json.loads((folder / "config.json").read_text())
-            if config.get("model_type") not in MODEL_TYPES:
+            if config.get("model_type") not in FAMILIES:
                 raise gr.Error(f"{repo_id} is not an hf-dgm GAN or VAE (model_type {config.get('model_type')!r}).")
             hf_hub_download(repo_id, "model.safetensors")
         except gr.Error:
@@ -88,7 +88,7 @@ def _resolve(name: str) -> Path:
         except Exception as err:  # not found, private, offline...
             raise gr.Error(f"Could not load {repo_id!r} from the Hub ({type(err).__name__}).") from None
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
-    if config.get("model_type") not in MODEL_TYPES:
+    if config.get("model_type") not in FAMILIES:
         raise gr.Error(f"{name!r} is not an hf-dgm GAN or VAE model.")
     return folder
 
@@ -96,12 +96,8 @@ def _resolve(name: str) -> Path:
 @lru_cache(maxsize=8)
 def load_pipeline(folder: str):
     """Loaded once per model and cached. Never with trust_remote_code: only hf-dgm's own classes."""
-    from hf_dgm import GANModel, GANPipeline, VAEModel, VAEPipeline
-
     config = json.loads(Path(folder, "config.json").read_text())
-    if config["model_type"] == "hf_dgm_gan":
-        return GANPipeline(gan=GANModel.from_pretrained(folder).to(DEVICE).eval())
-    return VAEPipeline(vae=VAEModel.from_pretrained(folder).to(DEVICE).eval())
+    return family_of(config["model_type"]).pipeline_class.from_pretrained(folder).to(DEVICE)
 
 
 @lru_cache(maxsize=1)
@@ -115,8 +111,7 @@ def load_classifier():
 def _model(choice: str, custom: str):
     folder = _resolve(custom.strip() if custom and custom.strip() else choice)
     pipe = load_pipeline(str(folder))
-    net = getattr(pipe, "gan", None) or pipe.vae
-    return pipe, net.config
+    return pipe, getattr(pipe, pipe.component).config
 
 
 def _seed(value) -> int:
@@ -139,9 +134,9 @@ def _labels(config, digit, n):
 
 def _latents(config, seed, n, spread):
     z = torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(seed))
-    if config.model_type == "hf_dgm_gan":
-        return z.clamp(-spread, spread) if spread < 3.0 else z  # truncation trick
-    return z * spread  # VAE prior temperature
+    if family_of(config.model_type).has_likelihood:
+        return z * spread  # a VAE's prior temperature
+    return z.clamp(-spread, spread) if spread < 3.0 else z  # a GAN's truncation trick
 
 
 def _save_png(image: Image.Image, name: str) -> str:
@@ -215,7 +210,7 @@ def _classify(images01: torch.Tensor):
 @torch.no_grad()
 def reconstruct(choice, custom, sketch, upload, seed):
     pipe, config = _model(choice, custom)
-    if config.model_type != "hf_dgm_vae":
+    if not hasattr(pipe, "reconstruct"):
         raise gr.Error("Reconstruction needs a VAE: pick vae-mnist, cvae-mnist, mlp-vae-mnist or vae2d-mnist.")
     try:
         digit = mnist_preprocess(_read_drawing(sketch, upload))
@@ -239,7 +234,7 @@ def reconstruct(choice, custom, sketch, upload, seed):
 @torch.no_grad()
 def explore(choice, custom, seed, d0, d1, d2, d3):
     pipe, config = _model(choice, custom)
-    if config.model_type == "hf_dgm_vae" and config.latent_dim == 2 and not config.num_classes:
+    if hasattr(pipe, "reconstruct") and config.latent_dim == 2 and not config.num_classes:  # a VAE's 2-d manifold
         span = torch.linspace(-2.5, 2.5, 15)
         grid = torch.stack(torch.meshgrid(span, span.flip(0), indexing="xy"), -1).reshape(-1, 2)
         images = pipe(latents=grid, output_type="pt").images

@@ -1,5 +1,7 @@
 """AutoModel registration, cheap `import hf_dgm`, and zero-install loading with trust_remote_code."""
 
+import ast
+import json
 import textwrap
 
 import pytest
@@ -8,6 +10,9 @@ from conftest import REPO_ROOT, run_python, tiny_gan_kwargs, tiny_vae_kwargs
 from safetensors.torch import save_file
 
 from hf_dgm import GANConfig, GANModel, VAEConfig, VAEModel
+from hf_dgm.cli import main
+from hf_dgm.families import BY_NAME
+from hf_dgm.remote_code import bundle, export_code, model_code_paths, pipeline_code_paths
 
 HEAVY = ("torch", "transformers", "diffusers", "gradio", "accelerate", "datasets")
 
@@ -47,18 +52,45 @@ def test_automodel_after_import_hf_dgm(tmp_path, transformers_first):
     assert proc.stdout.split() == ["hf_dgm.gan.modeling_gan", "GANModel", "VAEModel", "VAEConfig"]
 
 
-def test_saved_folder_carries_its_code(tmp_path, tiny_gan, tiny_vae):
+def test_saved_folder_holds_no_code_until_exported(tmp_path, tiny_gan, tiny_vae):
+    """save_pretrained writes config and weights only; `hf-dgm export` attaches one generated module and auto_map."""
     tiny_gan.save_pretrained(tmp_path / "gan")
     tiny_vae.save_pretrained(tmp_path / "vae")
     for family in ("gan", "vae"):
-        names = {p.name for p in (tmp_path / family).iterdir()}
-        assert {f"configuration_{family}.py", f"modeling_{family}.py", f"networks_{family}.py"} <= names
-        for py in (tmp_path / family).glob("*.py"):
-            # module-level imports: only siblings (from .x import ...) and third-party packages. (push_to_hub imports
-            # hf_dgm.hub inside a try/except, which transformers' import check skips.)
-            imports = [ln for ln in py.read_text().splitlines() if ln.startswith(("import ", "from "))]
-            bad = [ln for ln in imports if "hf_dgm" in ln or ln.startswith("from ..")]
-            assert not bad, (py.name, bad)
+        folder = tmp_path / family
+        assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors"}
+        assert "auto_map" not in json.loads((folder / "config.json").read_text())
+        assert main(["export", str(folder)]) == 0
+        assert {p.name for p in folder.glob("*.py")} == {f"modeling_{family}.py"}
+        assert json.loads((folder / "config.json").read_text())["auto_map"] == {
+            "AutoConfig": f"modeling_{family}.{family.upper()}Config",
+            "AutoModel": f"modeling_{family}.{family.upper()}Model",
+        }
+        # module-level imports: third-party packages only. (push_to_hub imports hf_dgm.hub inside a try/except,
+        # which transformers' import check skips.)
+        source = (folder / f"modeling_{family}.py").read_text()
+        imports = [ln for ln in source.splitlines() if ln.startswith(("import ", "from "))]
+        assert not [ln for ln in imports if "hf_dgm" in ln or ln.startswith("from .")], imports
+
+
+@pytest.mark.parametrize("family", sorted(BY_NAME))
+def test_bundles_define_each_name_once(family):
+    """A bundle concatenates modules: a top-level name defined twice would silently shadow the first."""
+    for paths in (model_code_paths(BY_NAME[family]), pipeline_code_paths(BY_NAME[family])):
+        tree = ast.parse(bundle(paths))
+        names = [
+            target.id if isinstance(target, ast.Name) else node.name
+            for node in tree.body
+            for target in (node.targets if isinstance(node, ast.Assign) else [node])
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) or isinstance(target, ast.Name)
+        ]
+        assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+
+
+def test_bundle_refuses_imports_it_cannot_resolve(tmp_path):
+    (tmp_path / "a.py").write_text("from .b import thing\n")
+    with pytest.raises(ValueError, match="imports .b, which the bundle"):
+        bundle([tmp_path / "a.py"])
 
 
 @pytest.mark.parametrize("family", ["gan", "vae"])
@@ -73,6 +105,7 @@ def test_trust_remote_code_without_hf_dgm(tmp_path, family):
         expected = model.generate(4, generator=torch.Generator().manual_seed(0)).sample
         call = "model.generate(4, generator=torch.Generator().manual_seed(0)).sample"
     model.save_pretrained(tmp_path / "model")
+    export_code(tmp_path / "model")
     save_file({"expected": expected.contiguous()}, str(tmp_path / "expected.safetensors"))
     code = textwrap.dedent(f"""
         import sys
@@ -99,9 +132,8 @@ def test_trust_remote_code_without_hf_dgm(tmp_path, family):
 
 def test_remote_code_checks_weights_too(tmp_path, tiny_vae):
     """The strict weight check travels with the code: a mismatched folder fails without hf_dgm as well."""
-    import json
-
     tiny_vae.save_pretrained(tmp_path / "model")
+    export_code(tmp_path / "model")
     cfg_path = tmp_path / "model" / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg.update(likelihood="gaussian", gaussian_variance="learned")

@@ -87,14 +87,8 @@ def test_push_models_and_load_three_ways(hub, tmp_path):
     )
     files = state.repos[("model", "tester/gan-roundtrip")]
     head = files.commits[files.branches["main"]]["files"]
-    assert {
-        "config.json",
-        "model.safetensors",
-        "modeling_gan.py",
-        "configuration_gan.py",
-        "networks_gan.py",
-        "README.md",
-    } <= set(head)
+    assert {"config.json", "model.safetensors", "modeling_gan.py", "README.md"} <= set(head)
+    assert json.loads(head["config.json"])["auto_map"]["AutoModel"] == "modeling_gan.GANModel"
     card = head["README.md"].decode()
     assert "[More Information Needed]" not in card and "hf-dgm" in card
     assert "has not been evaluated yet" in card and "No training record" in card  # says what is missing
@@ -159,8 +153,8 @@ def test_push_pipelines_and_load_without_hf_dgm(hub, tmp_path):
     repo = state.repos[("model", "tester/gan-pipe")]
     head = repo.commits[repo.branches["main"]]["files"]
     index = json.loads(head["model_index.json"])
-    assert index["_class_name"] == ["pipeline_gan", "GANPipeline"] and index["gan"] == ["gan_bundle", "GANModel"]
-    assert {"pipeline_gan.py", "README.md", "gan/gan_bundle.py", "gan/model.safetensors"} <= set(head)
+    assert index["_class_name"] == ["pipeline_gan", "GANPipeline"] and index["gan"] == ["modeling_gan", "GANModel"]
+    assert {"pipeline_gan.py", "README.md", "gan/modeling_gan.py", "gan/model.safetensors"} <= set(head)
     check = """
     import numpy as np, torch
     g = lambda: torch.Generator().manual_seed(0)

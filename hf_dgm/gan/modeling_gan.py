@@ -12,15 +12,16 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .configuration_gan import GANConfig
-from .networks_gan import (
-    MinibatchDiscrimination,
-    build_discriminator,
-    build_generator,
+from ..modeling_utils import (
+    HfDgmModelMixin,
+    check_batch_size,
     check_class_labels,
     check_latents,
+    check_pixel_values,
     sample_latents,
 )
+from .configuration_gan import GANConfig
+from .networks_gan import ARCHITECTURES, MinibatchDiscrimination, build_discriminator, build_generator
 
 
 @dataclass
@@ -65,7 +66,7 @@ class GANOutput(ModelOutput):
     logits_real: torch.FloatTensor | None = None
 
 
-class GANModel(PreTrainedModel):
+class GANModel(HfDgmModelMixin, PreTrainedModel):
     config_class = GANConfig
     base_model_prefix = "gan"
     main_input_name = "latents"
@@ -88,22 +89,7 @@ class GANModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module):
         if self.generator_ema is not None and any(module is m for m in self.generator_ema.modules()):
             return  # copied from the generator (reset_ema), without drawing random numbers
-        if self.config.architecture == "dcgan":
-            # Radford et al.: all weights from N(0, 0.02); BatchNorm scales from N(1, 0.02).
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                weight = (
-                    module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
-                )
-                nn.init.normal_(weight, 0.0, 0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.normal_(module.weight, 1.0, 0.02)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, 0.0, 0.02)
-        elif isinstance(module, (nn.Linear, nn.Embedding)):
-            module.reset_parameters()  # PyTorch's defaults for the article's MLPs
+        ARCHITECTURES[self.config.architecture].init_weights(module)
         if isinstance(module, MinibatchDiscrimination):
             nn.init.normal_(module.T, 0.0, 0.1)
 
@@ -132,8 +118,7 @@ class GANModel(PreTrainedModel):
     ):
         """Sample images in [-1, 1] from the EMA generator (if any), always in eval mode."""
         if latents is None:
-            if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-                raise ValueError(f"batch_size={batch_size!r} is invalid: expected a positive int.")
+            check_batch_size(batch_size)
             latents = sample_latents(self.config, batch_size, generator, device=self.device, dtype=self.dtype)
         else:
             check_latents(self.config, latents)
@@ -150,7 +135,7 @@ class GANModel(PreTrainedModel):
 
     def discriminate(self, pixel_values: torch.Tensor, class_labels=None, return_dict: bool = True):
         """D's logits (no sigmoid) and last features for images in [-1, 1]."""
-        self._check_pixel_values(pixel_values)
+        check_pixel_values(self.config, pixel_values)
         labels = check_class_labels(self.config, class_labels, pixel_values.shape[0], device=pixel_values.device)
         logits, features = self.discriminator(pixel_values, labels)
         return DiscriminatorOutput(logits=logits, features=features) if return_dict else (logits, features)
@@ -174,62 +159,8 @@ class GANModel(PreTrainedModel):
         logits_fake, _ = self.discriminator(sample, labels)
         logits_real = None
         if pixel_values is not None:
-            self._check_pixel_values(pixel_values)
+            check_pixel_values(self.config, pixel_values)
             logits_real, _ = self.discriminator(pixel_values, labels)
         if not return_dict:
             return tuple(t for t in (sample, logits_fake, logits_real) if t is not None)
         return GANOutput(sample=sample, logits_fake=logits_fake, logits_real=logits_real)
-
-    def _check_pixel_values(self, pixel_values):
-        c, s = self.config.num_channels, self.config.image_size
-        if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
-            raise ValueError(
-                f"pixel_values must be a floating-point tensor, got {getattr(pixel_values, 'dtype', type(pixel_values))}."
-            )
-        if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (c, s, s):
-            raise ValueError(
-                f"pixel_values have shape {tuple(pixel_values.shape)}, expected (batch_size, {c}, {s}, {s})."
-            )
-
-    def push_to_hub(self, repo_id: str, **kwargs):
-        """Push config, weights, modeling code and hf-dgm's model card (not transformers' template card).
-        Where hf-dgm is not installed (this file loaded as remote code), transformers' push_to_hub is used."""
-        try:
-            from hf_dgm.hub import push_model_to_hub
-        except ImportError:
-            return super().push_to_hub(repo_id, **kwargs)
-        return push_model_to_hub(self, repo_id, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, but weights that don't match the config raise instead of being
-        silently re-initialised (transformers 5 only prints a load report)."""
-        want_info = kwargs.pop("output_loading_info", False)
-        kwargs.setdefault("use_safetensors", True)  # never fall back to a pickled pytorch_model.bin
-        try:
-            model, info = super().from_pretrained(
-                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
-            )
-        except Exception as err:  # safetensors raises its own type for a truncated or corrupt file
-            if "safetensor" in type(err).__name__.lower() or "deserializ" in str(err).lower():
-                raise OSError(
-                    f"The weights in {pretrained_model_name_or_path!r} can't be read: model.safetensors is "
-                    f"truncated or corrupt ({err})."
-                ) from err
-            if "mismatched_sizes" in str(err):  # transformers 5: tensors whose shapes differ from the config's
-                raise ValueError(
-                    f"The weights in {pretrained_model_name_or_path!r} don't match its config "
-                    f"({cls.config_class.__name__}): some tensor shapes differ (see the load report above)."
-                ) from err
-            raise
-        problems = {k: sorted(info[k]) for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)}
-        if problems:
-            raise ValueError(
-                f"The weights in {pretrained_model_name_or_path!r} don't match its config "
-                f"({cls.config_class.__name__}): {problems}"
-            )
-        return (model, info) if want_info else model
-
-
-GANConfig.register_for_auto_class()
-GANModel.register_for_auto_class("AutoModel")

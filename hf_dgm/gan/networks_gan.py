@@ -1,11 +1,10 @@
-"""Plain-PyTorch GAN networks and the validation of their hyper-parameters.
+"""Plain-PyTorch GAN networks, their architecture registry and the validation of their hyper-parameters.
 
-This file imports nothing but torch, so ``hf-dgm sample`` can build a generator and load its weights without
-importing transformers (see the speed issue). ``configuration_gan.py`` calls :func:`validate_gan_config` so the
-fast path and the Hugging Face classes check exactly the same rules. It travels with saved models
-(``trust_remote_code``) and may only import siblings of this folder.
+This file imports only torch (and the shared ``modeling_utils``), so ``hf-dgm sample`` can build a generator and load
+its weights without importing transformers. ``configuration_gan.py`` calls :func:`validate_gan_config`, so the fast
+path and the Hugging Face classes check the same rules.
 
-Architectures:
+Architectures (``ARCHITECTURES``; add one there, with its config fields and their validation):
 
 * ``mlp``: the seed article's networks. G: z -> 128 -> 128 -> C*H*W (tanh); D: C*H*W -> 128 -> 128 -> 1 (logit),
   leaky ReLU between layers. Widths are ``generator_hidden_dims`` / ``discriminator_hidden_dims``.
@@ -15,148 +14,22 @@ Architectures:
 """
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-ARCHITECTURES = ("mlp", "dcgan")
-ACTIVATIONS = ("leaky_relu", "relu", "tanh", "sigmoid")
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Validation (shared by GANConfig and the no-transformers fast path)
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def conv_schedule(image_size: int) -> tuple[int, int]:
-    """Return ``(initial_size, num_upsamplings)`` such that ``image_size == initial_size * 2**num_upsamplings``.
-
-    The largest number of stride-2 stages is used that leaves an initial map between 3 and 7 pixels wide
-    (28 -> 7 x 2**2, 32 -> 4 x 2**3, 64 -> 4 x 2**4). Raises ``ValueError`` for sizes the depth can't produce.
-    """
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 12:
-        raise ValueError(
-            f"image_size={image_size!r} is not supported by the convolutional architectures: expected an int "
-            "of the form b * 2**n with 3 <= b <= 7 and n >= 2 (for example 28, 32, 48 or 64)."
-        )
-    size, stages = image_size, 0
-    while size % 2 == 0 and size // 2 >= 3:
-        size //= 2
-        stages += 1
-    if stages < 2 or size > 7:
-        raise ValueError(
-            f"image_size={image_size!r} is not supported by the convolutional architectures: expected an int "
-            "of the form b * 2**n with 3 <= b <= 7 and n >= 2 (for example 28, 32, 48 or 64)."
-        )
-    return size, stages
-
-
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name}={value!r} is invalid: expected a positive int.")
-
-
-def _check_dims(name: str, value) -> None:
-    if not isinstance(value, (list, tuple)) or len(value) == 0:
-        raise ValueError(f"{name}={value!r} is invalid: expected a non-empty list of positive ints.")
-    for v in value:
-        _check_positive_int(f"{name} entry", v)
-
-
-def validate_gan_config(cfg) -> None:
-    """Check every architecture field of a GAN config (an object with attributes, e.g. ``GANConfig``)."""
-    if cfg.architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture={cfg.architecture!r} is not supported: expected one of {ARCHITECTURES}.")
-    _check_positive_int("latent_dim", cfg.latent_dim)
-    _check_positive_int("image_size", cfg.image_size)
-    if cfg.num_channels not in (1, 3) or isinstance(cfg.num_channels, bool):
-        raise ValueError(f"num_channels={cfg.num_channels!r} is invalid: expected 1 (grey) or 3 (RGB).")
-    if cfg.num_classes is not None:
-        if not isinstance(cfg.num_classes, int) or isinstance(cfg.num_classes, bool) or cfg.num_classes < 2:
-            raise ValueError(f"num_classes={cfg.num_classes!r} is invalid: expected None or an int >= 2.")
-        _check_positive_int("class_embed_dim", cfg.class_embed_dim)
-    if cfg.activation not in ACTIVATIONS:
-        raise ValueError(f"activation={cfg.activation!r} is not supported: expected one of {ACTIVATIONS}.")
-    if cfg.architecture == "dcgan":
-        conv_schedule(cfg.image_size)
-        _check_positive_int("generator_channels", cfg.generator_channels)
-        _check_positive_int("discriminator_channels", cfg.discriminator_channels)
-    else:
-        _check_dims("generator_hidden_dims", cfg.generator_hidden_dims)
-        _check_dims("discriminator_hidden_dims", cfg.discriminator_hidden_dims)
-    if not isinstance(cfg.minibatch_discrimination_kernels, int) or cfg.minibatch_discrimination_kernels < 0:
-        raise ValueError(
-            f"minibatch_discrimination_kernels={cfg.minibatch_discrimination_kernels!r} is invalid: "
-            "expected an int >= 0 (0 turns minibatch discrimination off)."
-        )
-    if cfg.minibatch_discrimination_kernels:
-        _check_positive_int("minibatch_discrimination_dim", cfg.minibatch_discrimination_dim)
-    for flag in ("spectral_norm", "minibatch_std", "use_ema"):
-        if not isinstance(getattr(cfg, flag), bool):
-            raise ValueError(f"{flag}={getattr(cfg, flag)!r} is invalid: expected true or false.")
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Small helpers
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def make_activation(name: str) -> nn.Module:
-    if name == "leaky_relu":
-        return nn.LeakyReLU(0.2)
-    if name == "relu":
-        return nn.ReLU()
-    if name == "tanh":
-        return nn.Tanh()
-    if name == "sigmoid":
-        return nn.Sigmoid()
-    raise ValueError(f"activation={name!r} is not supported: expected one of {ACTIVATIONS}.")
-
-
-def randn(shape, generator: torch.Generator | None = None, device=None, dtype=None) -> torch.Tensor:
-    """``torch.randn`` drawn on the generator's device, then moved: the same seed gives the same numbers
-    whatever device the model lives on (as diffusers' ``randn_tensor``)."""
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    sample = torch.randn(shape, generator=generator, device=gen_device, dtype=dtype or torch.float32)
-    return sample.to(device) if device is not None else sample
-
-
-def sample_latents(cfg, batch_size: int, generator: torch.Generator | None = None, device=None, dtype=None):
-    """The one place latents are drawn: GANModel.generate, the pipeline and the CLI all call it."""
-    return randn((batch_size, cfg.latent_dim), generator=generator, device=device, dtype=dtype)
-
-
-def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch.Tensor | None:
-    """Validate and convert ``class_labels`` (int, list or tensor) for a model with ``cfg.num_classes``."""
-    if cfg.num_classes is None:
-        if class_labels is not None:
-            raise ValueError("class_labels were given, but this model is unconditional (num_classes=None).")
-        return None
-    if class_labels is None:
-        raise ValueError(
-            f"This model is class-conditional (num_classes={cfg.num_classes}): pass class_labels, "
-            f"ints in [0, {cfg.num_classes - 1}]."
-        )
-    if isinstance(class_labels, int) and not isinstance(class_labels, bool):
-        class_labels = [class_labels] * batch_size
-    labels = torch.as_tensor(class_labels)
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1:
-        raise ValueError(
-            f"class_labels must be a 1-D sequence of ints, got dtype {labels.dtype} and shape {tuple(labels.shape)}."
-        )
-    if labels.shape[0] != batch_size:
-        raise ValueError(f"class_labels has {labels.shape[0]} entries, expected one per image ({batch_size}).")
-    if labels.numel() and (labels.min() < 0 or labels.max() >= cfg.num_classes):
-        bad = labels[(labels < 0) | (labels >= cfg.num_classes)][0].item()
-        raise ValueError(f"class label {bad} is out of range: expected ints in [0, {cfg.num_classes - 1}].")
-    return labels.to(device=device, dtype=torch.long)
-
-
-def check_latents(cfg, latents) -> None:
-    if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
-        raise ValueError(f"latents must be a floating-point tensor, got {type(latents).__name__}.")
-    if latents.ndim != 2 or latents.shape[1] != cfg.latent_dim:
-        raise ValueError(f"latents have shape {tuple(latents.shape)}, expected (batch_size, {cfg.latent_dim}).")
+from ..modeling_utils import (
+    check_bool,
+    check_choice,
+    check_common_fields,
+    check_dims,
+    check_positive_int,
+    conv_schedule,
+    make_activation,
+    sample_latents,
+)
 
 
 def _sn(module: nn.Module, enabled: bool) -> nn.Module:
@@ -320,11 +193,92 @@ class DCGANDiscriminator(nn.Module):
         return self.head(features, class_labels), features
 
 
+def _validate_mlp(cfg) -> None:
+    check_dims("generator_hidden_dims", cfg.generator_hidden_dims)
+    check_dims("discriminator_hidden_dims", cfg.discriminator_hidden_dims)
+
+
+def _validate_dcgan(cfg) -> None:
+    conv_schedule(cfg.image_size)
+    check_positive_int("generator_channels", cfg.generator_channels)
+    check_positive_int("discriminator_channels", cfg.discriminator_channels)
+
+
+@torch.no_grad()
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al.: all weights from N(0, 0.02); BatchNorm scales from N(1, 0.02)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        nn.init.normal_(weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+
+
+@torch.no_grad()
+def pytorch_default_init(module: nn.Module) -> None:
+    """PyTorch's own initialisation (the article's MLPs)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        module.reset_parameters()
+
+
+@dataclass(frozen=True)
+class GANArchitecture:
+    generator: Callable[..., nn.Module]
+    discriminator: Callable[..., nn.Module]
+    validate: Callable[..., None]  # checks the architecture's own config fields
+    init_weights: Callable[[nn.Module], None]  # applied to every submodule by GANModel._init_weights
+
+
+ARCHITECTURES = {
+    "mlp": GANArchitecture(MLPGenerator, MLPDiscriminator, _validate_mlp, pytorch_default_init),
+    "dcgan": GANArchitecture(DCGANGenerator, DCGANDiscriminator, _validate_dcgan, dcgan_init),
+}
+
+
+def validate_gan_config(cfg) -> None:
+    """Check every architecture field of a GAN config (an object with attributes, e.g. ``GANConfig``)."""
+    check_choice("architecture", cfg.architecture, ARCHITECTURES)
+    check_common_fields(cfg)
+    ARCHITECTURES[cfg.architecture].validate(cfg)
+    if not isinstance(cfg.minibatch_discrimination_kernels, int) or cfg.minibatch_discrimination_kernels < 0:
+        raise ValueError(
+            f"minibatch_discrimination_kernels={cfg.minibatch_discrimination_kernels!r} is invalid: "
+            "expected an int >= 0 (0 turns minibatch discrimination off)."
+        )
+    if cfg.minibatch_discrimination_kernels:
+        check_positive_int("minibatch_discrimination_dim", cfg.minibatch_discrimination_dim)
+    for flag in ("spectral_norm", "minibatch_std", "use_ema"):
+        check_bool(flag, getattr(cfg, flag))
+
+
 def build_generator(cfg) -> nn.Module:
     validate_gan_config(cfg)
-    return DCGANGenerator(cfg) if cfg.architecture == "dcgan" else MLPGenerator(cfg)
+    return ARCHITECTURES[cfg.architecture].generator(cfg)
 
 
 def build_discriminator(cfg) -> nn.Module:
     validate_gan_config(cfg)
-    return DCGANDiscriminator(cfg) if cfg.architecture == "dcgan" else MLPDiscriminator(cfg)
+    return ARCHITECTURES[cfg.architecture].discriminator(cfg)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The fast sampling path (hf-dgm sample): the network that turns latents into images, and how
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def sampling_network(cfg) -> tuple[nn.Module, str]:
+    """The generator `hf-dgm sample` runs (the EMA copy when present) and the prefix of its weights."""
+    return build_generator(cfg), ("generator_ema." if cfg.use_ema else "generator.")
+
+
+def sample_images(cfg, net: nn.Module, num_images: int, generator, class_labels=None, temperature: float = 1.0):
+    """Images (N, C, H, W) in [0, 1], drawn as GANPipeline draws them. GANs have no prior temperature."""
+    if temperature != 1.0:
+        raise ValueError(f"temperature={temperature!r}: a prior temperature applies to VAEs only; a GAN samples at 1.")
+    latents = sample_latents(cfg, num_images, generator)
+    return ((net(latents, class_labels) + 1.0) / 2.0).clamp(0.0, 1.0)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..modeling_utils import randn
 from ..vae.configuration_vae import VAEConfig
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
-from ..vae.networks_vae import randn
 from .base import BaseTrainer, TrainingArguments, grad_norm
 
 

@@ -16,17 +16,18 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .configuration_vae import VAEConfig
-from .networks_vae import (
-    build_decoder,
-    build_encoder,
+from ..modeling_utils import (
+    HfDgmModelMixin,
+    check_batch_size,
     check_class_labels,
     check_latents,
-    logits_to_images,
+    check_pixel_values,
+    check_temperature,
     randn,
-    reconstruction_nll,
     sample_latents,
 )
+from .configuration_vae import VAEConfig
+from .networks_vae import build_decoder, build_encoder, logits_to_images, reconstruction_nll
 
 
 class DiagonalGaussianDistribution:
@@ -102,7 +103,7 @@ class VAEOutput(ModelOutput):
     latent_dist: DiagonalGaussianDistribution | None = None
 
 
-class VAEModel(PreTrainedModel):
+class VAEModel(HfDgmModelMixin, PreTrainedModel):
     config_class = VAEConfig
     base_model_prefix = "vae"
     main_input_name = "pixel_values"
@@ -125,16 +126,7 @@ class VAEModel(PreTrainedModel):
             nn.init.zeros_(self.log_scale)
 
     def _check_pixel_values(self, pixel_values: torch.Tensor):
-        c, s = self.config.num_channels, self.config.image_size
-        if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
-            raise ValueError(
-                f"pixel_values must be a floating-point tensor in [0, 1], got "
-                f"{getattr(pixel_values, 'dtype', type(pixel_values).__name__)}."
-            )
-        if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (c, s, s):
-            raise ValueError(
-                f"pixel_values have shape {tuple(pixel_values.shape)}, expected (batch_size, {c}, {s}, {s})."
-            )
+        check_pixel_values(self.config, pixel_values)
         lo, hi = pixel_values.min().item(), pixel_values.max().item()
         if lo < 0.0 or hi > 1.0:
             raise ValueError(f"pixel_values span [{lo:.3g}, {hi:.3g}]; a VAE expects images in [0, 1].")
@@ -195,10 +187,8 @@ class VAEModel(PreTrainedModel):
     ):
         """Decode prior samples z ~ N(0, temperature^2 I) into images in [0, 1], in eval mode."""
         if latents is None:
-            if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-                raise ValueError(f"batch_size={batch_size!r} is invalid: expected a positive int.")
-            if not (isinstance(temperature, (int, float)) and temperature > 0):
-                raise ValueError(f"temperature={temperature!r} is invalid: expected a positive number.")
+            check_batch_size(batch_size)
+            check_temperature(temperature)
             latents = sample_latents(
                 self.config, batch_size, generator, device=self.device, dtype=self.dtype, temperature=temperature
             )
@@ -212,46 +202,3 @@ class VAEModel(PreTrainedModel):
         finally:
             self.train(was_training)
         return VAEDecoderOutput(sample=out.sample, logits=out.logits) if return_dict else (out.sample, out.logits)
-
-    def push_to_hub(self, repo_id: str, **kwargs):
-        """Push config, weights, modeling code and hf-dgm's model card (not transformers' template card).
-        Where hf-dgm is not installed (this file loaded as remote code), transformers' push_to_hub is used."""
-        try:
-            from hf_dgm.hub import push_model_to_hub
-        except ImportError:
-            return super().push_to_hub(repo_id, **kwargs)
-        return push_model_to_hub(self, repo_id, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, but weights that don't match the config raise instead of being
-        silently re-initialised (transformers 5 only prints a load report)."""
-        want_info = kwargs.pop("output_loading_info", False)
-        kwargs.setdefault("use_safetensors", True)  # never fall back to a pickled pytorch_model.bin
-        try:
-            model, info = super().from_pretrained(
-                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
-            )
-        except Exception as err:  # safetensors raises its own type for a truncated or corrupt file
-            if "safetensor" in type(err).__name__.lower() or "deserializ" in str(err).lower():
-                raise OSError(
-                    f"The weights in {pretrained_model_name_or_path!r} can't be read: model.safetensors is "
-                    f"truncated or corrupt ({err})."
-                ) from err
-            if "mismatched_sizes" in str(err):  # transformers 5: tensors whose shapes differ from the config's
-                raise ValueError(
-                    f"The weights in {pretrained_model_name_or_path!r} don't match its config "
-                    f"({cls.config_class.__name__}): some tensor shapes differ (see the load report above)."
-                ) from err
-            raise
-        problems = {k: sorted(info[k]) for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)}
-        if problems:
-            raise ValueError(
-                f"The weights in {pretrained_model_name_or_path!r} don't match its config "
-                f"({cls.config_class.__name__}): {problems}"
-            )
-        return (model, info) if want_info else model
-
-
-VAEConfig.register_for_auto_class()
-VAEModel.register_for_auto_class("AutoModel")

@@ -1,0 +1,296 @@
+"""What the GAN and VAE families share: checks of config fields and inputs, the latent prior, activations, and the
+loading rules of their Hugging Face classes (strict, structured weight checks before anything is built).
+
+It imports only torch at module level, so ``hf-dgm sample`` can use it without transformers. On upload this file is
+bundled with a family's networks, configuration and modeling files into one module (``hf_dgm.remote_code``), so it
+may only import siblings relatively and third-party packages.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+
+# Hidden activations by name (`activation` in the configs). Add one here and every architecture accepts it.
+ACTIVATIONS = {
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Config fields
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def check_positive_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name}={value!r} is invalid: expected a positive int.")
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not supported: expected one of {tuple(choices)}.")
+
+
+def check_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} is invalid: expected true or false.")
+
+
+def check_dims(name: str, value) -> None:
+    if not isinstance(value, (list, tuple)) or len(value) == 0:
+        raise ValueError(f"{name}={value!r} is invalid: expected a non-empty list of positive ints.")
+    for width in value:
+        check_positive_int(f"{name} entry", width)
+
+
+def check_common_fields(cfg) -> None:
+    """Fields every family has: latent size, image shape, conditioning, activation, format version."""
+    if getattr(cfg, "format_version", FORMAT_VERSION) != FORMAT_VERSION:  # configs before the field were version 1
+        raise ValueError(
+            f"format_version={cfg.format_version!r} is not supported by this version of hf_dgm: expected "
+            f"{FORMAT_VERSION}. Upgrade hf_dgm to load this model."
+        )
+    check_positive_int("latent_dim", cfg.latent_dim)
+    check_positive_int("image_size", cfg.image_size)
+    if cfg.num_channels not in (1, 3) or isinstance(cfg.num_channels, bool):
+        raise ValueError(f"num_channels={cfg.num_channels!r} is invalid: expected 1 (grey) or 3 (RGB).")
+    if cfg.num_classes is not None:
+        if not isinstance(cfg.num_classes, int) or isinstance(cfg.num_classes, bool) or cfg.num_classes < 2:
+            raise ValueError(f"num_classes={cfg.num_classes!r} is invalid: expected None or an int >= 2.")
+        check_positive_int("class_embed_dim", cfg.class_embed_dim)
+    check_choice("activation", cfg.activation, ACTIVATIONS)
+
+
+def conv_schedule(image_size: int) -> tuple[int, int]:
+    """Return ``(initial_size, num_stages)`` with ``image_size == initial_size * 2**num_stages``, 3 <= initial <= 7
+    and num_stages >= 2, using the most stride-2 stages (28 -> 7 x 2**2, 32 -> 4 x 2**3, 64 -> 4 x 2**4).
+    Raises ``ValueError`` for sizes the convolutional architectures can't produce."""
+    message = (
+        f"image_size={image_size!r} is not supported by the convolutional architectures: expected an int "
+        "of the form b * 2**n with 3 <= b <= 7 and n >= 2 (for example 28, 32, 48 or 64)."
+    )
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 12:
+        raise ValueError(message)
+    size, stages = image_size, 0
+    while size % 2 == 0 and size // 2 >= 3:
+        size //= 2
+        stages += 1
+    if stages < 2 or size > 7:
+        raise ValueError(message)
+    return size, stages
+
+
+def make_activation(name: str) -> nn.Module:
+    check_choice("activation", name, ACTIVATIONS)
+    return ACTIVATIONS[name]()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Latents and inputs
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def randn(shape, generator: torch.Generator | None = None, device=None, dtype=None) -> torch.Tensor:
+    """``torch.randn`` drawn on the generator's device, then moved: the same seed gives the same numbers
+    whatever device the model lives on (as diffusers' ``randn_tensor``)."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    sample = torch.randn(shape, generator=generator, device=gen_device, dtype=dtype or torch.float32)
+    return sample.to(device) if device is not None else sample
+
+
+def sample_latents(cfg, batch_size: int, generator=None, device=None, dtype=None, temperature: float = 1.0):
+    """The one place prior latents z ~ N(0, temperature^2 I) are drawn: models, pipelines and the CLI call it."""
+    return randn((batch_size, cfg.latent_dim), generator=generator, device=device, dtype=dtype) * temperature
+
+
+def check_batch_size(batch_size) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is invalid: expected a positive int.")
+
+
+def check_temperature(temperature) -> None:
+    ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+    if not (ok and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature={temperature!r} is invalid: expected a positive finite number.")
+
+
+def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch.Tensor | None:
+    """Validate and convert ``class_labels`` (int, list or tensor) for a model with ``cfg.num_classes``."""
+    if cfg.num_classes is None:
+        if class_labels is not None:
+            raise ValueError("class_labels were given, but this model is unconditional (num_classes=None).")
+        return None
+    if class_labels is None:
+        raise ValueError(
+            f"This model is class-conditional (num_classes={cfg.num_classes}): pass class_labels, "
+            f"ints in [0, {cfg.num_classes - 1}]."
+        )
+    if isinstance(class_labels, int) and not isinstance(class_labels, bool):
+        class_labels = [class_labels] * batch_size
+    labels = torch.as_tensor(class_labels)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1:
+        raise ValueError(
+            f"class_labels must be a 1-D sequence of ints, got dtype {labels.dtype} and shape {tuple(labels.shape)}."
+        )
+    if labels.shape[0] != batch_size:
+        raise ValueError(f"class_labels has {labels.shape[0]} entries, expected one per image ({batch_size}).")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= cfg.num_classes):
+        bad = labels[(labels < 0) | (labels >= cfg.num_classes)][0].item()
+        raise ValueError(f"class label {bad} is out of range: expected ints in [0, {cfg.num_classes - 1}].")
+    return labels.to(device=device, dtype=torch.long)
+
+
+def check_latents(cfg, latents) -> None:
+    if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
+        raise ValueError(f"latents must be a floating-point tensor, got {type(latents).__name__}.")
+    if latents.ndim != 2 or latents.shape[1] != cfg.latent_dim:
+        raise ValueError(f"latents have shape {tuple(latents.shape)}, expected (batch_size, {cfg.latent_dim}).")
+
+
+def check_pixel_values(cfg, pixel_values) -> None:
+    c, s = cfg.num_channels, cfg.image_size
+    if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
+        raise ValueError(
+            f"pixel_values must be a floating-point tensor, got {getattr(pixel_values, 'dtype', type(pixel_values))}."
+        )
+    if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (c, s, s):
+        raise ValueError(f"pixel_values have shape {tuple(pixel_values.shape)}, expected (batch_size, {c}, {s}, {s}).")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Weights: a structured check of model.safetensors against a config, before any tensor is allocated
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def read_weight_shapes(weights_path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header (no tensor is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"No model.safetensors in {str(weights_path.parent)!r}.")
+    try:
+        with safe_open(weights_path, framework="pt") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except (SafetensorError, OSError, json.JSONDecodeError) as err:
+        raise OSError(f"{str(weights_path)!r} can't be read: truncated or corrupt ({err}).") from None
+
+
+def check_weight_shapes(expected: dict, found: dict, where: str) -> None:
+    """Raise one ValueError naming the missing, unexpected and mis-shaped tensors (the first few of each)."""
+
+    def listed(names):
+        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    missing = sorted(expected.keys() - found.keys())
+    unexpected = sorted(found.keys() - expected.keys())
+    mismatched = [
+        f"{k} {found[k]} (the config needs {expected[k]})"
+        for k in sorted(expected.keys() & found.keys())
+        if tuple(found[k]) != tuple(expected[k])
+    ]
+    problems = [
+        f"{what}: {listed(names)}"
+        for what, names in (("missing", missing), ("unexpected", unexpected), ("shapes differ", mismatched))
+        if names
+    ]
+    if problems:
+        raise ValueError(f"The weights in {where} don't match its config; {'; '.join(problems)}.")
+
+
+def expected_state_shapes(build) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the state dict of the module ``build()`` returns, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        module = build()
+    return {name: tuple(t.shape) for name, t in module.state_dict().items()}
+
+
+def local_model_folder(name_or_path, kwargs: dict) -> Path:
+    """A local folder holding config.json and model.safetensors: the folder itself, or a download of a Hub repo
+    (config and safetensors only; never code or pickles) with `from_pretrained`'s hub arguments."""
+    path = Path(name_or_path)
+    subfolder = kwargs.get("subfolder") or ""
+    if path.is_dir():
+        return path / subfolder
+    from huggingface_hub import snapshot_download
+
+    prefix = f"{subfolder}/" if subfolder else ""
+    snapshot = snapshot_download(
+        str(name_or_path),
+        revision=kwargs.get("revision"),
+        token=kwargs.get("token"),
+        cache_dir=kwargs.get("cache_dir"),
+        local_files_only=kwargs.get("local_files_only", False),
+        allow_patterns=[f"{prefix}config.json", f"{prefix}*.safetensors"],
+    )
+    return Path(snapshot) / subfolder
+
+
+class HfDgmConfigMixin:
+    """The rules both configs share: validation in ``__post_init__`` (by the family's ``validate_fields``), lists
+    kept as lists, and a clear error when a config of another model type is loaded with this class."""
+
+    validate_fields = None  # the family's validation function, set by each config class
+
+    def __post_init__(self, **kwargs):
+        for name, value in list(vars(self).items()):
+            if isinstance(value, tuple):
+                setattr(self, name, list(value))  # JSON round trips give lists: compare equal after save/load
+        type(self).validate_fields(self)
+        super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(
+                f"This config has model_type={model_type!r}; {cls.__name__} expects {cls.model_type!r}. "
+                "Load it with the matching class (or AutoModel)."
+            )
+        return super().from_dict(config_dict, **kwargs)
+
+
+class HfDgmModelMixin:
+    """The loading and sharing rules both models share.
+
+    ``from_pretrained`` reads safetensors only, and checks the file's tensor names and shapes against the config
+    before anything is built (transformers 5 would re-initialise missing weights and only print a report).
+    ``push_to_hub`` uploads hf-dgm's card and the code for ``trust_remote_code`` (``hf_dgm.hub``).
+    """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        kwargs["use_safetensors"] = True  # never fall back to a pickled pytorch_model.bin
+        folder = local_model_folder(pretrained_model_name_or_path, kwargs)
+        kwargs.pop("subfolder", None)
+        config = kwargs.pop("config", None)
+        if config is None:
+            config = cls.config_class.from_pretrained(folder)
+        found = read_weight_shapes(folder / "model.safetensors")
+        check_weight_shapes(
+            expected_state_shapes(lambda: cls(config)),
+            found,
+            f"{str(pretrained_model_name_or_path)!r} ({cls.config_class.__name__})",
+        )
+        return super().from_pretrained(folder, *args, config=config, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Push config, weights, hf-dgm's model card and the code for trust_remote_code. Where hf-dgm is not
+        installed (this file loaded as remote code), transformers' push_to_hub is used."""
+        try:
+            from hf_dgm.hub import push_model_to_hub
+        except ImportError:
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_model_to_hub(self, repo_id, **kwargs)
+
+
+def count_parameters(shapes: dict) -> int:
+    return sum(math.prod(shape) for shape in shapes.values())
