@@ -41,7 +41,11 @@ class _AutoModuleFinder(importlib.abc.MetaPathFinder):
         if fullname not in (_CONFIG_AUTO, _MODEL_AUTO):
             return None
         for finder in sys.meta_path:  # let the other finders find it, then wrap the loader they return
-            spec = finder.find_spec(fullname, path, target) if finder is not self and hasattr(finder, "find_spec") else None
+            spec = (
+                finder.find_spec(fullname, path, target)
+                if finder is not self and hasattr(finder, "find_spec")
+                else None
+            )
             if spec is not None and spec.loader is not None:
                 spec.loader = _RegisterAfterExec(spec.loader)
                 return spec

@@ -131,7 +131,7 @@ def benchmark(kind, args, out):
     from tqdm.auto import tqdm
 
     trainer = make_trainer(kind, args.batch_size, out)
-    cfg, images = trainer.model.config, trainer.images
+    cfg, images = trainer.model.config, trainer.data.images
     make_bare = bare_gan if kind == "gan" else bare_vae
     bare = make_bare(cfg, images, args.batch_size, 0)
     bare_fixed = make_bare(cfg, images, args.batch_size, 0, fixed_batch=True)

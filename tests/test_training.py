@@ -230,7 +230,7 @@ def test_dynamic_binarization_draws_fresh_bits(tmp_path):
         return original(x, *a, **k)
 
     trainer.objective.forward = spy
-    trainer.sampler.batches_per_epoch = 1  # the same 16 images every step
+    trainer.data.sampler.batches_per_epoch = 1  # the same 16 images every step
     trainer.training_step(False)
     trainer.training_step(False)
     a, b = seen
@@ -373,7 +373,7 @@ def test_multiprocess_ranks_end_identical(tmp_path):
         "          progress_bar=False, device='cpu', generator_channels=4, discriminator_channels=4, latent_dim=8)\n"
         "trainer = GANTrainer(GANTrainingArguments(**kw))\n"
         "assert trainer.accelerator.num_processes == 2, trainer.accelerator.num_processes\n"
-        "first = trainer.sampler._permutation(0)[:16].tolist()\n"
+        "first = trainer.data.sampler._permutation(0)[:16].tolist()\n"
         "model = trainer.train()\n"
         "h = hashlib.sha256(b''.join(t.detach().numpy().tobytes() for t in model.state_dict().values())).hexdigest()\n"
         f"open({str(tmp_path)!r} + f'/rank{{trainer.accelerator.process_index}}.txt', 'w').write(h)\n"
@@ -488,9 +488,9 @@ def test_streaming_is_chosen_automatically_for_large_datasets(tmp_path):
 
     assert decoded_size_bytes(MNIST, "train", 28, 1) == 60000 * 784
     small = GANTrainer(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "a", **TINY_GAN)))
-    assert small.stream is None and small.args.streaming is False
+    assert small.data.stream is None and small.args.streaming is False
     big = GANTrainer(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "b", max_memory_gb=0.01, **TINY_GAN)))
-    assert big.stream is not None and big.args.streaming is True
+    assert big.data.stream is not None and big.args.streaming is True
 
 
 def test_ema_only_reads_the_generator(tmp_path):

@@ -29,19 +29,16 @@ def test_generators_are_complete_and_carry_no_code(name):
 
 
 def _recipe_args(recipe: str, extra=()):
-    import argparse
     from dataclasses import fields
 
-    from hf_dgm.training.base import add_dataclass_arguments
+    from hf_dgm.training.arguments import build_parser
     from hf_dgm.training.gan import GANTrainingArguments
     from hf_dgm.training.vae import VAETrainingArguments
 
     family, *flags = recipe.split()
     cls = GANTrainingArguments if family == "gan" else VAETrainingArguments
-    parser = argparse.ArgumentParser()
-    add_dataclass_arguments(parser, cls)
-    namespace = parser.parse_args([*flags, *extra])
-    return {f.name: getattr(namespace, f.name) for f in fields(cls)}
+    namespace = build_parser(cls, "recipe", "").parse_args([*flags, *extra])
+    return {f.name: getattr(namespace, f.name) for f in fields(cls)}, cls.model_fields
 
 
 def _script(name: str):
@@ -59,27 +56,30 @@ def test_recipe_side_by_side_differs_only_by_the_tricks():
     dcgan-mnist recipe, both at the same steps on the same networks."""
     compare = _script("compare_gan_recipes")
     pair = compare.recipes(1234)
-    plain, ours = _recipe_args(pair["plain"]), _recipe_args(pair["ours"])
+    (plain, _), (ours, _) = _recipe_args(pair["plain"]), _recipe_args(pair["ours"])
     assert {k for k in plain if plain[k] != ours[k]} == {"ema_decay", "r1_gamma"}
     assert plain["ema_decay"] == 0 and plain["max_steps"] == ours["max_steps"] == 1234
     assert {k: plain[k] for k in compare.PLAIN} == compare.PLAIN
-    zoo = _recipe_args(_script("build_zoo").RECIPES["dcgan-mnist"])
+    zoo, _ = _recipe_args(_script("build_zoo").RECIPES["dcgan-mnist"])
     assert {k for k in zoo if zoo[k] != ours[k]} == {"max_steps"}
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n != "mnist-classifier"])
 def test_shipped_models_were_trained_with_their_recipe(name):
-    """Each zoo folder's training_args.json matches build_zoo.py's recipe in every argument that changes what is
-    computed (logging, checkpointing, paths and the device may differ)."""
-    from hf_dgm.training.base import BaseTrainer
+    """Each zoo folder matches build_zoo.py's recipe in every argument that changes what is computed: the model flags
+    against its config.json, the others against its training_args.json (logging, checkpointing, paths and the device
+    may differ)."""
+    from hf_dgm.training.checkpointing import RESUMABLE_CHANGES
 
     build_zoo = _script("build_zoo")
     run = json.loads((zoo_dir() / name / "training_args.json").read_text())
-    recipe = _recipe_args(build_zoo.RECIPES[name], build_zoo.COMMON)
+    config = json.loads((zoo_dir() / name / "config.json").read_text())
+    recipe, model_fields = _recipe_args(build_zoo.RECIPES[name], build_zoo.COMMON)
     assert run["steps"] == recipe["max_steps"]
-    ignored = BaseTrainer.RESUMABLE_CHANGES | {"dataset"}
     recipe["streaming"] = recipe["streaming"] or False  # None: decided from the dataset's size (MNIST fits)
-    differ = {k: (run[k], v) for k, v in recipe.items() if k in run and k not in ignored and run[k] != v}
+    differ = {k: (config[k], recipe[k]) for k in model_fields if config[k] != recipe[k]}
+    ignored = RESUMABLE_CHANGES | {"dataset"} | set(model_fields)
+    differ |= {k: (run[k], v) for k, v in recipe.items() if k in run and k not in ignored and run[k] != v}
     assert not differ, f"zoo/{name} vs build_zoo.py's recipe (run, recipe): {differ}"
 
 

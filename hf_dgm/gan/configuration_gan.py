@@ -4,8 +4,8 @@ from dataclasses import field
 
 from transformers import PretrainedConfig
 
-from ..modeling_utils import FORMAT_VERSION, HfDgmConfigMixin
-from .networks_gan import validate_gan_config
+from ..modeling_utils import ACTIVATIONS, FORMAT_VERSION, HfDgmConfigMixin
+from .networks_gan import ARCHITECTURES, validate_gan_config
 
 
 class GANConfig(HfDgmConfigMixin, PretrainedConfig):
@@ -74,3 +74,5 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     format_version: int = FORMAT_VERSION
 
     validate_fields = staticmethod(validate_gan_config)
+    # the values a field accepts, from the registries (the command line offers them as choices)
+    field_choices = {"architecture": tuple(ARCHITECTURES), "activation": tuple(ACTIVATIONS)}

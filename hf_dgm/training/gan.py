@@ -11,7 +11,8 @@ import torch
 
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel
-from .base import BaseTrainer, TrainingArguments
+from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
+from .base import BaseTrainer
 from .base import grad_norm as _grad_norm
 from .losses import (
     GAN_LOSSES,
@@ -25,41 +26,32 @@ from .losses import (
 
 
 @dataclass
+@with_model_fields(GANConfig, exclude=("num_classes", "use_ema", "format_version"))
 class GANTrainingArguments(TrainingArguments):
-    # model (a new model is built from these unless --init-from names a model folder)
-    init_from: str | None = None
-    architecture: str = "dcgan"
-    image_size: int = 28
-    num_channels: int = 1
-    latent_dim: int = 100
-    conditional: bool = False
-    generator_channels: int = 64
-    discriminator_channels: int = 64
-    generator_hidden_dims: list[int] | None = None
-    discriminator_hidden_dims: list[int] | None = None
-    activation: str = "leaky_relu"
-    spectral_norm: bool = False
-    minibatch_std: bool = False
-    minibatch_discrimination_kernels: int = 0
-    # optimisation
-    loss: str = "non_saturating"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1_g: float = 0.5
-    beta2_g: float = 0.999
-    beta1_d: float = 0.5
-    beta2_d: float = 0.999
-    d_steps: int = 1
-    ema_decay: float = 0.999  # 0 disables the EMA generator
-    r1_gamma: float = 0.0
-    label_smoothing: float = 0.0
-    feature_matching: float = 0.0
-    historical_averaging: float = 0.0
+    """`hf-dgm train gan` (the model flags are GANConfig's fields: see `with_model_fields`)."""
+
+    init_from: str | None = arg(
+        None, "start from this model folder instead of building one from the model flags", "model"
+    )
+    conditional: bool = arg(False, "condition on --label-column (num_classes: the labels' count)", "model")
+    loss: str = arg("non_saturating", "adversarial loss (see hf_dgm/training/losses.py)", "objective", GAN_LOSSES)
+    lr_g: float = arg(2e-4, "generator learning rate", "objective")
+    lr_d: float = arg(2e-4, "discriminator learning rate", "objective")
+    beta1_g: float = arg(0.5, "generator Adam beta1", "objective")
+    beta2_g: float = arg(0.999, "generator Adam beta2", "objective")
+    beta1_d: float = arg(0.5, "discriminator Adam beta1", "objective")
+    beta2_d: float = arg(0.999, "discriminator Adam beta2", "objective")
+    d_steps: int = arg(1, "discriminator steps per generator step", "objective")
+    ema_decay: float = arg(0.999, "decay of the EMA generator that samples are drawn from (0 disables it)", "objective")
+    r1_gamma: float = arg(0.0, "R1 penalty weight on real images (Mescheder et al., 2018); 0 disables it", "objective")
+    label_smoothing: float = arg(0.0, "one-sided label smoothing of D's real targets (log losses only)", "objective")
+    feature_matching: float = arg(
+        0.0, "weight of the feature-matching loss added to G's (Salimans et al.)", "objective"
+    )
+    historical_averaging: float = arg(0.0, "weight of historical parameter averaging (Salimans et al.)", "objective")
 
     def validate(self):
         super().validate()
-        if self.loss not in GAN_LOSSES:
-            raise ValueError(f"--loss {self.loss!r} is invalid: expected one of {GAN_LOSSES}.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema-decay {self.ema_decay!r} is invalid: expected 0 <= decay < 1 (0 disables EMA).")
         if not 0.0 <= self.label_smoothing < 0.5:
@@ -81,25 +73,8 @@ class GANTrainingArguments(TrainingArguments):
             self.model_config(10 if self.conditional else None)  # fail on bad model flags before decoding any data
 
     def model_config(self, num_classes: int | None) -> GANConfig:
-        kwargs = dict(
-            architecture=self.architecture,
-            image_size=self.image_size,
-            num_channels=self.num_channels,
-            latent_dim=self.latent_dim,
-            num_classes=num_classes,
-            generator_channels=self.generator_channels,
-            discriminator_channels=self.discriminator_channels,
-            activation=self.activation,
-            spectral_norm=self.spectral_norm,
-            minibatch_std=self.minibatch_std,
-            minibatch_discrimination_kernels=self.minibatch_discrimination_kernels,
-            use_ema=self.ema_decay > 0,
-        )
-        if self.generator_hidden_dims:
-            kwargs["generator_hidden_dims"] = self.generator_hidden_dims
-        if self.discriminator_hidden_dims:
-            kwargs["discriminator_hidden_dims"] = self.discriminator_hidden_dims
-        return GANConfig(**kwargs)
+        model_flags = {name: getattr(self, name) for name in self.model_fields}
+        return GANConfig(**model_flags, num_classes=num_classes, use_ema=self.ema_decay > 0)
 
 
 class GANTrainer(BaseTrainer):
@@ -118,7 +93,7 @@ class GANTrainer(BaseTrainer):
                     f"{'0' if model.generator_ema is None else '0.999 (or another decay > 0)'}."
                 )
             return model
-        num_classes = self.num_classes_in_data() if self.args.conditional else None
+        num_classes = self.data.num_classes() if self.args.conditional else None
         return GANModel(self.args.model_config(num_classes))
 
     def setup_optimizers(self):
@@ -234,9 +209,9 @@ def train_gan(args: GANTrainingArguments, model: GANModel | None = None) -> GANM
 
 
 def main(argv=None):
-    from .cli import main as cli_main
+    from .cli import run_training
 
-    return cli_main("gan", GANTrainingArguments, train_gan, __doc__, argv)
+    return run_training(train_gan, parse_arguments(GANTrainingArguments, argv, "hf-dgm train gan", __doc__))
 
 
 if __name__ == "__main__":

@@ -20,34 +20,33 @@ from torch import nn
 from ..modeling_utils import randn
 from ..vae.configuration_vae import VAEConfig
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
-from .base import BaseTrainer, TrainingArguments, grad_norm
+from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
+from .base import BaseTrainer, grad_norm
 
 
 @dataclass
+@with_model_fields(VAEConfig, exclude=("num_classes", "format_version"))
 class VAETrainingArguments(TrainingArguments):
-    # model (a new model is built from these unless --init-from names a model folder)
-    init_from: str | None = None
-    architecture: str = "conv"
-    image_size: int = 28
-    num_channels: int = 1
-    latent_dim: int = 16
-    conditional: bool = False
-    likelihood: str = "bernoulli"
-    gaussian_variance: str = "learned"
-    base_channels: int = 32
-    hidden_dim: int = 256
-    hidden_dims: list[int] | None = None
-    activation: str = "leaky_relu"
-    # objective and optimisation
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    weight_decay: float = 0.0
-    beta: float = 1.0
-    kl_warmup_steps: int = 0
-    free_bits: float = 0.0
-    iwae_samples: int = 1
-    binarize: str = "auto"  # auto (dynamic for bernoulli), dynamic, none
+    """`hf-dgm train vae` (the model flags are VAEConfig's fields: see `with_model_fields`)."""
+
+    init_from: str | None = arg(
+        None, "start from this model folder instead of building one from the model flags", "model"
+    )
+    conditional: bool = arg(False, "condition on --label-column (num_classes: the labels' count)", "model")
+    lr: float = arg(1e-3, "Adam learning rate", "objective")
+    beta1: float = arg(0.9, "Adam beta1", "objective")
+    beta2: float = arg(0.999, "Adam beta2", "objective")
+    weight_decay: float = arg(0.0, "Adam weight decay", "objective")
+    beta: float = arg(1.0, "weight of the KL term (beta-VAE; 1 is the ELBO)", "objective")
+    kl_warmup_steps: int = arg(0, "steps over which the KL weight rises linearly from 0 to --beta", "objective")
+    free_bits: float = arg(
+        0.0, "floor, in nats, of each latent dimension's batch-mean KL (Kingma et al., 2016)", "objective"
+    )
+    iwae_samples: int = arg(1, "importance samples k: k > 1 trains on the IWAE bound (Burda et al.)", "objective")
+    binarize: str = arg(
+        "auto", "binarize images: auto (dynamically for the Bernoulli likelihood), dynamic, none", "objective",
+        ("auto", "dynamic", "none"),
+    )  # fmt: skip
 
     def validate(self):
         super().validate()
@@ -60,29 +59,13 @@ class VAETrainingArguments(TrainingArguments):
                 "--iwae-samples > 1 optimises the IWAE bound: it does not combine with --beta, "
                 "--free-bits or --kl-warmup-steps."
             )
-        if self.binarize not in ("auto", "dynamic", "none"):
-            raise ValueError(f"--binarize {self.binarize!r} is invalid: expected auto, dynamic or none.")
         if self.binarize == "dynamic" and self.likelihood != "bernoulli":
             raise ValueError("--binarize dynamic is meant for the Bernoulli likelihood.")
         if self.init_from is None:
             self.model_config(10 if self.conditional else None)  # fail on bad model flags before decoding any data
 
-    def model_config(self, num_classes):
-        kwargs = dict(
-            architecture=self.architecture,
-            image_size=self.image_size,
-            num_channels=self.num_channels,
-            latent_dim=self.latent_dim,
-            num_classes=num_classes,
-            likelihood=self.likelihood,
-            gaussian_variance=self.gaussian_variance,
-            base_channels=self.base_channels,
-            hidden_dim=self.hidden_dim,
-            activation=self.activation,
-        )
-        if self.hidden_dims:
-            kwargs["hidden_dims"] = self.hidden_dims
-        return VAEConfig(**kwargs)
+    def model_config(self, num_classes: int | None) -> VAEConfig:
+        return VAEConfig(**{name: getattr(self, name) for name in self.model_fields}, num_classes=num_classes)
 
 
 class VAEObjective(nn.Module):
@@ -125,7 +108,7 @@ class VAETrainer(BaseTrainer):
     def build_model(self):
         if self.args.init_from:
             return VAEModel.from_pretrained(self.args.init_from)
-        num_classes = self.num_classes_in_data() if self.args.conditional else None
+        num_classes = self.data.num_classes() if self.args.conditional else None
         return VAEModel(self.args.model_config(num_classes))
 
     def setup_optimizers(self):
@@ -172,9 +155,9 @@ def train_vae(args: VAETrainingArguments, model: VAEModel | None = None) -> VAEM
 
 
 def main(argv=None):
-    from .cli import main as cli_main
+    from .cli import run_training
 
-    return cli_main("vae", VAETrainingArguments, train_vae, __doc__, argv)
+    return run_training(train_vae, parse_arguments(VAETrainingArguments, argv, "hf-dgm train vae", __doc__))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ from dataclasses import field
 
 from transformers import PretrainedConfig
 
-from ..modeling_utils import FORMAT_VERSION, HfDgmConfigMixin
-from .networks_vae import validate_vae_config
+from ..modeling_utils import ACTIVATIONS, FORMAT_VERSION, HfDgmConfigMixin
+from .networks_vae import ARCHITECTURES, GAUSSIAN_VARIANCES, LIKELIHOODS, validate_vae_config
 
 
 class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
@@ -66,3 +66,10 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
     format_version: int = FORMAT_VERSION
 
     validate_fields = staticmethod(validate_vae_config)
+    # the values a field accepts, from the registries (the command line offers them as choices)
+    field_choices = {
+        "architecture": tuple(ARCHITECTURES),
+        "likelihood": LIKELIHOODS,
+        "gaussian_variance": GAUSSIAN_VARIANCES,
+        "activation": tuple(ACTIVATIONS),
+    }

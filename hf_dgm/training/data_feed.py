@@ -1,0 +1,95 @@
+"""The images a run trains on: decoded into memory (kept on the device) or streamed when the decoded split would not
+fit, drawn in a seeded order that every process shares and that a checkpoint restores exactly."""
+
+import logging
+
+import torch
+
+from ..data import BatchSampler, StreamingBatches, decoded_size_bytes, load_image_tensors
+
+logger = logging.getLogger("hf_dgm.training")
+
+
+class TrainingData:
+    def __init__(self, args, label_column, resolution: int, channels: int, device, rank: int, world: int):
+        self.device = device
+        if args.streaming is None:
+            size = decoded_size_bytes(args.dataset, args.split, resolution, channels)
+            args.streaming = size is not None and size > args.max_memory_gb * 2**30
+            if args.streaming:
+                logger.warning(
+                    "The decoded split needs %.1f GB (> --max-memory-gb %s): streaming it instead.",
+                    size / 2**30,
+                    args.max_memory_gb,
+                )
+        if args.streaming:
+            self.stream = StreamingBatches(
+                args.dataset,
+                args.split,
+                args.image_column,
+                label_column,
+                resolution,
+                channels,
+                args.batch_size,
+                args.seed,
+                rank,
+                world,
+                on_bad_image=args.on_bad_image,
+                max_samples=args.max_samples,
+            )
+            self.stream.next_batch()  # fail early on a bad dataset, before any model is built
+            self.stream.rewind()
+            self.sampler = self.decoded = None
+        else:
+            self.stream = None
+            self.decoded = load_image_tensors(
+                args.dataset,
+                args.split,
+                args.image_column,
+                label_column,
+                resolution,
+                channels,
+                args.max_samples,
+                args.on_bad_image,
+            )
+            self.images = self.decoded.images.to(device)  # MNIST is 47 MB: keep it on the device
+            self.labels = self.decoded.labels.to(device) if self.decoded.labels is not None else None
+            self.sampler = BatchSampler(len(self.decoded), args.batch_size, args.seed, rank, world)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images (B, C, H, W) as floats in [0, 255] on the device, and their labels (or None)."""
+        if self.stream is not None:
+            images, labels = self.stream.next_batch()
+            return images.to(self.device).float(), (labels.to(self.device) if labels is not None else None)
+        idx = self.sampler.next_indices().to(self.device)
+        return self.images[idx].float(), (self.labels[idx] if self.labels is not None else None)
+
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch if self.sampler is not None else self.stream.epoch
+
+    def num_classes(self) -> int:
+        """Classes of a conditional model built from the data: the label feature's count, else max label + 1."""
+        if self.stream is not None:
+            if self.stream.num_classes is None:
+                raise ValueError("--conditional with --streaming needs a ClassLabel label column (its class count).")
+            return self.stream.num_classes
+        return int(self.labels.max().item()) + 1
+
+    def state_dict(self) -> dict:
+        return {
+            "batches_drawn": self.sampler.batches_drawn if self.sampler is not None else None,
+            "stream_state": self.stream.state_dict() if self.stream is not None else None,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.sampler is not None:
+            self.sampler.batches_drawn = state["batches_drawn"]
+        else:
+            self.stream.load_state_dict(state["stream_state"])
+
+    def record(self) -> dict:
+        """What training_args.json says about the data."""
+        if self.stream is not None:
+            return {"num_train_images": "streamed", "num_skipped_images": self.stream.num_skipped}
+        return {"num_train_images": len(self.decoded), "num_skipped_images": self.decoded.num_skipped}
