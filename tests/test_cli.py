@@ -60,3 +60,26 @@ def test_sample_bad_inputs(tmp_path, tiny_gan):
     assert proc.returncode == 2 and "not a positive int" in proc.stderr
     proc = hf_dgm("sample", "--seed", "-1")
     assert proc.returncode == 2 and "out of range" in proc.stderr
+
+
+def test_every_flag_has_help_and_enumerations_offer_choices():
+    """`hf-dgm CMD --help` and `hf-dgm train gan|vae --help` document every flag; enumerated values are choices."""
+    import argparse
+
+    from hf_dgm.cli import build_parser
+    from hf_dgm.training.arguments import build_parser as build_train_parser
+    from hf_dgm.training.gan import GANTrainingArguments
+    from hf_dgm.training.vae import VAETrainingArguments
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parsers = list(subparsers.choices.values())
+    parsers += [build_train_parser(cls, "train", "") for cls in (GANTrainingArguments, VAETrainingArguments)]
+    for parser in parsers:
+        for action in parser._actions:
+            if action.dest != "help":
+                assert action.help and action.help.strip(), f"{parser.prog} {action.option_strings} has no help"
+    train_gan = {a.dest: a for a in parsers[-2]._actions}
+    assert set(train_gan["architecture"].choices) == {"mlp", "dcgan"} and "hinge" in train_gan["loss"].choices
+    assert train_gan["latent_dim"].help.startswith("Size of the latent")  # from GANConfig's docstring
+    train_vae = {a.dest: a for a in parsers[-1]._actions}
+    assert set(train_vae["likelihood"].choices) == {"bernoulli", "gaussian"}

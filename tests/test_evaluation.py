@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from conftest import MNIST, tiny_gan_kwargs, tiny_vae_kwargs
+from conftest import MNIST, requires_inception_weights, tiny_gan_kwargs, tiny_vae_kwargs
 
 from hf_dgm import GANConfig, GANModel, VAEConfig, VAEModel
 from hf_dgm.evaluation import metrics
@@ -112,6 +112,7 @@ def test_evaluate_end_to_end(tmp_path, random_classifier, family):
     assert "classifier-feature FID" in str(card) and "[More Information Needed]" not in str(card)
 
 
+@requires_inception_weights
 def test_inception_weights_are_found_without_importing_the_package():
     from conftest import run_python
 
@@ -139,6 +140,7 @@ def test_tf_bilinear_resize_maps_output_pixel_i_to_input_i_times_scale():
     assert torch.allclose(out[0, 0, :, 7], torch.full((299,), expected[7].item()), atol=1e-3)  # constant along y
 
 
+@requires_inception_weights
 def test_inception_fid_in_evaluate(tmp_path, random_classifier):
     from hf_dgm.data import load_image_tensors
     from hf_dgm.evaluation.evaluate import evaluate

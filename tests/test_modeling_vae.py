@@ -145,13 +145,6 @@ def test_save_load_round_trip_bit_exact(tmp_path, overrides):
     assert torch.equal(a.loss, b.loss) and torch.equal(a.sample, b.sample)
 
 
-def test_config_json_round_trip(tmp_path):
-    config = VAEConfig(**tiny_vae_kwargs(num_classes=10, likelihood="gaussian"))
-    config.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "hf_dgm_vae"
-    assert VAEConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
-
-
 @pytest.mark.parametrize("arch", ["conv", "mlp"])
 def test_one_optimizer_step_no_nan(arch):
     model = make(architecture=arch)
@@ -201,19 +194,10 @@ def test_bad_tensors(tiny_vae):
         cond.decode(torch.randn(2, 4), class_labels=[1, 12])
 
 
-def test_load_corrupt_mismatched_or_wrong_type(tmp_path, tiny_vae, tiny_gan):
+def test_load_weights_that_do_not_match_config(tmp_path, tiny_vae):
     tiny_vae.save_pretrained(tmp_path / "vae")
-    weights = tmp_path / "vae" / "model.safetensors"
-    good = weights.read_bytes()
-    weights.write_bytes(good[:100])
-    with pytest.raises(OSError, match="truncated or corrupt"):
-        VAEModel.from_pretrained(tmp_path / "vae")
-    weights.write_bytes(good)
     cfg = json.loads((tmp_path / "vae" / "config.json").read_text())
     cfg.update(likelihood="gaussian", gaussian_variance="learned")  # expects a log_scale the file lacks
     (tmp_path / "vae" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="missing: log_scale"):
         VAEModel.from_pretrained(tmp_path / "vae")
-    tiny_gan.save_pretrained(tmp_path / "gan")
-    with pytest.raises(ValueError, match="model_type='hf_dgm_gan'"):
-        VAEModel.from_pretrained(tmp_path / "gan")
