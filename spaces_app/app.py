@@ -44,6 +44,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 MAX_IMAGES = 64
 DISPLAY_SCALE = 3  # the Generate tab shows the 28-px digits at 3x (nearest neighbour); the download is 1x
 MAX_SEED = 2**31 - 1
+DIGITS = ["all"] + [str(i) for i in range(10)]  # the class choices of conditional digit models
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 GENERATORS = [m for m in ZOO_MODELS if m != "mnist-classifier"]
 PAPERS = """
@@ -269,9 +270,91 @@ def about_markdown() -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- UI
+def tab_generate(choice, custom):
+    with gr.Tab("Generate"):
+        with gr.Row():
+            seed = gr.Number(0, precision=0, label="Seed")
+            num = gr.Slider(1, MAX_IMAGES, 16, step=1, label="Images")
+            digit = gr.Dropdown(DIGITS, value="all", label="Digit (conditional models)")
+            spread = gr.Slider(0.1, 3.0, 1.0, label="Truncation (GAN) / temperature (VAE)")
+        go = gr.Button("Generate", variant="primary")
+        samples = gr.Image(label="Samples", format="png", elem_id="samples")
+        grid_file = gr.File(label="Grid (PNG)")
+        go.click(
+            generate,
+            [choice, custom, seed, num, digit, spread],
+            [samples, grid_file],
+            api_name="generate",
+            concurrency_limit=2,
+        )
+
+
+def tab_interpolate(choice, custom):
+    with gr.Tab("Interpolate"):
+        with gr.Row():
+            seed_a = gr.Number(0, precision=0, label="Seed A")
+            seed_b = gr.Number(1, precision=0, label="Seed B")
+            steps = gr.Slider(2, 32, 10, step=1, label="Steps")
+            method = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
+            digit_a = gr.Dropdown(DIGITS[1:], value="0", label="Digit A (conditional)")
+            digit_b = gr.Dropdown(DIGITS[1:], value="1", label="Digit B (conditional)")
+        go_i = gr.Button("Interpolate", variant="primary")
+        strip = gr.Image(label="Frames", format="png", elem_id="strip")
+        gif = gr.File(label="Animated GIF")
+        go_i.click(
+            interpolate,
+            [choice, custom, seed_a, seed_b, steps, method, digit_a, digit_b],
+            [strip, gif],
+            api_name="interpolate",
+            concurrency_limit=2,
+        )
+
+
+def tab_draw(choice, custom):
+    with gr.Tab("Draw a digit (VAE)"):
+        with gr.Row():
+            sketch = gr.Sketchpad(
+                type="numpy",
+                image_mode="L",
+                canvas_size=(280, 280),
+                fixed_canvas=True,
+                label="Draw (black on white)",
+            )
+            upload = gr.Image(type="pil", label="…or upload an image", format="png")
+        seed_r = gr.Number(0, precision=0, label="Seed for variations")
+        go_r = gr.Button("Reconstruct", variant="primary")
+        with gr.Row():
+            pre = gr.Image(label="Preprocessed like MNIST", format="png", elem_id="preprocessed")
+            rec = gr.Image(label="Reconstruction", format="png", elem_id="reconstruction")
+            read_in = gr.Label(label="Classifier: input", num_top_classes=3)
+            read_out = gr.Label(label="Classifier: reconstruction", num_top_classes=3)
+        variations = gr.Image(label="Samples sharing its latent code", format="png")
+        go_r.click(
+            reconstruct,
+            [choice, custom, sketch, upload, seed_r],
+            [pre, rec, read_in, read_out, variations],
+            api_name="reconstruct",
+            concurrency_limit=2,
+        )
+
+
+def tab_explore(choice, custom):
+    with gr.Tab("Explore the latent space"):
+        gr.Markdown("2-D VAE: the decoded manifold. Other models: move the first latent dimensions.")
+        seed_e = gr.Number(0, precision=0, label="Seed")
+        sliders = [gr.Slider(-3, 3, 0, step=0.1, label=f"z[{i}]") for i in range(4)]
+        go_e = gr.Button("Decode", variant="primary")
+        explored = gr.Image(label="Decoded", format="png")
+        go_e.click(explore, [choice, custom, seed_e, *sliders], explored, api_name="explore", concurrency_limit=2)
+
+
+def tab_about():
+    with gr.Tab("About"):
+        gr.Markdown(about_markdown())
+
+
 def build_app() -> gr.Blocks:
     available = [m for m in GENERATORS if (zoo_dir() / m / "config.json").is_file()] or GENERATORS
-    digits = ["all"] + [str(i) for i in range(10)]
     with gr.Blocks(title="hf-dgm: GANs and VAEs") as app:
         gr.Markdown("# hf-dgm — deep generative models on MNIST\nSame seed, same images (on one device type).")
         with gr.Row():
@@ -279,74 +362,11 @@ def build_app() -> gr.Blocks:
             custom = gr.Textbox(
                 label="…or a model repo id" + ("" if ON_SPACE else " / local folder"), placeholder="user/my-dcgan"
             )
-        with gr.Tab("Generate"):
-            with gr.Row():
-                seed = gr.Number(0, precision=0, label="Seed")
-                num = gr.Slider(1, MAX_IMAGES, 16, step=1, label="Images")
-                digit = gr.Dropdown(digits, value="all", label="Digit (conditional models)")
-                spread = gr.Slider(0.1, 3.0, 1.0, label="Truncation (GAN) / temperature (VAE)")
-            go = gr.Button("Generate", variant="primary")
-            samples = gr.Image(label="Samples", format="png", elem_id="samples")
-            grid_file = gr.File(label="Grid (PNG)")
-            go.click(
-                generate,
-                [choice, custom, seed, num, digit, spread],
-                [samples, grid_file],
-                api_name="generate",
-                concurrency_limit=2,
-            )
-        with gr.Tab("Interpolate"):
-            with gr.Row():
-                seed_a = gr.Number(0, precision=0, label="Seed A")
-                seed_b = gr.Number(1, precision=0, label="Seed B")
-                steps = gr.Slider(2, 32, 10, step=1, label="Steps")
-                method = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
-                digit_a = gr.Dropdown(digits[1:], value="0", label="Digit A (conditional)")
-                digit_b = gr.Dropdown(digits[1:], value="1", label="Digit B (conditional)")
-            go_i = gr.Button("Interpolate", variant="primary")
-            strip = gr.Image(label="Frames", format="png", elem_id="strip")
-            gif = gr.File(label="Animated GIF")
-            go_i.click(
-                interpolate,
-                [choice, custom, seed_a, seed_b, steps, method, digit_a, digit_b],
-                [strip, gif],
-                api_name="interpolate",
-                concurrency_limit=2,
-            )
-        with gr.Tab("Draw a digit (VAE)"):
-            with gr.Row():
-                sketch = gr.Sketchpad(
-                    type="numpy",
-                    image_mode="L",
-                    canvas_size=(280, 280),
-                    fixed_canvas=True,
-                    label="Draw (black on white)",
-                )
-                upload = gr.Image(type="pil", label="…or upload an image", format="png")
-            seed_r = gr.Number(0, precision=0, label="Seed for variations")
-            go_r = gr.Button("Reconstruct", variant="primary")
-            with gr.Row():
-                pre = gr.Image(label="Preprocessed like MNIST", format="png", elem_id="preprocessed")
-                rec = gr.Image(label="Reconstruction", format="png", elem_id="reconstruction")
-                read_in = gr.Label(label="Classifier: input", num_top_classes=3)
-                read_out = gr.Label(label="Classifier: reconstruction", num_top_classes=3)
-            variations = gr.Image(label="Samples sharing its latent code", format="png")
-            go_r.click(
-                reconstruct,
-                [choice, custom, sketch, upload, seed_r],
-                [pre, rec, read_in, read_out, variations],
-                api_name="reconstruct",
-                concurrency_limit=2,
-            )
-        with gr.Tab("Explore the latent space"):
-            gr.Markdown("2-D VAE: the decoded manifold. Other models: move the first latent dimensions.")
-            seed_e = gr.Number(0, precision=0, label="Seed")
-            sliders = [gr.Slider(-3, 3, 0, step=0.1, label=f"z[{i}]") for i in range(4)]
-            go_e = gr.Button("Decode", variant="primary")
-            explored = gr.Image(label="Decoded", format="png")
-            go_e.click(explore, [choice, custom, seed_e, *sliders], explored, api_name="explore", concurrency_limit=2)
-        with gr.Tab("About"):
-            gr.Markdown(about_markdown())
+        tab_generate(choice, custom)
+        tab_interpolate(choice, custom)
+        tab_draw(choice, custom)
+        tab_explore(choice, custom)
+        tab_about()
     app.queue(default_concurrency_limit=2, max_size=64)
     return app
 
