@@ -159,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--num-images", type=_positive_int, default=64, help="images in the grid")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the latents: the same seed gives the same grid")
-    p.add_argument("--class-label", type=int, default=None, help="class for conditional models; none: 0, 1, 2, ... in turn")
+    p.add_argument(
+        "--class-label", type=int, default=None, help="class for conditional models; none: 0, 1, 2, ... in turn"
+    )
     p.add_argument("--temperature", type=float, default=1.0, help="VAE prior temperature")
     p.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row; none: a square grid")
     p.add_argument("--out", default="grid.png", help="PNG file to write")
@@ -175,9 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="model folder, zoo name or Hub repo id")
     p.add_argument("--dataset", default="ylecun/mnist", help="reference dataset (Hub id or local folder)")
-    p.add_argument(
-        "--classifier", default=None, help="feature-extractor folder; none: the shipped mnist-classifier"
-    )
+    p.add_argument("--classifier", default=None, help="feature-extractor folder; none: the shipped mnist-classifier")
     p.add_argument("--num-samples", type=_positive_int, default=10_000, help="generated images scored")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the samples and of the IWAE noise")
     p.add_argument("--iwae-k", type=_positive_int, default=5000, help="importance samples per test image (VAEs)")

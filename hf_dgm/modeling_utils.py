@@ -8,12 +8,18 @@ may only import siblings relatively and third-party packages.
 
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 FORMAT_VERSION = 1
+
+# What a config may make a process allocate, checked on the meta device before anything is built: parameters, and the
+# activations of the sampling network for one image (elements). Raise them with these variables; the Space lowers them.
+MAX_PARAMETERS = int(os.environ.get("HF_DGM_MAX_PARAMETERS", 1_000_000_000))  # 4 GB of float32 weights
+MAX_ACTIVATIONS = int(os.environ.get("HF_DGM_MAX_ACTIVATIONS", 100_000_000))  # 400 MB per image
 
 # Hidden activations by name (`activation` in the configs). Add one here and every architecture accepts it.
 ACTIVATIONS = {
@@ -206,11 +212,45 @@ def check_weight_shapes(expected: dict, found: dict, where: str) -> None:
         raise ValueError(f"The weights in {where} don't match its config; {'; '.join(problems)}.")
 
 
-def expected_state_shapes(build) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the state dict of the module ``build()`` returns, built on the meta device (no memory)."""
-    with torch.device("meta"):
-        module = build()
+def meta_state_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in module.state_dict().items()}
+
+
+def activation_elements(net: nn.Module, cfg) -> int:
+    """Elements of every leaf module's output when ``net`` (a meta-device sampling network: latents, labels ->
+    images) turns one latent into an image: the activations of one sample, computed without memory."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        total += output.numel() if isinstance(output, torch.Tensor) else 0
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+    try:
+        latents = torch.empty(1, cfg.latent_dim, device="meta")
+        labels = torch.zeros(1, dtype=torch.long, device="meta") if cfg.num_classes else None
+        with torch.no_grad():
+            net.eval()(latents, labels)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total
+
+
+def check_footprint(num_parameters: int, activations: int, where: str, max_parameters=None, max_activations=None):
+    """Refuse a model whose config declares more than the budgets (see MAX_PARAMETERS)."""
+    max_parameters = MAX_PARAMETERS if max_parameters is None else max_parameters
+    max_activations = MAX_ACTIVATIONS if max_activations is None else max_activations
+    if num_parameters > max_parameters:
+        raise ValueError(
+            f"{where} declares {num_parameters:,} parameters ({num_parameters * 4 / 2**30:.1f} GiB in float32): "
+            f"more than the budget of {max_parameters:,} (HF_DGM_MAX_PARAMETERS)."
+        )
+    if activations > max_activations:
+        raise ValueError(
+            f"{where} needs {activations:,} activation values to draw one image ({activations * 4 / 2**30:.1f} GiB "
+            f"in float32): more than the budget of {max_activations:,} (HF_DGM_MAX_ACTIVATIONS)."
+        )
 
 
 def local_model_folder(name_or_path, kwargs: dict) -> Path:
@@ -267,19 +307,22 @@ class HfDgmModelMixin:
     """
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, max_parameters=None, max_activations=None, **kwargs):
+        """`PreTrainedModel.from_pretrained` with the checks above; `max_parameters` / `max_activations` lower or
+        raise the size budgets (MAX_PARAMETERS, MAX_ACTIVATIONS) for this call."""
         kwargs["use_safetensors"] = True  # never fall back to a pickled pytorch_model.bin
         folder = local_model_folder(pretrained_model_name_or_path, kwargs)
         kwargs.pop("subfolder", None)
         config = kwargs.pop("config", None)
         if config is None:
             config = cls.config_class.from_pretrained(folder)
-        found = read_weight_shapes(folder / "model.safetensors")
-        check_weight_shapes(
-            expected_state_shapes(lambda: cls(config)),
-            found,
-            f"{str(pretrained_model_name_or_path)!r} ({cls.config_class.__name__})",
-        )
+        where = f"{str(pretrained_model_name_or_path)!r} ({cls.config_class.__name__})"
+        with torch.device("meta"):
+            meta_model = cls(config)
+        expected = meta_state_shapes(meta_model)
+        activations = activation_elements(meta_model.sampling_network, config)
+        check_footprint(count_parameters(expected), activations, where, max_parameters, max_activations)
+        check_weight_shapes(expected, read_weight_shapes(folder / "model.safetensors"), where)
         return super().from_pretrained(folder, *args, config=config, **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs):

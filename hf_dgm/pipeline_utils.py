@@ -69,8 +69,10 @@ class HfDgmPipeline(DiffusionPipeline):
                 "folder (config.json)."
             )
         dtype = kwargs.pop("torch_dtype", None) or kwargs.pop("dtype", None)
-        model = model_cls.from_pretrained(path, **({"dtype": dtype} if dtype is not None else {}))
-        return cls(**{cls.component: model})
+        model_kwargs = {k: kwargs.pop(k) for k in ("max_parameters", "max_activations") if k in kwargs}
+        if dtype is not None:
+            model_kwargs["dtype"] = dtype
+        return cls(**{cls.component: model_cls.from_pretrained(path, **model_kwargs)})
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Push the pipeline: model_index.json, the root-level pipeline code, the model (with its code) and its card."""

@@ -11,12 +11,21 @@ from types import SimpleNamespace
 import torch
 
 from .families import Family, family_of, read_config
-from .modeling_utils import check_class_labels, check_weight_shapes, read_weight_shapes
+from .modeling_utils import (
+    activation_elements,
+    check_class_labels,
+    check_footprint,
+    check_weight_shapes,
+    count_parameters,
+    meta_state_shapes,
+    read_weight_shapes,
+)
 
 
 def load_sampling_network(model_dir) -> tuple[SimpleNamespace, Family, torch.nn.Module]:
     """The config, the family and the network that turns latents into images, with its weights loaded strictly.
-    Names and shapes are checked against the config on the meta device, before anything is allocated."""
+    Its size (the budgets of ``modeling_utils``) and the file's tensor names and shapes are checked on the meta
+    device, before anything is allocated."""
     from safetensors import safe_open
 
     raw = read_config(model_dir)
@@ -28,8 +37,9 @@ def load_sampling_network(model_dir) -> tuple[SimpleNamespace, Family, torch.nn.
     except AttributeError as err:
         raise ValueError(f"config.json in {str(model_dir)!r} lacks a field: {err}") from None
     weights = Path(model_dir) / "model.safetensors"
+    expected = meta_state_shapes(meta_net)
+    check_footprint(count_parameters(expected), activation_elements(meta_net, cfg), repr(str(model_dir)))
     found = {k[len(prefix) :]: v for k, v in read_weight_shapes(weights).items() if k.startswith(prefix)}
-    expected = {name: tuple(t.shape) for name, t in meta_net.state_dict().items()}
     check_weight_shapes(expected, found, repr(str(weights)))
     net, _ = family.networks.sampling_network(cfg)
     with safe_open(weights, framework="pt") as f:

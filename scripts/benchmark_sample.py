@@ -124,7 +124,7 @@ def warm_throughput(model_dir, repeats, batch=64, iters=20):
 
     model = GANModel.from_pretrained(model_dir).eval()
     pipe = GANPipeline(gan=model)
-    net = model.sampling_generator
+    net = model.sampling_network
     z = torch.randn(batch, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
 
     def bare():

@@ -6,6 +6,7 @@ then open http://127.0.0.1:7860. Offline, on the shipped zoo; any hf-dgm model r
 """
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -32,12 +33,13 @@ for ROOT in (Path(__file__).resolve().parent, Path(__file__).resolve().parent.pa
         break
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from hf_dgm.families import FAMILIES, family_of  # noqa: E402
 from hf_dgm.image_processing import make_grid, mnist_preprocess, save_gif, to_uint8  # noqa: E402
-from hf_dgm.zoo import ZOO_MODELS, hub_repo_id, zoo_dir  # noqa: E402
+from hf_dgm.zoo import REPO_ID, ZOO_MODELS, check_model_name, hub_repo_id, zoo_dir  # noqa: E402
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -46,6 +48,11 @@ DISPLAY_SCALE = 3  # the Generate tab shows the 28-px digits at 3x (nearest neig
 MAX_SEED = 2**31 - 1
 DIGITS = ["all"] + [str(i) for i in range(10)]  # the class choices of conditional digit models
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
+# what a visitor's model may make the server allocate, checked from its config before anything is built
+MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights, the download cap
+MAX_ACTIVATIONS = 20_000_000  # 80 MB per image
+# Gradio's cached files (images, GIFs) are deleted every CACHE_TTL_S seconds once older than that
+CACHE_TTL_S = int(os.environ.get("HF_DGM_APP_CACHE_TTL_S", 600))
 GENERATORS = [m for m in ZOO_MODELS if m != "mnist-classifier"]
 PAPERS = """
 - Goodfellow et al., [Generative Adversarial Nets](https://arxiv.org/abs/1406.2661) (2014)
@@ -58,19 +65,22 @@ PAPERS = """
 
 # ---------------------------------------------------------------------------------------------------- models
 def _resolve(name: str) -> Path:
-    """A zoo name, a repo id or (locally only) a path -> a folder with an hf-dgm config, or a friendly gr.Error."""
+    """A zoo name, a repo id or (locally only) a path -> a folder with an hf-dgm config, or a friendly gr.Error.
+    On a Space, local paths are not looked at: a visitor learns nothing about which folders exist."""
     name = (name or "").strip()
     if not name:
         raise gr.Error("Pick a model or type a model repo id.")
+    try:
+        check_model_name(name)
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
     if name in ZOO_MODELS and (zoo_dir() / name / "config.json").is_file():
         return zoo_dir() / name
-    if Path(name).is_dir():
-        if ON_SPACE:
-            raise gr.Error("Local paths are only accepted when the app runs on your own machine.")
+    if not ON_SPACE and Path(name).is_dir():
         folder = Path(name)
     else:
         repo_id = hub_repo_id(name) if name in ZOO_MODELS else name
-        if repo_id.count("/") != 1:
+        if not REPO_ID.fullmatch(repo_id):
             raise gr.Error(f"{name!r} is not a model of this app nor a repo id like 'user/model'.")
         from huggingface_hub import HfApi, hf_hub_download
 
@@ -98,7 +108,10 @@ def _resolve(name: str) -> Path:
 def load_pipeline(folder: str):
     """Loaded once per model and cached. Never with trust_remote_code: only hf-dgm's own classes."""
     config = json.loads(Path(folder, "config.json").read_text())
-    return family_of(config["model_type"]).pipeline_class.from_pretrained(folder).to(DEVICE)
+    family = family_of(config["model_type"])
+    return family.pipeline_class.from_pretrained(
+        folder, max_parameters=MAX_PARAMETERS, max_activations=MAX_ACTIVATIONS
+    ).to(DEVICE)
 
 
 @lru_cache(maxsize=1)
@@ -111,7 +124,10 @@ def load_classifier():
 
 def _model(choice: str, custom: str):
     folder = _resolve(custom.strip() if custom and custom.strip() else choice)
-    pipe = load_pipeline(str(folder))
+    try:
+        pipe = load_pipeline(str(folder))
+    except (ValueError, OSError) as err:  # too large for this app, weights that don't match, unreadable files
+        raise gr.Error(str(err)) from None
     return pipe, getattr(pipe, pipe.component).config
 
 
@@ -133,17 +149,22 @@ def _labels(config, digit, n):
     return [int(digit)] * n
 
 
+def _number(value, name: str, low: float, high: float) -> float:
+    """A finite number within [low, high] (NaN and infinities pass range checks written as comparisons)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number, got {value!r}.") from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise gr.Error(f"{name} must be a finite number between {low} and {high}, got {value!r}.")
+    return number
+
+
 def _latents(config, seed, n, spread):
     z = torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(seed))
     if family_of(config.model_type).has_likelihood:
         return z * spread  # a VAE's prior temperature
     return z.clamp(-spread, spread) if spread < 3.0 else z  # a GAN's truncation trick
-
-
-def _save_png(image: Image.Image, name: str) -> str:
-    path = Path(tempfile.mkdtemp(prefix="hf_dgm_app_")) / name
-    image.save(path)
-    return str(path)
 
 
 # ---------------------------------------------------------------------------------------------------- events
@@ -155,13 +176,13 @@ def generate(choice, custom, seed, num_images, digit, spread):
     n = int(num_images)
     if not 1 <= n <= MAX_IMAGES:
         raise gr.Error(f"Ask for 1 to {MAX_IMAGES} images, not {n}.")
-    z = _latents(config, seed, n, float(spread))
+    z = _latents(config, seed, n, _number(spread, "The truncation / temperature", 0.1, 3.0))
     images = pipe(latents=z, class_labels=_labels(config, digit, n), output_type="pt").images
     # One grid, shown (3x) and offered for download: a gallery of 64 separate files spent most of each request
     # in Gradio's per-file saving, caching and serving (profiled with py-spy; see the README's speed section).
     grid = make_grid(to_uint8(images))
     shown = grid.resize((grid.width * DISPLAY_SCALE, grid.height * DISPLAY_SCALE), Image.NEAREST)
-    return shown, _save_png(grid, f"samples_seed{seed}.png")
+    return shown, grid  # PIL images: Gradio owns their files (and deletes them, see CACHE_TTL_S)
 
 
 @gpu
@@ -182,19 +203,37 @@ def interpolate(choice, custom, seed_a, seed_b, steps, method, digit_a, digit_b)
     frames = [
         Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).resize((112, 112), Image.NEAREST) for a in to_uint8(out)
     ]
-    gif = Path(tempfile.mkdtemp(prefix="hf_dgm_app_")) / "interpolation.gif"
-    save_gif(frames, gif)
     strip = make_grid(to_uint8(out), nrow=steps)
-    return strip, str(gif)
+    return strip, gif_file(frames)
+
+
+def gif_file(frames) -> str:
+    """The GIF in the app's one folder, under a name taken from a ring of GIF_SLOTS: Gradio copies it into its cache
+    before the slot is reused, so the app's own files never grow past GIF_SLOTS."""
+    global _gif_counter
+    with _gif_lock:
+        _gif_counter += 1
+        path = GIF_DIR / f"interpolation-{_gif_counter % GIF_SLOTS}.gif"
+        save_gif(frames, path)
+    return str(path)
+
+
+GIF_DIR = Path(tempfile.mkdtemp(prefix="hf_dgm_app_"))
+GIF_SLOTS = 8
+_gif_counter, _gif_lock = 0, threading.Lock()
 
 
 def _read_drawing(sketch, upload):
+    """The uploaded file (opened here, so its transparency survives) or the sketch's composite."""
     if upload is not None:
-        return upload
-    if sketch is None:
-        raise gr.Error("Draw a digit on the canvas or upload an image first.")
+        try:
+            with Image.open(upload) as image:
+                image.load()
+                return image.copy()
+        except (OSError, SyntaxError, ValueError) as err:  # not an image, or a truncated one
+            raise gr.Error(f"The upload could not be read as an image ({type(err).__name__}: {err}).") from None
     composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
-    if composite is None:
+    if composite is None or (isinstance(composite, np.ndarray) and composite.size == 0):
         raise gr.Error("Draw a digit on the canvas or upload an image first.")
     return composite
 
@@ -213,8 +252,9 @@ def reconstruct(choice, custom, sketch, upload, seed):
     pipe, config = _model(choice, custom)
     if not hasattr(pipe, "reconstruct"):
         raise gr.Error("Reconstruction needs a VAE: pick vae-mnist, cvae-mnist, mlp-vae-mnist or vae2d-mnist.")
+    drawing = _read_drawing(sketch, upload)
     try:
-        digit = mnist_preprocess(_read_drawing(sketch, upload))
+        digit = mnist_preprocess(drawing)
     except ValueError as err:
         raise gr.Error(str(err).capitalize() + ".") from None
     x = torch.from_numpy(digit).float().div(255)[None, None]
@@ -242,7 +282,7 @@ def explore(choice, custom, seed, d0, d1, d2, d3):
         return make_grid(to_uint8(images), nrow=15, padding=0)
     z = _latents(config, _seed(seed), 1, 1.0)
     for i, d in enumerate((d0, d1, d2, d3)[: config.latent_dim]):
-        z[0, i] = float(d)
+        z[0, i] = _number(d, f"z[{i}]", -3.0, 3.0)
     labels = [0] if config.num_classes else None
     image = pipe(latents=z, class_labels=labels, output_type="pt").images
     return Image.fromarray(to_uint8(image)[0, ..., 0]).resize((224, 224), Image.NEAREST)
@@ -279,7 +319,7 @@ def tab_generate(choice, custom):
             spread = gr.Slider(0.1, 3.0, 1.0, label="Truncation (GAN) / temperature (VAE)")
         go = gr.Button("Generate", variant="primary")
         samples = gr.Image(label="Samples", format="png", elem_id="samples")
-        grid_file = gr.File(label="Grid (PNG)")
+        grid_file = gr.Image(label="Grid at 1x (download button at its corner)", format="png", type="pil")
         go.click(
             generate,
             [choice, custom, seed, num, digit, spread],
@@ -320,7 +360,8 @@ def tab_draw(choice, custom):
                 fixed_canvas=True,
                 label="Draw (black on white)",
             )
-            upload = gr.Image(type="pil", label="…or upload an image", format="png")
+            # a file, read by the app: gr.Image would convert it to RGB first, turning transparent paper black
+            upload = gr.File(None, label="…or upload an image (PNG, JPEG, ...)", type="filepath")
         seed_r = gr.Number(0, precision=0, label="Seed for variations")
         go_r = gr.Button("Reconstruct", variant="primary")
         with gr.Row():
@@ -355,12 +396,12 @@ def tab_about():
 
 def build_app() -> gr.Blocks:
     available = [m for m in GENERATORS if (zoo_dir() / m / "config.json").is_file()] or GENERATORS
-    with gr.Blocks(title="hf-dgm: GANs and VAEs") as app:
+    with gr.Blocks(title="hf-dgm: GANs and VAEs", delete_cache=(CACHE_TTL_S, CACHE_TTL_S)) as app:
         gr.Markdown("# hf-dgm — deep generative models on MNIST\nSame seed, same images (on one device type).")
         with gr.Row():
             choice = gr.Dropdown(available, value=available[0], label="Model")
             custom = gr.Textbox(
-                label="…or a model repo id" + ("" if ON_SPACE else " / local folder"), placeholder="user/my-dcgan"
+                "", label="…or a model repo id" + ("" if ON_SPACE else " / local folder"), placeholder="user/my-dcgan"
             )
         tab_generate(choice, custom)
         tab_interpolate(choice, custom)

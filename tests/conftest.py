@@ -107,9 +107,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+APP_DIRS = {}  # where the test app writes: "tmp" (its own files) and "gradio" (Gradio's cache)
+
+
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     zoo = tmp_path_factory.mktemp("zoo")
+    APP_DIRS.update(tmp=tmp_path_factory.mktemp("app_tmp"), gradio=tmp_path_factory.mktemp("app_gradio_cache"))
     import torch
 
     from hf_dgm import GANConfig, GANModel, VAEConfig, VAEModel
@@ -120,7 +124,17 @@ def app_url(tmp_path_factory):
     VAEModel(VAEConfig(**tiny_vae_kwargs(latent_dim=2))).save_pretrained(zoo / "vae2d-mnist")
     VAEModel(VAEConfig(**tiny_vae_kwargs())).save_pretrained(zoo / "vae-mnist")
     port = free_port()
-    env = {**os.environ, "HF_DGM_ZOO": str(zoo), "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1"}
+    for folder in APP_DIRS.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "HF_DGM_ZOO": str(zoo),
+        "GRADIO_SERVER_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+        "TMPDIR": str(APP_DIRS["tmp"]),  # the app's own files
+        "GRADIO_TEMP_DIR": str(APP_DIRS["gradio"]),  # Gradio's cache
+        "HF_DGM_APP_CACHE_TTL_S": "3",
+    }
     proc = subprocess.Popen(
         [sys.executable, os.path.join(REPO_ROOT, "spaces_app", "app.py")],
         env=env,

@@ -83,3 +83,18 @@ def test_every_flag_has_help_and_enumerations_offer_choices():
     assert train_gan["latent_dim"].help.startswith("Size of the latent")  # from GANConfig's docstring
     train_vae = {a.dest: a for a in parsers[-1]._actions}
     assert set(train_vae["likelihood"].choices) == {"bernoulli", "gaussian"}
+
+
+def test_sample_refuses_a_config_larger_than_the_budget(tmp_path):
+    """A small weights file with a config that declares a huge network: one line naming the size and the budget,
+    before anything is allocated (it used to end in an allocation traceback)."""
+    import json
+
+    torch.manual_seed(0)
+    GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "generator_channels": 100_000}))
+    proc = hf_dgm("sample", "--model", str(tmp_path), "--out", str(tmp_path / "g.png"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "parameters" in proc.stderr and "more than the budget of 1,000,000,000" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

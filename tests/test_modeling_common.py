@@ -56,12 +56,19 @@ def test_load_other_model_type_raises(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))
-def test_weights_are_checked_against_the_config_before_the_model_is_built(tmp_path, name, monkeypatch):
-    """A config whose sizes differ from the file's fails from the safetensors header, without building the model at
-    the config's sizes (a small file and a huge config must not allocate what the config declares)."""
+def test_sizes_are_checked_before_the_model_is_built(tmp_path, name):
+    """A config is checked on the meta device before anything is allocated: a small weights file with a huge config
+    fails on the size budget (not after allocating what the config declares), a moderate mismatch on the shapes."""
     make(name).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    config["latent_dim"] = 10**7
+    for latent_dim, error in ((10**9, r"declares [\d,]+ parameters .* more than the budget"), (9, "shapes differ")):
+        (tmp_path / "config.json").write_text(json.dumps({**config, "latent_dim": latent_dim}))
+        with pytest.raises(ValueError, match=error):
+            BY_NAME[name].model_class.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="shapes differ"):
-        BY_NAME[name].model_class.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="activation values to draw one image"):
+        BY_NAME[name].model_class.from_pretrained(tmp_path, max_activations=100)
+    assert (
+        BY_NAME[name].model_class.from_pretrained(tmp_path, max_parameters=10**6).config.latent_dim
+        == config["latent_dim"]
+    )

@@ -103,8 +103,8 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         self.generator_ema.load_state_dict(self.generator.state_dict())
 
     @property
-    def sampling_generator(self) -> nn.Module:
-        """The network used for sampling: the EMA generator when present."""
+    def sampling_network(self) -> nn.Module:
+        """The network that turns latents into images: the EMA generator when present."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     @torch.no_grad()
@@ -124,7 +124,7 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
             check_latents(self.config, latents)
             latents = latents.to(device=self.device, dtype=self.dtype)
         labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device)
-        net = self.sampling_generator
+        net = self.sampling_network
         was_training = net.training
         net.eval()
         try:

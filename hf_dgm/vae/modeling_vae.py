@@ -131,6 +131,11 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         if lo < 0.0 or hi > 1.0:
             raise ValueError(f"pixel_values span [{lo:.3g}, {hi:.3g}]; a VAE expects images in [0, 1].")
 
+    @property
+    def sampling_network(self) -> nn.Module:
+        """The network that turns latents into images: the decoder."""
+        return self.decoder
+
     def encode(self, pixel_values: torch.Tensor, class_labels=None, return_dict: bool = True):
         """Images in [0, 1], shape (N, C, H, W) -> posterior q(z | x)."""
         self._check_pixel_values(pixel_values)
