@@ -24,13 +24,24 @@ def _seed(text: str) -> int:
     return value
 
 
+MAX_GRID_PIXELS = 100_000_000  # about 100 MB of uint8 grey (300 MB RGB): what one PNG grid may hold here
+
+
 def cmd_sample(args) -> int:
-    from .image_processing import make_grid, save_png_atomic, to_uint8
+    from .image_processing import check_image_path, make_grid, save_image_atomic
     from .sampling import load_sampling_network, sample_images
     from .zoo import resolve_model
 
+    check_image_path(args.out)  # before anything is loaded
     model_dir = resolve_model(args.model, revision=args.revision)
     cfg, family, net = load_sampling_network(model_dir)
+    cell = (cfg.image_size + 2) ** 2  # an image and its padding in the grid
+    if args.num_images * cell > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"--num-images {args.num_images}: one grid holds at most {MAX_GRID_PIXELS // cell:,} images of "
+            f"{cfg.image_size}x{cfg.image_size} ({MAX_GRID_PIXELS:,} pixels); for more, write several grids with "
+            "different --seed values, or save images one by one with the pipeline."
+        )
     labels = None
     if getattr(cfg, "num_classes", None):
         labels = (
@@ -39,11 +50,11 @@ def cmd_sample(args) -> int:
             else [i % cfg.num_classes for i in range(args.num_images)]
         )
     elif args.class_label is not None:
-        raise SystemExit(f"error: --class-label {args.class_label} given, but {model_dir} is unconditional.")
+        raise ValueError(f"--class-label {args.class_label} given, but {model_dir} is unconditional.")
     images = sample_images(
         cfg, family, net, args.num_images, seed=args.seed, class_labels=labels, temperature=args.temperature
     )
-    save_png_atomic(make_grid(to_uint8(images), nrow=args.nrow), args.out)
+    save_image_atomic(make_grid(images, nrow=args.nrow), args.out)
     print(f"wrote {args.out} ({args.num_images} images from {model_dir}, seed {args.seed})")
     return 0
 
@@ -164,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--temperature", type=float, default=1.0, help="VAE prior temperature")
     p.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row; none: a square grid")
-    p.add_argument("--out", default="grid.png", help="PNG file to write")
+    p.add_argument("--out", default="grid.png", help="image file to write: .png, .webp (lossless) or .jpg")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("train", help="train a GAN or a VAE: hf-dgm train gan|vae [--help]")

@@ -2,7 +2,7 @@
 classes, its code and what its card says. Imports nothing heavy; classes are imported on first use.
 
 A family lives in ``hf_dgm/<name>/`` as ``configuration_<name>.py``, ``networks_<name>.py`` (plain torch, with an
-``ARCHITECTURES`` registry, ``sampling_network`` and ``sample_images`` for the fast path), ``modeling_<name>.py``
+``ARCHITECTURES`` registry; ``sampling_network``, ``prior_latents`` and ``images_from_latents`` for the fast path), ``modeling_<name>.py``
 and ``pipeline_<name>.py``; its classes are ``<NAME>Config``, ``<NAME>Model`` and ``<NAME>Pipeline``.
 """
 

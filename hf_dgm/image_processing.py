@@ -2,7 +2,6 @@
 ``diffusers.utils`` or torchvision for a grid costs seconds)."""
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +63,28 @@ def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, pad
     return Image.fromarray(grid[..., 0] if c == 1 else grid, mode="L" if c == 1 else "RGB")
 
 
-def save_png_atomic(image: Image.Image, path) -> None:
-    """Write a PNG through a temporary file and a rename, so an interrupted write never leaves a broken file."""
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+# the formats an image file may be written in, by suffix (lossless WebP: a grid is for looking at pixels)
+IMAGE_FORMATS = {".png": ("PNG", {}), ".jpg": ("JPEG", {"quality": 95}), ".jpeg": ("JPEG", {"quality": 95}),
+                 ".webp": ("WEBP", {"lossless": True})}  # fmt: skip
+
+
+def check_image_path(path) -> Path:
+    """A file name whose suffix names a format we write; not a folder. Raises ValueError saying what to pass."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder: give a file name, e.g. {str(path / 'grid.png')!r}.")
+    if path.suffix.lower() not in IMAGE_FORMATS:
+        raise ValueError(
+            f"{str(path)!r}: the suffix names no image format written here; expected one of {sorted(IMAGE_FORMATS)}."
+        )
+    return path
+
+
+def save_image_atomic(image: Image.Image, path) -> Path:
+    """Write an image in the format its suffix names, through a temporary file and a rename (an interrupted write
+    never leaves a broken file)."""
+    image_format, options = IMAGE_FORMATS[check_image_path(path).suffix.lower()]
+    return atomic_write(path, lambda tmp: image.save(tmp, format=image_format, **options))
 
 
 def mnist_preprocess(image, max_side: int = 2048) -> np.ndarray:
@@ -116,8 +134,10 @@ def mnist_preprocess(image, max_side: int = 2048) -> np.ndarray:
 
 def save_gif(frames: list, path, duration_ms: int = 120) -> None:
     """Animated GIF that plays forth and back (atomic write)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     loop = frames + frames[-2:0:-1]
-    loop[0].save(tmp, format="GIF", save_all=True, append_images=loop[1:], duration=duration_ms, loop=0)
-    os.replace(tmp, path)
+    atomic_write(
+        path,
+        lambda tmp: loop[0].save(
+            tmp, format="GIF", save_all=True, append_images=loop[1:], duration=duration_ms, loop=0
+        ),
+    )

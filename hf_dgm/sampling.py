@@ -8,9 +8,11 @@ sampling network (the EMA generator for GANs when present, the decoder for VAEs)
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 from .families import Family, family_of, read_config
+from .image_processing import to_uint8
 from .modeling_utils import (
     activation_elements,
     check_class_labels,
@@ -47,6 +49,9 @@ def load_sampling_network(model_dir) -> tuple[SimpleNamespace, Family, torch.nn.
     return cfg, family, net.eval()
 
 
+SAMPLE_BATCH_SIZE = 256  # images decoded at a time: memory stays bounded whatever --num-images is
+
+
 @torch.no_grad()
 def sample_images(
     cfg: SimpleNamespace,
@@ -56,8 +61,15 @@ def sample_images(
     seed: int = 0,
     class_labels=None,
     temperature: float = 1.0,
-) -> torch.Tensor:
-    """Images (N, C, H, W) in [0, 1], drawn as the pipelines draw them (torch.Generator seeded with `seed`)."""
+) -> np.ndarray:
+    """uint8 images (N, H, W, C), drawn as the pipelines draw them (all latents from a torch.Generator seeded with
+    `seed`), decoded SAMPLE_BATCH_SIZE at a time."""
     generator = torch.Generator().manual_seed(seed)
     labels = check_class_labels(cfg, class_labels, num_images)
-    return family.networks.sample_images(cfg, net, num_images, generator, labels, temperature=temperature)
+    latents = family.networks.prior_latents(cfg, num_images, generator, temperature=temperature)
+    out = np.empty((num_images, cfg.image_size, cfg.image_size, cfg.num_channels), dtype=np.uint8)
+    for start in range(0, num_images, SAMPLE_BATCH_SIZE):
+        stop = min(start + SAMPLE_BATCH_SIZE, num_images)
+        batch_labels = labels[start:stop] if labels is not None else None
+        out[start:stop] = to_uint8(family.networks.images_from_latents(cfg, net, latents[start:stop], batch_labels))
+    return out

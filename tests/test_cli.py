@@ -34,13 +34,14 @@ def test_sample_writes_grid_equal_to_pipeline(tmp_path, family):
         pipe = VAEPipeline(vae=model)
     model.save_pretrained(tmp_path / "model")
     out = tmp_path / "grid.png"
-    proc = hf_dgm("sample", "--model", str(tmp_path / "model"), "--num-images", "12", "--seed", "3", "--out", str(out))
+    # 300 images: the CLI decodes them in batches of 256, the pipeline in one
+    proc = hf_dgm("sample", "--model", str(tmp_path / "model"), "--num-images", "300", "--seed", "3", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     grid = np.asarray(Image.open(out))
-    labels = [i % 10 for i in range(12)] if family == "gan" else None
-    images = pipe(batch_size=12, generator=torch.Generator().manual_seed(3), class_labels=labels, output_type="pt")
+    labels = [i % 10 for i in range(300)] if family == "gan" else None
+    images = pipe(batch_size=300, generator=torch.Generator().manual_seed(3), class_labels=labels, output_type="pt")
     expected = np.asarray(make_grid(to_uint8(images.images)))
-    assert grid.shape == expected.shape == (2 + 3 * 30, 2 + 4 * 30)
+    assert grid.shape == expected.shape == (2 + 17 * 30, 2 + 18 * 30)
     np.testing.assert_array_equal(grid, expected)
 
 
@@ -60,6 +61,26 @@ def test_sample_bad_inputs(tmp_path, tiny_gan):
     assert proc.returncode == 2 and "not a positive int" in proc.stderr
     proc = hf_dgm("sample", "--seed", "-1")
     assert proc.returncode == 2 and "out of range" in proc.stderr
+
+
+def test_sample_output_files_and_limits(tmp_path, tiny_gan):
+    """--out names the format (or is refused), a folder is refused without a stray file, and a grid too large to
+    write is refused at once, in one line, saying what to do instead."""
+    tiny_gan.save_pretrained(tmp_path / "m")
+    for name, fmt in (("g.jpg", "JPEG"), ("g.webp", "WEBP"), ("g.PNG", "PNG")):
+        proc = hf_dgm("sample", "--model", str(tmp_path / "m"), "--num-images", "4", "--out", str(tmp_path / name))
+        assert proc.returncode == 0, proc.stderr
+        assert Image.open(tmp_path / name).format == fmt
+    (tmp_path / "out").mkdir()
+    for out, needle in ((tmp_path / "out", "is a folder"), (tmp_path / "g.bmp", "names no image format")):
+        proc = hf_dgm("sample", "--model", str(tmp_path / "m"), "--out", str(out))
+        assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert list((tmp_path / "out").iterdir()) == [] and not (tmp_path / "g.bmp").exists()
+    proc = hf_dgm(
+        "sample", "--model", str(tmp_path / "m"), "--num-images", "200000", "--out", str(tmp_path / "big.png")
+    )
+    assert proc.returncode == 2 and "holds at most 111,111 images of 28x28" in proc.stderr and "--seed" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "big.png").exists()
 
 
 def test_every_flag_has_help_and_enumerations_offer_choices():

@@ -276,9 +276,13 @@ def sampling_network(cfg) -> tuple[nn.Module, str]:
     return build_generator(cfg), ("generator_ema." if cfg.use_ema else "generator.")
 
 
-def sample_images(cfg, net: nn.Module, num_images: int, generator, class_labels=None, temperature: float = 1.0):
-    """Images (N, C, H, W) in [0, 1], drawn as GANPipeline draws them. GANs have no prior temperature."""
+def prior_latents(cfg, num_images: int, generator, temperature: float = 1.0) -> torch.Tensor:
+    """Latents drawn as GANPipeline draws them. GANs have no prior temperature."""
     if temperature != 1.0:
         raise ValueError(f"temperature={temperature!r}: a prior temperature applies to VAEs only; a GAN samples at 1.")
-    latents = sample_latents(cfg, num_images, generator)
+    return sample_latents(cfg, num_images, generator)
+
+
+def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1] from the sampling network, as GANPipeline maps them."""
     return ((net(latents, class_labels) + 1.0) / 2.0).clamp(0.0, 1.0)

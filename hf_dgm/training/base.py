@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..file_utils import write_json_atomic
-from ..image_processing import make_grid, save_png_atomic, to_uint8
+from ..image_processing import make_grid, save_image_atomic, to_uint8
 from .arguments import TrainingArguments
 from .checkpointing import (
     list_checkpoints,
@@ -284,7 +284,7 @@ class BaseTrainer:
         if not self.is_main:
             return
         grid = make_grid(to_uint8(images))
-        save_png_atomic(grid, self.output_dir / "samples" / f"step_{self.step:08d}.png")
+        save_image_atomic(grid, self.output_dir / "samples" / f"step_{self.step:08d}.png")
         for tracker in self.accelerator.trackers:
             if tracker.name == "tensorboard":
                 import numpy as np

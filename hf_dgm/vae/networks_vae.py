@@ -199,10 +199,14 @@ def sampling_network(cfg) -> tuple[nn.Module, str]:
     return build_decoder(cfg), "decoder."
 
 
-def sample_images(cfg, net: nn.Module, num_images: int, generator, class_labels=None, temperature: float = 1.0):
-    """Images (N, C, H, W) in [0, 1], drawn as VAEPipeline draws them: z ~ N(0, temperature^2 I), decoded."""
+def prior_latents(cfg, num_images: int, generator, temperature: float = 1.0) -> torch.Tensor:
+    """Latents z ~ N(0, temperature^2 I), drawn as VAEPipeline draws them."""
     check_temperature(temperature)
-    latents = sample_latents(cfg, num_images, generator, temperature=temperature)
+    return sample_latents(cfg, num_images, generator, temperature=temperature)
+
+
+def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1]: the decoder's likelihood mean."""
     return logits_to_images(net(latents, class_labels))
 
 
