@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,22 +56,57 @@ def _load_hf_dataset(dataset: str, split: str, streaming: bool = False):
     import datasets
 
     path = Path(dataset)
-    if not path.exists() and (dataset.startswith((".", "/")) or dataset.count("/") > 1):
+    check_dataset_source(dataset)
+    with _quiet_logger("huggingface_hub.repocard"):  # "Repo card metadata block was not found", once per read
+        try:
+            splits = datasets.get_dataset_split_names(dataset) if not path.exists() else None
+        except Exception as err:  # the id is wrong, or (offline mode) not in the cache
+            raise FileNotFoundError(
+                f"Dataset {dataset!r} is neither a local folder nor a reachable Hub dataset id "
+                f"({type(err).__name__}: {err})."
+            ) from None
+        if splits is not None and split not in splits:
+            raise ValueError(f"Dataset {dataset!r} has no split {split!r}; available splits: {splits}.")
+        try:
+            return datasets.load_dataset(dataset, split=split, streaming=streaming)
+        except ValueError as err:
+            if "split" in str(err).lower():
+                raise ValueError(f"Dataset {dataset!r} has no split {split!r} ({err}).") from None
+            raise
+
+
+def check_dataset_source(dataset: str) -> None:
+    """A local folder must exist; a Hub dataset id must be reachable: fail at once, in one line, where the Hub can't be
+    reached (datasets would retry for about a minute). In offline mode (HF_HUB_OFFLINE) the cache is used as it is."""
+    from huggingface_hub import HfApi, constants
+
+    if Path(dataset).exists():
+        return
+    if dataset.startswith((".", "/")) or dataset.count("/") > 1:
         raise FileNotFoundError(f"Dataset path {dataset!r} does not exist.")
+    if constants.HF_HUB_OFFLINE:
+        return
     try:
-        splits = datasets.get_dataset_split_names(dataset) if not path.exists() else None
-    except Exception as err:  # the Hub is unreachable or the id is wrong
+        HfApi().dataset_info(dataset, timeout=10)
+    except Exception as err:
+        if type(err).__name__ in ("RepositoryNotFoundError", "GatedRepoError", "HfHubHTTPError"):
+            return  # reachable: datasets says what is wrong with the id
         raise FileNotFoundError(
-            f"Dataset {dataset!r} is neither a local folder nor a reachable Hub dataset id ({type(err).__name__}: {err})."
+            f"Dataset {dataset!r} is not a local folder, and the Hub can't be reached ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}): connect, set HF_HUB_OFFLINE=1 to use the cache, or "
+            "pass a local copy (a folder of parquet/arrow files or images)."
         ) from None
-    if splits is not None and split not in splits:
-        raise ValueError(f"Dataset {dataset!r} has no split {split!r}; available splits: {splits}.")
+
+
+@contextmanager
+def _quiet_logger(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
-        return datasets.load_dataset(dataset, split=split, streaming=streaming)
-    except ValueError as err:
-        if "split" in str(err).lower():
-            raise ValueError(f"Dataset {dataset!r} has no split {split!r} ({err}).") from None
-        raise
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _check_columns(column_names, image_column: str, label_column: str | None, dataset: str):
@@ -239,10 +275,12 @@ class BatchSampler:
 
 def decoded_size_bytes(dataset: str, split: str, resolution: int, num_channels: int) -> int | None:
     """Bytes the decoded uint8 split would take, from the dataset's metadata (no download of the data), or None."""
+    check_dataset_source(dataset)
     try:
         import datasets
 
-        builder = datasets.load_dataset_builder(dataset)
+        with _quiet_logger("huggingface_hub.repocard"):
+            builder = datasets.load_dataset_builder(dataset)
         num = builder.info.splits[split].num_examples if builder.info.splits else None
     except Exception:
         return None

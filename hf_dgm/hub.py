@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 
 MODEL_FILES = ("config.json", "model.safetensors", "samples.png", "training_args.json", "eval_results.json")
+RECORD_FILES = MODEL_FILES[2:]  # what describes one set of weights: kept only with those weights
 
 
-def _stage_model_folder(model_dir: Path, stage: Path, repo_id: str):
+def _stage_model_folder(model_dir: Path, stage: Path, repo_id: str, note: str = ""):
     from .model_card import write_model_card
     from .remote_code import export_model_code
 
@@ -28,7 +29,7 @@ def _stage_model_folder(model_dir: Path, stage: Path, repo_id: str):
     for name in MODEL_FILES:
         if (model_dir / name).is_file():
             shutil.copy2(model_dir / name, stage / name)
-    write_model_card(stage, repo_id=repo_id)
+    write_model_card(stage, repo_id=repo_id, note=note)
     export_model_code(stage)
 
 
@@ -61,23 +62,44 @@ def _upload(
     )
 
 
-def push_model_folder(model_dir, repo_id: str, **upload_kwargs):
+def push_model_folder(model_dir, repo_id: str, note: str = "", **upload_kwargs):
     """Push a saved or trained model folder (see the module docstring for what lands). Returns the CommitInfo.
     Files in `model_dir` are only read."""
     model_dir = Path(model_dir)
     with tempfile.TemporaryDirectory(prefix="hf_dgm_push_") as tmp:
         stage = Path(tmp) / "repo"
-        _stage_model_folder(model_dir, stage, repo_id)
+        _stage_model_folder(model_dir, stage, repo_id, note)
         return _upload(stage, repo_id, **upload_kwargs)
 
 
 def push_model_to_hub(model, repo_id: str, **upload_kwargs):
-    """`GANModel.push_to_hub` / `VAEModel.push_to_hub`: an in-memory model pushes what it has (its card says that
-    it has no training record or evaluation)."""
+    """`GANModel.push_to_hub` / `VAEModel.push_to_hub`. A model loaded from a folder keeps that folder's sample grid,
+    training record and evaluation while its weights are those of the folder; once they differ, the card says so
+    and leaves them out. A model built in memory pushes what it has (its card says what it lacks)."""
     upload_kwargs = _upload_kwargs(upload_kwargs)
     with tempfile.TemporaryDirectory(prefix="hf_dgm_push_") as tmp:
-        model.save_pretrained(Path(tmp) / "model")
-        return push_model_folder(Path(tmp) / "model", repo_id, **upload_kwargs)
+        stage = Path(tmp) / "model"
+        model.save_pretrained(stage)
+        note = _carry_record(Path(model.name_or_path or ""), stage)
+        return push_model_folder(stage, repo_id, note=note, **upload_kwargs)
+
+
+def _carry_record(source: Path, stage: Path) -> str:
+    """Copy the record files of the folder a model was loaded from, if its weights are still those; else a note."""
+    records = [name for name in RECORD_FILES if (source / name).is_file()] if source.is_dir() else []
+    if not records:
+        return ""
+    from safetensors.torch import load_file
+
+    saved, original = load_file(stage / "model.safetensors"), load_file(source / "model.safetensors")
+    if saved.keys() == original.keys() and all(saved[k].equal(original[k]) for k in saved):
+        for name in records:
+            shutil.copy2(source / name, stage / name)
+        return ""
+    return (
+        f"**Note**: these weights differ from those of the folder they were loaded from (`{source.name}`), so its "
+        "sample grid, training record and evaluation are not carried over: they would describe another model."
+    )
 
 
 def push_pipeline_to_hub(pipeline, repo_id: str, **upload_kwargs):

@@ -24,7 +24,9 @@ def _read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def render_model_card(model_dir, repo_id: str | None = None):
+def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
+    """The card of a model folder; `repo_id` names it (default: hf-dgm/<folder name>), `note` is shown under the
+    description (e.g. where the weights came from)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     model_dir = Path(model_dir)
@@ -33,6 +35,7 @@ def render_model_card(model_dir, repo_id: str | None = None):
     train = _read_json(model_dir / "training_args.json")
     evals = _read_json(model_dir / "eval_results.json")
     repo_id = repo_id or f"hf-dgm/{model_dir.resolve().name}"
+    model_name = repo_id.split("/")[-1]
     conditional = bool(config.get("num_classes"))
     dataset = (train or {}).get("dataset")
     datasets = ["ylecun/mnist"] if dataset in (None, "ylecun/mnist") or "mnist" in str(dataset) else []
@@ -65,7 +68,7 @@ def render_model_card(model_dir, repo_id: str | None = None):
         tags=tags,
         datasets=datasets or None,
         pipeline_tag="unconditional-image-generation",
-        model_name=model_dir.resolve().name,
+        model_name=model_name,
         eval_results=eval_results,
     )
     eval_rows, protocol = [], ""
@@ -112,12 +115,13 @@ def render_model_card(model_dir, repo_id: str | None = None):
     return ModelCard.from_template(
         card_data,
         template_path=str(template_path()),
-        model_name=model_dir.resolve().name,
+        model_name=model_name,
         description=(
             f"A {'class-conditional ' if conditional else ''}"
             f"{family.long_name} trained with "
             "[hf-dgm](https://huggingface.co/hf-dgm)."
         ),
+        note=note,
         has_grid=(model_dir / "samples.png").is_file(),
         family=family.title,
         architecture=config.get("architecture"),
@@ -140,5 +144,5 @@ def render_model_card(model_dir, repo_id: str | None = None):
     )
 
 
-def write_model_card(model_dir, repo_id: str | None = None) -> Path:
-    return atomic_write(Path(model_dir) / "README.md", render_model_card(model_dir, repo_id).save)
+def write_model_card(model_dir, repo_id: str | None = None, note: str = "") -> Path:
+    return atomic_write(Path(model_dir) / "README.md", render_model_card(model_dir, repo_id, note).save)

@@ -9,6 +9,7 @@ may only import siblings relatively and third-party packages.
 import json
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -274,6 +275,23 @@ def local_model_folder(name_or_path, kwargs: dict) -> Path:
     return Path(snapshot) / subfolder
 
 
+@contextmanager
+def quiet_progress_bars():
+    """transformers' "Loading weights" / "Writing model shards" bars off inside hf-dgm's load and save (a library
+    call stays quiet; the bars remain for transformers' own models)."""
+    from transformers.utils import logging as transformers_logging
+
+    set_hook = getattr(transformers_logging, "set_tqdm_hook", None)
+    if set_hook is None:  # a transformers without the hook: its bars stay
+        yield
+        return
+    previous = set_hook(lambda factory, args, kwargs: factory(*args, **{**kwargs, "disable": True}))
+    try:
+        yield
+    finally:
+        set_hook(previous)
+
+
 class HfDgmConfigMixin:
     """The rules both configs share: validation in ``__post_init__`` (by the family's ``validate_fields``), lists
     kept as lists, and a clear error when a config of another model type is loaded with this class."""
@@ -323,7 +341,12 @@ class HfDgmModelMixin:
         activations = activation_elements(meta_model.sampling_network, config)
         check_footprint(count_parameters(expected), activations, where, max_parameters, max_activations)
         check_weight_shapes(expected, read_weight_shapes(folder / "model.safetensors"), where)
-        return super().from_pretrained(folder, *args, config=config, **kwargs)
+        with quiet_progress_bars():
+            return super().from_pretrained(folder, *args, config=config, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        with quiet_progress_bars():
+            return super().save_pretrained(save_directory, *args, **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Push config, weights, hf-dgm's model card and the code for trust_remote_code. Where hf-dgm is not

@@ -346,18 +346,32 @@ def test_card_model_index_holds_eval_results(hub, tmp_path):
     Image.new("L", (8, 8)).save("folder/samples.png")
     from hf_dgm.hub import push_model_folder
     push_model_folder("folder", "tester/evaluated")
+    # the share round trip: a model loaded from the folder keeps its record while its weights are the folder's
+    from hf_dgm import GANModel
+    loaded = GANModel.from_pretrained("folder")
+    loaded.push_to_hub("tester/reshared")
+    with torch.no_grad():
+        next(loaded.parameters()).add_(1.0)
+    loaded.push_to_hub("tester/changed")
     """,
         url,
         tmp_path,
     )
-    repo = state.repos[("model", "tester/evaluated")]
-    head = repo.commits[repo.branches["main"]]["files"]
-    assert {"samples.png", "training_args.json", "eval_results.json"} <= set(head)
+    for name in ("evaluated", "reshared"):
+        repo = state.repos[("model", f"tester/{name}")]
+        head = repo.commits[repo.branches["main"]]["files"]
+        assert {"samples.png", "training_args.json", "eval_results.json"} <= set(head)
+        card = head["README.md"].decode()
+        meta = yaml.safe_load(card.split("---")[1])
+        values = {m["name"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+        assert values == {"classifier-feature FID": 3.25, "precision (k=3)": 0.91}
+        assert "![Samples drawn with a fixed seed](samples.png)" in card and "test protocol" in card
+        assert f"\n# {name}\n" in card  # named after the repo
+    changed = state.repos[("model", "tester/changed")]
+    head = changed.commits[changed.branches["main"]]["files"]
     card = head["README.md"].decode()
-    meta = yaml.safe_load(card.split("---")[1])
-    values = {m["name"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
-    assert values == {"classifier-feature FID": 3.25, "precision (k=3)": 0.91}
-    assert "![Samples drawn with a fixed seed](samples.png)" in card and "test protocol" in card
+    assert not {"samples.png", "training_args.json", "eval_results.json"} & set(head)
+    assert "these weights differ from those of the folder" in card and "model-index" not in card
 
 
 def test_deploy_space(hub, tmp_path):

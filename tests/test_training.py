@@ -504,3 +504,29 @@ def test_ema_only_reads_the_generator(tmp_path):
     plain, with_ema = weights[0.0], weights[0.999]
     assert plain.keys() == with_ema.keys()
     assert all(torch.equal(plain[k], with_ema[k]) for k in plain)
+
+
+def test_bad_arguments_fail_before_any_data_is_read(tmp_path):
+    """One line, and before the dataset is opened: the dataset here does not even exist."""
+    (tmp_path / "a_file").write_text("")
+    missing = str(tmp_path / "no-such-dataset")
+    for flags, needle in (
+        (["--lr-g", "nan"], "--lr-g nan is invalid: expected a finite number"),
+        (["--ema-decay", "inf"], "--ema-decay inf is invalid: expected a finite number"),
+        (["--lr-g", "-1"], "--lr-g -1.0 is invalid"),
+        (["--output-dir", str(tmp_path / "a_file")], "is a file: expected a folder"),
+    ):
+        proc = cli("train", "gan", "--dataset", missing, "--output-dir", str(tmp_path / "o"), *flags)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_unreachable_hub_fails_fast(tmp_path):
+    """A Hub dataset id with the Hub out of reach: one clear line at once, not a minute of retries."""
+    from conftest import free_port
+
+    env = {"HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_HUB_OFFLINE": "", "HF_DATASETS_OFFLINE": ""}
+    start = time.monotonic()
+    proc = cli("train", "gan", "--dataset", "someone/images", "--output-dir", str(tmp_path / "o"), env=env)
+    assert proc.returncode == 2 and "the Hub can't be reached" in proc.stderr and "'someone/images'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and time.monotonic() - start < 30

@@ -8,9 +8,11 @@ its registries (``field_choices``). A new config field is a new flag.
 
 import argparse
 import inspect
+import math
 import re
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
 
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -77,6 +79,15 @@ class TrainingArguments:
     hub_checkpoint_branch: str | None = arg(None, "also push each checkpoint's model to this branch", "sharing")
 
     def validate(self):
+        """Every check that needs no data, so bad arguments fail before anything is loaded."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"--{f.name.replace('_', '-')} {value!r} is invalid: expected a finite number.")
+        if Path(self.output_dir).exists() and not Path(self.output_dir).is_dir():
+            raise ValueError(
+                f"--output-dir {self.output_dir!r} is a file: expected a folder (a new one, or a run's to resume)."
+            )
         for name in ("batch_size", "max_steps", "log_every", "sample_every", "checkpoint_every", "num_grid_images"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
