@@ -66,10 +66,13 @@ def test_sample_bad_inputs(tmp_path, tiny_gan):
 def test_sample_output_files_and_limits(tmp_path, tiny_gan):
     """--out names the format (or is refused), a folder is refused without a stray file, and a grid too large to
     write is refused at once, in one line, saying what to do instead."""
+    from hf_dgm.image_processing import save_image_atomic
+
     tiny_gan.save_pretrained(tmp_path / "m")
-    for name, fmt in (("g.jpg", "JPEG"), ("g.webp", "WEBP"), ("g.PNG", "PNG")):
-        proc = hf_dgm("sample", "--model", str(tmp_path / "m"), "--num-images", "4", "--out", str(tmp_path / name))
-        assert proc.returncode == 0, proc.stderr
+    proc = hf_dgm("sample", "--model", str(tmp_path / "m"), "--num-images", "4", "--out", str(tmp_path / "g.jpg"))
+    assert proc.returncode == 0 and Image.open(tmp_path / "g.jpg").format == "JPEG", proc.stderr
+    for name, fmt in (("g.webp", "WEBP"), ("g.PNG", "PNG")):
+        save_image_atomic(Image.new("L", (8, 8)), tmp_path / name)
         assert Image.open(tmp_path / name).format == fmt
     (tmp_path / "out").mkdir()
     for out, needle in ((tmp_path / "out", "is a folder"), (tmp_path / "g.bmp", "names no image format")):

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -508,17 +509,22 @@ def test_ema_only_reads_the_generator(tmp_path):
 
 def test_bad_arguments_fail_before_any_data_is_read(tmp_path):
     """One line, and before the dataset is opened: the dataset here does not even exist."""
+    from hf_dgm.training.gan import GANTrainer
+
     (tmp_path / "a_file").write_text("")
     missing = str(tmp_path / "no-such-dataset")
+    proc = cli("train", "gan", "--dataset", missing, "--output-dir", str(tmp_path / "o"), "--lr-g", "nan")
+    assert proc.returncode == 2 and "--lr-g nan is invalid: expected a finite number" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
     for flags, needle in (
-        (["--lr-g", "nan"], "--lr-g nan is invalid: expected a finite number"),
-        (["--ema-decay", "inf"], "--ema-decay inf is invalid: expected a finite number"),
-        (["--lr-g", "-1"], "--lr-g -1.0 is invalid"),
-        (["--output-dir", str(tmp_path / "a_file")], "is a file: expected a folder"),
+        ({"ema_decay": float("inf")}, "--ema-decay inf is invalid: expected a finite number"),
+        ({"lr_g": -1.0}, "--lr-g -1.0 is invalid"),
+        ({"output_dir": str(tmp_path / "a_file")}, "is a file: expected a folder"),
     ):
-        proc = cli("train", "gan", "--dataset", missing, "--output-dir", str(tmp_path / "o"), *flags)
-        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+        args = GANTrainingArguments(**{"dataset": missing, "output_dir": str(tmp_path / "o"), **flags})
+        with pytest.raises(ValueError, match=re.escape(needle)):
+            GANTrainer(args)
+    assert not (tmp_path / "o").exists()
 
 
 def test_unreachable_hub_fails_fast(tmp_path):
