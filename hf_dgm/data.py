@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .file_utils import atomic_write
+
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
@@ -42,11 +44,13 @@ def clear_cache() -> int:
 
 @dataclass
 class ImageTensorDataset:
-    """Decoded images `(N, C, H, W)` uint8 and labels `(N,)` int64 (or None)."""
+    """Decoded images `(N, C, H, W)` uint8, labels `(N,)` int64 (or None), and the class count of a ClassLabel
+    label column (or None: then the labels alone tell)."""
 
     images: torch.Tensor
     labels: torch.Tensor | None
     num_skipped: int = 0
+    num_classes: int | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -161,6 +165,8 @@ def load_image_tensors(
         ds = ds.select(range(min(max_samples, len(ds))))
     if len(ds) == 0:
         raise ValueError(f"Split {split!r} of dataset {dataset!r} is empty.")
+    label_feature = ds.features.get(label_column) if label_column else None
+    num_classes = label_feature.num_classes if isinstance(label_feature, datasets.ClassLabel) else None
     transform = dict(
         v=CACHE_VERSION,
         fp=ds._fingerprint,
@@ -185,7 +191,8 @@ def load_image_tensors(
             with safe_open(path, "pt") as f:
                 for note in json.loads((f.metadata() or {}).get("notes", "[]")):
                     logger.warning("Dataset %r: %s (logged once).", dataset, note)
-            return ImageTensorDataset(tensors["images"], tensors.get("labels"), int(tensors["num_skipped"].item()))
+            num_skipped = int(tensors["num_skipped"].item())
+            return ImageTensorDataset(tensors["images"], tensors.get("labels"), num_skipped, num_classes)
         except Exception as err:  # a damaged cache file is rebuilt, never trusted
             logger.warning("Ignoring unreadable cache file %s (%s)", path, err)
 
@@ -219,21 +226,22 @@ def load_image_tensors(
     if skipped:
         logger.warning("Dataset %r: skipped %d images that could not be decoded.", dataset, skipped)
     result = ImageTensorDataset(
-        torch.from_numpy(np.stack(images)),
+        # contiguous like the cached copy: a channels-last layout (numpy's stack of CHW views) changes the kernels,
+        # and so the numbers, of a run on a cold cache against one on a warm cache
+        torch.from_numpy(np.stack(images)).contiguous(),
         torch.tensor(labels, dtype=torch.long) if label_column else None,
         skipped,
+        num_classes,
     )
     if use_cache:
         from safetensors.torch import save_file
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {"images": result.images.contiguous(), "num_skipped": torch.tensor(skipped)}
+        tensors = {"images": result.images, "num_skipped": torch.tensor(skipped)}
         if result.labels is not None:
             tensors["labels"] = result.labels
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         metadata = {"transform": json.dumps(transform), "notes": json.dumps(sorted(notes))}
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return result
 
 

@@ -96,7 +96,7 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
         )
         training_rows = [(k, train[k]) for k in keys if train.get(k) not in (None, "")]
         # the GAN regularisers ("Improved Techniques", R1), where a run used them
-        tricks = ("r1_gamma", "label_smoothing", "feature_matching", "historical_averaging")
+        tricks = ("r1_gamma", "label_smoothing", "feature_matching", "historical_averaging", "diffaugment")
         training_rows += [(k, train[k]) for k in tricks if train.get(k)]
         if train.get("d_steps", 1) != 1:
             training_rows.append(("d_steps", train["d_steps"]))

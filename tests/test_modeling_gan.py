@@ -9,7 +9,7 @@ from hf_dgm import GANConfig, GANModel
 
 VARIANTS = list(
     itertools.product(
-        ["dcgan", "mlp"],  # architecture
+        ["dcgan", "resnet", "mlp"],  # architecture
         [None, 10],  # num_classes
         [False, True],  # spectral_norm
         [(False, 0), (True, 0), (False, 3)],  # (minibatch_std, minibatch_discrimination_kernels)
@@ -47,9 +47,10 @@ def test_shapes_every_variant(arch, num_classes, sn, extras):
     assert out.sample.shape == (5, 1, 28, 28) and out.logits_fake.shape == (5,) and out.logits_real.shape == (5,)
 
 
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
 @pytest.mark.parametrize("image_size,num_channels", [(28, 1), (32, 3), (64, 1), (48, 3)])
-def test_dcgan_image_sizes(image_size, num_channels):
-    model = make(image_size=image_size, num_channels=num_channels)
+def test_convolutional_image_sizes(arch, image_size, num_channels):
+    model = make(architecture=arch, image_size=image_size, num_channels=num_channels)
     images = model.generate(2).sample
     assert images.shape == (2, num_channels, image_size, image_size)
     assert model.discriminate(images).logits.shape == (2,)
@@ -177,7 +178,7 @@ def test_one_optimizer_step_no_nan(arch):
         ({"image_size": 30}, "image_size=30"),
         ({"image_size": 8}, "image_size=8"),
         ({"num_channels": 2}, "num_channels=2"),
-        ({"architecture": "resnet"}, "architecture='resnet'"),
+        ({"architecture": "stylegan"}, "architecture='stylegan'"),
         ({"num_classes": 1}, "num_classes=1"),
         ({"activation": "gelu"}, "activation='gelu'"),
         ({"architecture": "mlp", "generator_hidden_dims": []}, "generator_hidden_dims=[]"),

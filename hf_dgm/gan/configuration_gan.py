@@ -15,23 +15,24 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
 
     Args:
         architecture (`str`, defaults to `"dcgan"`):
-            `"dcgan"` (Radford et al., 2015) or `"mlp"` (the seed article's fully connected networks).
+            `"dcgan"` (Radford et al., 2015), `"resnet"` (the residual networks of SNGAN and BigGAN, for 28-128 px;
+            train it with `spectral_norm` and the hinge loss) or `"mlp"` (the seed article's fully connected networks).
         latent_dim (`int`, defaults to 100):
             Size of the latent vector z ~ N(0, I). Positive.
         image_size (`int`, defaults to 28):
-            Height and width of the square images. For `dcgan` it must be b * 2**n with 3 <= b <= 7 and n >= 2
-            (28, 32, 48, 64, ...); `mlp` accepts any positive size.
+            Height and width of the square images. For `dcgan` and `resnet` it must be b * 2**n with 3 <= b <= 7
+            and n >= 2 (28, 32, 48, 64, 128, ...); `mlp` accepts any positive size.
         num_channels (`int`, defaults to 1):
             1 for grey images, 3 for RGB.
         num_classes (`int`, *optional*):
             `None` for an unconditional GAN, or N >= 2 for a class-conditional one (G concatenates a label embedding
-            to z; D is a projection discriminator).
+            to z, or with `resnet` uses class-conditional BatchNorm; D is a projection discriminator).
         class_embed_dim (`int`, defaults to 32):
-            Size of the generator's label embedding (conditional models only).
+            Size of the generator's label embedding (conditional `dcgan` and `mlp` models only).
         generator_channels (`int`, defaults to 64):
-            `dcgan`: channels of G's last hidden block; each earlier block doubles it.
+            `dcgan`, `resnet`: channels of G's last hidden block; each earlier block doubles it.
         discriminator_channels (`int`, defaults to 64):
-            `dcgan`: channels of D's first block; each later block doubles it.
+            `dcgan`, `resnet`: channels of D's first block; each later block doubles it.
         generator_hidden_dims (`list[int]`, defaults to `[128, 128]`):
             `mlp`: widths of G's hidden layers (the article's 128, 128).
         discriminator_hidden_dims (`list[int]`, defaults to `[128, 128]`):
@@ -39,7 +40,8 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
         activation (`str`, defaults to `"leaky_relu"`):
             `mlp` hidden activation: `"leaky_relu"` (slope 0.2), `"relu"`, `"tanh"` or `"sigmoid"`.
         spectral_norm (`bool`, defaults to `False`):
-            Spectral normalization (Miyato et al., 2018) on D's layers; D then has no BatchNorm.
+            Spectral normalization (Miyato et al., 2018) on D's layers; D then has no BatchNorm (`resnet`'s D has
+            none either way).
         minibatch_std (`bool`, defaults to `False`):
             Append the batch's mean standard deviation as one extra feature map before D's last layer.
         minibatch_discrimination_kernels (`int`, defaults to 0):

@@ -11,6 +11,11 @@ Architectures (``ARCHITECTURES``; add one there, with its config fields and thei
 * ``dcgan``: Radford et al. (2015). G: a transposed convolution from the 1x1 latent to an ``initial_size`` map,
   then stride-2 transposed convolutions, BatchNorm + ReLU, tanh output. D: stride-2 convolutions + LeakyReLU(0.2),
   BatchNorm on every block except the first (none on D's input), a final linear layer to one logit.
+* ``resnet``: the residual networks of SNGAN (Miyato et al., 2018) and BigGAN, for 28 to 128 px. G: a linear layer
+  to an ``initial_size`` map, one up-block per doubling (BN-ReLU-upsample-conv3-BN-ReLU-conv3 + a 1x1 shortcut;
+  the BatchNorms are conditional on the class in conditional models), BN-ReLU-conv3-tanh. D: one down-block per
+  halving (the first without a leading ReLU), ReLU, sum over space, a linear logit plus the class projection
+  (Miyato & Koyama, 2018). Train it with ``spectral_norm`` and the hinge loss (as those papers do).
 """
 
 import math
@@ -18,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..modeling_utils import (
@@ -117,6 +123,65 @@ class DCGANGenerator(nn.Module):
         return self.net(latents[:, :, None, None])  # (N, C, H, W) in [-1, 1]
 
 
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm whose scale and shift come from the class (de Vries et al., 2017; BigGAN); plain BatchNorm when the
+    model is unconditional."""
+
+    def __init__(self, num_features: int, num_classes: int | None):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, affine=num_classes is None)
+        self.scale_shift = None  # one (scale, shift) row per class, starting as the identity
+        if num_classes:
+            self.scale_shift = nn.Parameter(
+                torch.cat([torch.ones(num_classes, num_features), torch.zeros(num_classes, num_features)], 1)
+            )
+
+    def forward(self, x: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.bn(x)
+        if self.scale_shift is None:
+            return x
+        scale, shift = self.scale_shift[class_labels][:, :, None, None].chunk(2, dim=1)  # (N, C, 1, 1) each
+        return x * scale + shift
+
+
+class ResidualUpBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, num_classes: int | None):
+        super().__init__()
+        self.norm1 = ConditionalBatchNorm2d(in_channels, num_classes)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
+        self.norm2 = ConditionalBatchNorm2d(out_channels, num_classes)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.norm1(x, class_labels)), scale_factor=2.0)  # (N, in, 2s, 2s)
+        h = self.conv2(F.relu(self.norm2(self.conv1(h), class_labels)))  # (N, out, 2s, 2s)
+        return h + self.shortcut(F.interpolate(x, scale_factor=2.0))
+
+
+class ResNetGenerator(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        initial_size, stages = conv_schedule(cfg.image_size)
+        channels = cfg.generator_channels * 2 ** (stages - 1)
+        self.initial_shape = (channels, initial_size, initial_size)
+        self.linear = nn.Linear(cfg.latent_dim, math.prod(self.initial_shape))
+        blocks = []
+        for i in range(stages):  # each block doubles the size; the channels halve down to generator_channels
+            out = max(cfg.generator_channels, channels // 2) if i < stages - 1 else cfg.generator_channels
+            blocks.append(ResidualUpBlock(channels, out, cfg.num_classes))
+            channels = out
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = nn.BatchNorm2d(channels)
+        self.to_image = nn.Conv2d(channels, cfg.num_channels, 3, 1, 1)
+
+    def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.linear(latents).view(-1, *self.initial_shape)  # (N, ch * 2**(n-1), s0, s0)
+        for block in self.blocks:
+            h = block(h, class_labels)  # doubles the size
+        return torch.tanh(self.to_image(F.relu(self.norm(h))))  # (N, C, H, W) in [-1, 1]
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Discriminators: features -> [minibatch discrimination] -> linear logit [+ class projection]
 # ----------------------------------------------------------------------------------------------------------------------
@@ -193,12 +258,47 @@ class DCGANDiscriminator(nn.Module):
         return self.head(features, class_labels), features
 
 
+class ResidualDownBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, spectral_norm: bool, first: bool):
+        super().__init__()
+        self.first = first  # D's input block: no ReLU before its first convolution, pooling before its shortcut
+        self.conv1 = _sn(nn.Conv2d(in_channels, out_channels, 3, 1, 1), spectral_norm)
+        self.conv2 = _sn(nn.Conv2d(out_channels, out_channels, 3, 1, 1), spectral_norm)
+        self.shortcut = _sn(nn.Conv2d(in_channels, out_channels, 1), spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(x if self.first else F.relu(x))
+        h = F.avg_pool2d(self.conv2(F.relu(h)), 2)  # (N, out, s/2, s/2)
+        shortcut = self.shortcut(F.avg_pool2d(x, 2)) if self.first else F.avg_pool2d(self.shortcut(x), 2)
+        return h + shortcut
+
+
+class ResNetDiscriminator(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        _, stages = conv_schedule(cfg.image_size)
+        channels, in_channels, blocks = cfg.discriminator_channels, cfg.num_channels, []
+        for i in range(stages):  # each block halves the size; the channels double from discriminator_channels
+            blocks.append(ResidualDownBlock(in_channels, channels, cfg.spectral_norm, first=i == 0))
+            in_channels, channels = channels, channels * 2
+        self.blocks = nn.Sequential(*blocks)
+        self.minibatch_std = cfg.minibatch_std
+        self.head = _DiscriminatorHead(cfg, in_channels + (1 if cfg.minibatch_std else 0))
+
+    def forward(self, images: torch.Tensor, class_labels: torch.Tensor | None = None):
+        h = F.relu(self.blocks(images))  # (N, ch * 2**(n-1), s0, s0)
+        if self.minibatch_std:
+            h = minibatch_stddev(h)
+        features = h.sum(dim=(2, 3))  # (N, F): sum pooling over space (SNGAN)
+        return self.head(features, class_labels), features
+
+
 def _validate_mlp(cfg) -> None:
     check_dims("generator_hidden_dims", cfg.generator_hidden_dims)
     check_dims("discriminator_hidden_dims", cfg.discriminator_hidden_dims)
 
 
-def _validate_dcgan(cfg) -> None:
+def _validate_convolutional(cfg) -> None:
     conv_schedule(cfg.image_size)
     check_positive_int("generator_channels", cfg.generator_channels)
     check_positive_int("discriminator_channels", cfg.discriminator_channels)
@@ -226,6 +326,25 @@ def pytorch_default_init(module: nn.Module) -> None:
         module.reset_parameters()
 
 
+@torch.no_grad()
+def resnet_init(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases (SNGAN); class-conditional BatchNorm starts as the identity."""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        nn.init.xavier_uniform_(weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):  # the class projection of D
+        nn.init.xavier_uniform_(module.weight)
+    elif isinstance(module, ConditionalBatchNorm2d) and module.scale_shift is not None:
+        scale, shift = module.scale_shift.chunk(2, dim=1)
+        nn.init.ones_(scale)
+        nn.init.zeros_(shift)
+
+
 @dataclass(frozen=True)
 class GANArchitecture:
     generator: Callable[..., nn.Module]
@@ -236,7 +355,8 @@ class GANArchitecture:
 
 ARCHITECTURES = {
     "mlp": GANArchitecture(MLPGenerator, MLPDiscriminator, _validate_mlp, pytorch_default_init),
-    "dcgan": GANArchitecture(DCGANGenerator, DCGANDiscriminator, _validate_dcgan, dcgan_init),
+    "dcgan": GANArchitecture(DCGANGenerator, DCGANDiscriminator, _validate_convolutional, dcgan_init),
+    "resnet": GANArchitecture(ResNetGenerator, ResNetDiscriminator, _validate_convolutional, resnet_init),
 }
 
 

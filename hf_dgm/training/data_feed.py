@@ -69,12 +69,13 @@ class TrainingData:
         return self.sampler.epoch if self.sampler is not None else self.stream.epoch
 
     def num_classes(self) -> int:
-        """Classes of a conditional model built from the data: the label feature's count, else max label + 1."""
+        """Classes of a conditional model built from the data: the ClassLabel feature's count (all of them, also when
+        --max-samples keeps a few), else max label + 1."""
         if self.stream is not None:
             if self.stream.num_classes is None:
                 raise ValueError("--conditional with --streaming needs a ClassLabel label column (its class count).")
             return self.stream.num_classes
-        return int(self.labels.max().item()) + 1
+        return self.decoded.num_classes or int(self.labels.max().item()) + 1
 
     def state_dict(self) -> dict:
         return {

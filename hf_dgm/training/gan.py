@@ -1,7 +1,8 @@
 """GAN trainer: `hf-dgm train gan ...`, `accelerate launch -m hf_dgm.training.gan ...`, or `train_gan(args)`.
 
 One iteration: [extra D steps on fresh batches] -> D step on (real, G(z).detach()) -> G step through D(G(z))
--> EMA update of G. See `losses.py` for the losses and the "Improved Techniques" options.
+-> EMA update of G. With --diffaugment, D sees both real and fake images through the same random, differentiable
+augmentations (augment.py). See `losses.py` for the losses and the "Improved Techniques" options.
 """
 
 import sys
@@ -12,6 +13,7 @@ import torch
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel
 from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
+from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
 from .base import grad_norm as _grad_norm
 from .losses import (
@@ -49,9 +51,14 @@ class GANTrainingArguments(TrainingArguments):
         0.0, "weight of the feature-matching loss added to G's (Salimans et al.)", "objective"
     )
     historical_averaging: float = arg(0.0, "weight of historical parameter averaging (Salimans et al.)", "objective")
+    diffaugment: str = arg(
+        "", "DiffAugment before D on real and fake images: a comma-separated subset of color,translation,cutout; "
+        "empty: off (see hf_dgm/training/augment.py)", "objective",
+    )  # fmt: skip
 
     def validate(self):
         super().validate()
+        parse_policy(self.diffaugment)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema-decay {self.ema_decay!r} is invalid: expected 0 <= decay < 1 (0 disables EMA).")
         if not 0.0 <= self.label_smoothing < 0.5:
@@ -98,6 +105,7 @@ class GANTrainer(BaseTrainer):
 
     def setup_optimizers(self):
         a = self.args
+        self.augment_policy = parse_policy(a.diffaugment)
         opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=a.lr_g, betas=(a.beta1_g, a.beta2_g))
         opt_d = torch.optim.Adam(self.model.discriminator.parameters(), lr=a.lr_d, betas=(a.beta1_d, a.beta2_d))
         self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(
@@ -126,14 +134,18 @@ class GANTrainer(BaseTrainer):
     def latents(self, n):
         return torch.randn(n, self.model.config.latent_dim, generator=self.noise, device=self.device)
 
+    def augment(self, images):
+        """DiffAugment before D (real and fake alike); the identity, drawing nothing, without --diffaugment."""
+        return diff_augment(images, self.augment_policy, self.noise) if self.augment_policy else images
+
     def discriminator_step(self, real, labels, fake, log):
         a = self.args
         self.opt_d.zero_grad(set_to_none=True)
         if a.r1_gamma:
             real.requires_grad_(True)
         with self.accelerator.autocast():
-            logits_real, features_real = self.D(real, labels)
-            logits_fake, _ = self.D(fake.detach(), labels)
+            logits_real, features_real = self.D(self.augment(real), labels)
+            logits_fake, _ = self.D(self.augment(fake.detach()), labels)
             d_loss = discriminator_loss(a.loss, logits_real, logits_fake, a.label_smoothing)
             losses = {"d_loss": d_loss}
             if a.r1_gamma:
@@ -175,7 +187,7 @@ class GANTrainer(BaseTrainer):
         # ---- generator step
         self.opt_g.zero_grad(set_to_none=True)
         with self.accelerator.autocast():
-            logits_fake, features_fake = self.D(fake, labels)
+            logits_fake, features_fake = self.D(self.augment(fake), labels)
             g_loss = generator_loss(a.loss, logits_fake)
             losses = {"g_loss": g_loss}
             if a.feature_matching:
