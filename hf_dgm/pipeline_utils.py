@@ -48,6 +48,11 @@ class HfDgmPipeline(DiffusionPipeline):
         except ImportError:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         path = Path(pretrained_model_name_or_path)
+        if not path.is_dir() and not importlib.import_module("hf_dgm.zoo").REPO_ID.fullmatch(str(path)):
+            raise OSError(
+                f"{str(pretrained_model_name_or_path)!r} is neither a pipeline folder (model_index.json), a model "
+                "folder (config.json) nor a Hub repo id of the form 'owner/name'."
+            )
         if not path.is_dir():
             from huggingface_hub import snapshot_download
 

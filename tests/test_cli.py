@@ -122,3 +122,29 @@ def test_sample_refuses_a_config_larger_than_the_budget(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "parameters" in proc.stderr and "more than the budget of 1,000,000,000" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_hub_model_names_the_repo(tmp_path):
+    import os
+
+    from conftest import free_port
+
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HOME=str(tmp_path / "hf_home"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_dgm.cli",
+            "sample",
+            "--model",
+            "someone/missing-model",
+            "--out",
+            str(tmp_path / "g.png"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 2 and "Could not get the model 'someone/missing-model' from the Hub" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -133,3 +133,45 @@ def test_pipeline_save_load(tmp_path, make, cls):
         pipe(batch_size=2, generator=seeded(), output_type="np").images,
         loaded(batch_size=2, generator=seeded(), output_type="np").images,
     )
+
+
+@pytest.mark.parametrize("make,cls", [(gan_pipe, GANPipeline), (vae_pipe, VAEPipeline)])
+def test_pipeline_from_a_model_folder(tmp_path, make, cls):
+    """`GANPipeline.from_pretrained("zoo/dcgan-mnist")`: a model folder (not a pipeline folder) builds the pipeline
+    around the model, as users expect."""
+    pipe = make()
+    model = getattr(pipe, pipe.component)
+    model.save_pretrained(tmp_path)
+    loaded = cls.from_pretrained(tmp_path)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    labels = None
+    assert torch.equal(
+        pipe(batch_size=3, generator=g(), class_labels=labels, output_type="pt").images,
+        loaded(batch_size=3, generator=g(), class_labels=labels, output_type="pt").images,
+    )
+    with pytest.raises(OSError, match="neither a pipeline folder"):
+        cls.from_pretrained(tmp_path / "nothing-here")
+
+
+def test_library_calls_are_quiet(tmp_path):
+    """Saving and loading print no progress bars ("Writing model shards", "Loading weights") and no warnings, with
+    the libraries' defaults (the test session's own quieting variables removed)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import torch
+        from conftest import tiny_gan_kwargs
+        from hf_dgm import GANConfig, GANModel, GANPipeline
+        GANModel(GANConfig(**tiny_gan_kwargs(use_ema=True))).save_pretrained({str(tmp_path)!r})
+        GANModel.from_pretrained({str(tmp_path)!r})
+        GANPipeline.from_pretrained({str(tmp_path)!r})
+    """)
+    quieting = ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY")
+    env = {k: v for k, v in os.environ.items() if k not in quieting}
+    env["PYTHONPATH"] = os.path.dirname(__file__)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "" and proc.stderr == "", proc.stderr[-2000:]
