@@ -11,7 +11,7 @@ from hf_dgm import VAEConfig, VAEModel
 VARIANTS = list(
     itertools.product(
         ["conv", "mlp"],
-        [("bernoulli", "learned"), ("gaussian", "learned"), ("gaussian", "fixed")],
+        [("bernoulli", "learned"), ("gaussian", "learned"), ("gaussian", "fixed"), ("discretized_logistic", "learned")],
         [None, 10],
     )
 )
@@ -37,7 +37,8 @@ def test_shapes_every_variant(arch, likelihood, num_classes):
     assert posterior.sample(torch.Generator().manual_seed(0)).shape == (5, 4)
     assert posterior.kl().shape == (5,) and (posterior.kl() >= 0).all()
     dec = model.decode(posterior.mode(), class_labels=labels)
-    assert dec.sample.shape == dec.logits.shape == (5, 1, 28, 28)
+    assert dec.sample.shape == (5, 1, 28, 28)
+    assert dec.logits.shape == (5, 2 if lik == "discretized_logistic" else 1, 28, 28)  # (location, log-scale)
     assert dec.sample.min() >= 0 and dec.sample.max() <= 1
     out = model(x, class_labels=labels, generator=torch.Generator().manual_seed(0))
     assert out.loss.shape == () and torch.isfinite(out.loss)
@@ -201,3 +202,19 @@ def test_load_weights_that_do_not_match_config(tmp_path, tiny_vae):
     (tmp_path / "vae" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="missing: log_scale"):
         VAEModel.from_pretrained(tmp_path / "vae")
+
+
+def test_discretized_logistic_is_a_distribution_over_the_256_levels():
+    """Summed over every 8-bit level, the probabilities are 1 (to 1e-5), wherever the location and scale are."""
+    from hf_dgm.vae.networks_vae import bits_per_dim, discretized_logistic_nll
+
+    levels = (torch.arange(256, dtype=torch.float64) / 255).view(256, 1, 1, 1)
+    for mean, log_scale in ((0.0, -2.0), (0.7, -4.0), (-1.0, -1.0), (0.3, -6.9), (1.2, -3.0)):
+        output = torch.tensor([mean, log_scale], dtype=torch.float64).view(1, 2, 1, 1).expand(256, 2, 1, 1)
+        total = torch.exp(-discretized_logistic_nll(output, levels)).sum().item()
+        assert total == pytest.approx(1.0, abs=1e-5), (mean, log_scale, total)
+    model = make(likelihood="discretized_logistic", num_channels=3, image_size=32)
+    x = torch.randint(0, 256, (2, 3, 32, 32)).float() / 255
+    out = model(x, generator=torch.Generator().manual_seed(0))
+    assert out.sample.shape == (2, 3, 32, 32) and 0 <= out.sample.min() and out.sample.max() <= 1
+    assert bits_per_dim(out.reconstruction_loss, model.config) > 0  # a discrete NLL is never negative

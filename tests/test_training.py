@@ -206,6 +206,7 @@ def test_gan_options_train(tmp_path, options, expect, gan_baseline):
         ({"iwae_samples": 3}, ("iwae_bound",)),
         ({"free_bits": 0.5, "kl_warmup_steps": 4, "lr_schedule": "cosine", "warmup_steps": 1}, ("kl_loss", "beta")),
         ({"architecture": "mlp", "conditional": True, "likelihood": "gaussian"}, ("loss",)),
+        ({"likelihood": "discretized_logistic"}, ("bits_per_dim", "kl_loss")),
     ],
 )
 def test_vae_options_train(tmp_path, options, keys):

@@ -223,7 +223,7 @@ def vae_likelihood(model, test, iwae_k, num_test_images, seed, state_path, progr
             recon.append((model.decode(z, class_labels=y).sample - xb).pow(2).flatten(1).sum(1).cpu())
         recon = torch.cat(recon).mean().item()
     if model.config.likelihood != "bernoulli":
-        note = " (Gaussian likelihood on binary data: not comparable with the Bernoulli literature)"
+        note = f" ({model.config.likelihood} likelihood on binary data: not comparable with the Bernoulli literature)"
     else:
         note = ""
     reduced = "" if (iwae_k == 5000 and n == len(test)) else f" REDUCED PROTOCOL: k={iwae_k}, {n} test images"

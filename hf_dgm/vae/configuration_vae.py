@@ -25,8 +25,10 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
             1 for grey images, 3 for RGB.
         likelihood (`str`, defaults to `"bernoulli"`):
             Decoder likelihood p(x | z): `"bernoulli"` (logits; exact NLL for binarized data, comparable with the
-            literature) or `"gaussian"` (mean `sigmoid(output)`). The article used a tanh output with squared
-            error, which is a Gaussian with a fixed variance up to constants.
+            literature), `"gaussian"` (mean `sigmoid(output)`) or `"discretized_logistic"` (a location and a
+            log-scale per sub-pixel, integrated over each 8-bit level: an exact NLL for 8-bit colour images, in bits
+            per dimension). The article used a tanh output with squared error, a fixed-variance Gaussian up to
+            constants.
         gaussian_variance (`str`, defaults to `"learned"`):
             `gaussian` only: `"learned"` (one log-scale per channel) or `"fixed"` (`gaussian_fixed_std`).
         gaussian_fixed_std (`float`, defaults to 0.1):

@@ -27,7 +27,7 @@ from ..modeling_utils import (
     sample_latents,
 )
 from .configuration_vae import VAEConfig
-from .networks_vae import build_decoder, build_encoder, logits_to_images, reconstruction_nll
+from .networks_vae import build_decoder, build_encoder, decoder_mean, reconstruction_nll
 
 
 class DiagonalGaussianDistribution:
@@ -72,8 +72,10 @@ class VAEDecoderOutput(ModelOutput):
     Args:
         sample (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`):
             Decoded images in [0, 1] (the likelihood's mean).
-        logits (`torch.FloatTensor`, same shape):
-            Raw decoder outputs (Bernoulli logits, or the Gaussian mean before the sigmoid).
+        logits (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`, or
+            `2 * num_channels` channels for the discretized logistic):
+            Raw decoder outputs (Bernoulli logits, the Gaussian mean before the sigmoid, or the discretized
+            logistic's locations and log-scales).
     """
 
     sample: torch.FloatTensor | None = None
@@ -149,7 +151,7 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         check_latents(self.config, latents)
         labels = check_class_labels(self.config, class_labels, latents.shape[0], device=latents.device)
         logits = self.decoder(latents, labels)  # (N, C, H, W)
-        sample = logits_to_images(logits)
+        sample = decoder_mean(self.config, logits)
         return VAEDecoderOutput(sample=sample, logits=logits) if return_dict else (sample, logits)
 
     def reconstruction_nll(self, logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -173,7 +175,7 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         reconstruction_loss = self.reconstruction_nll(logits, pixel_values).mean()
         kl_loss = posterior.kl().mean()
         loss = reconstruction_loss + kl_loss
-        sample = logits_to_images(logits)
+        sample = decoder_mean(self.config, logits)
         if not return_dict:
             return (loss, reconstruction_loss, kl_loss, sample, posterior)
         return VAEOutput(

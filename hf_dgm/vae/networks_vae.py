@@ -34,13 +34,21 @@ from ..modeling_utils import (
     sample_latents,
 )
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
 GAUSSIAN_VARIANCES = ("learned", "fixed")
 
 
-def logits_to_images(logits: torch.Tensor) -> torch.Tensor:
-    """Decoder output -> images in [0, 1] (the likelihood's mean)."""
-    return torch.sigmoid(logits)
+def output_channels(cfg) -> int:
+    """Channels of the decoder's output: one value per sub-pixel, or (mean, log-scale) for the discretized logistic."""
+    return 2 * cfg.num_channels if cfg.likelihood == "discretized_logistic" else cfg.num_channels
+
+
+def decoder_mean(cfg, output: torch.Tensor) -> torch.Tensor:
+    """Decoder output -> images in [0, 1]: sigmoid(output) (Bernoulli mean, Gaussian mean), or for the discretized
+    logistic its location mapped from [-1, 1]."""
+    if cfg.likelihood == "discretized_logistic":
+        return ((output[:, : cfg.num_channels] + 1.0) / 2.0).clamp(0.0, 1.0)
+    return torch.sigmoid(output)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -72,20 +80,20 @@ class MLPEncoder(nn.Module):
 class MLPDecoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.image_shape = (cfg.num_channels, cfg.image_size, cfg.image_size)
+        self.output_shape = (output_channels(cfg), cfg.image_size, cfg.image_size)
         self.label_embedding = nn.Embedding(cfg.num_classes, cfg.class_embed_dim) if cfg.num_classes else None
         in_dim = cfg.latent_dim + (cfg.class_embed_dim if cfg.num_classes else 0)
         layers = []
         for width in reversed(cfg.hidden_dims):  # article: z -> 64 -> 128
             layers += [nn.Linear(in_dim, width), make_activation(cfg.activation)]
             in_dim = width
-        layers += [nn.Linear(in_dim, math.prod(self.image_shape))]
+        layers += [nn.Linear(in_dim, math.prod(self.output_shape))]
         self.net = nn.Sequential(*layers)
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
             latents = torch.cat([latents, self.label_embedding(class_labels)], dim=1)
-        return self.net(latents).view(-1, *self.image_shape)  # (N, C, H, W) logits
+        return self.net(latents).view(-1, *self.output_shape)  # (N, C or 2C, H, W) decoder output
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -134,14 +142,14 @@ class ConvDecoder(nn.Module):
         for _ in range(stages - 1):
             layers += [nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1), make_activation(cfg.activation)]
             channels //= 2
-        layers += [nn.ConvTranspose2d(channels, cfg.num_channels, 4, 2, 1)]
+        layers += [nn.ConvTranspose2d(channels, output_channels(cfg), 4, 2, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
             latents = torch.cat([latents, self.label_embedding(class_labels)], dim=1)
         h = self.fc(latents).view(-1, *self.initial_shape)  # (N, ch * 2**(n-1), s0, s0)
-        return self.net(h)  # (N, C, H, W) logits
+        return self.net(h)  # (N, C or 2C, H, W) decoder output
 
 
 def _validate_mlp(cfg) -> None:
@@ -207,7 +215,7 @@ def prior_latents(cfg, num_images: int, generator, temperature: float = 1.0) -> 
 
 def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None) -> torch.Tensor:
     """Images (N, C, H, W) in [0, 1]: the decoder's likelihood mean."""
-    return logits_to_images(net(latents, class_labels))
+    return decoder_mean(cfg, net(latents, class_labels))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -222,7 +230,13 @@ def reconstruction_nll(cfg, logits: torch.Tensor, images: torch.Tensor, log_scal
       cross-entropy, not a likelihood, so report it as NLL only on binarized data.
     * gaussian: N(x; sigmoid(logits), sigma^2) with sigma = exp(log_scale) (learned, one per channel) or
       ``gaussian_fixed_std``.
+    * discretized_logistic: the probability of each 8-bit level under a logistic with the decoder's location and
+      log-scale per sub-pixel, integrated over the level's bin (Salimans et al., 2017, PixelCNN++; a single logistic,
+      no mixture). Exact for 8-bit images, so NLL / (C*H*W*ln 2) is in bits per dimension, comparable with lossless
+      codecs. ``images`` must be levels k / 255.
     """
+    if cfg.likelihood == "discretized_logistic":
+        return discretized_logistic_nll(logits, images)
     if cfg.likelihood == "bernoulli":
         nll = F.binary_cross_entropy_with_logits(logits, images, reduction="none")
     else:
@@ -233,3 +247,27 @@ def reconstruction_nll(cfg, logits: torch.Tensor, images: torch.Tensor, log_scal
             log_sigma = torch.full((), math.log(cfg.gaussian_fixed_std), dtype=logits.dtype, device=logits.device)
         nll = 0.5 * ((images - mean) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)
     return nll.flatten(1).sum(1)
+
+
+def discretized_logistic_nll(output: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """-log P(x) in nats per image, shape (N,), for images (N, C, H, W) holding levels k / 255 and a decoder output
+    (N, 2C, H, W) of locations (in [-1, 1] units) and log-scales. The edge levels take the tails (x <= 0, x >= 255)."""
+    channels = images.shape[1]
+    x = images * 2.0 - 1.0  # levels at -1, -1 + 2/255, ..., 1: bins of half-width 1/255
+    mean, log_scale = output[:, :channels], output[:, channels:].clamp(min=-7.0)
+    inv_scale = torch.exp(-log_scale)
+    plus = inv_scale * (x - mean + 1.0 / 255.0)
+    minus = inv_scale * (x - mean - 1.0 / 255.0)
+    log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus): the lowest level takes the left tail
+    log_one_minus_cdf_minus = -F.softplus(minus)  # log(1 - sigmoid(minus)): the highest level takes the right tail
+    cdf_delta = torch.sigmoid(plus) - torch.sigmoid(minus)
+    mid = inv_scale * (x - mean)
+    log_pdf_mid = mid - log_scale - 2.0 * F.softplus(mid)  # where the bin's mass underflows: density x bin width
+    log_bin = torch.where(cdf_delta > 1e-5, torch.log(cdf_delta.clamp(min=1e-12)), log_pdf_mid - math.log(127.5))
+    log_prob = torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_minus, log_bin))
+    return -log_prob.flatten(1).sum(1)
+
+
+def bits_per_dim(nll_nats: torch.Tensor, cfg) -> torch.Tensor:
+    """An NLL in nats per image -> bits per dimension (sub-pixel): NLL / (C * H * W * ln 2)."""
+    return nll_nats / (cfg.num_channels * cfg.image_size**2 * math.log(2))
