@@ -154,17 +154,11 @@ def cmd_cache(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+def _add_sample_command(sub, formatter) -> None:
     from .zoo import DEFAULT_MODEL
 
-    parser = argparse.ArgumentParser(prog="hf-dgm", description="GANs and VAEs on the Hugging Face stack.")
-    formatter = argparse.ArgumentDefaultsHelpFormatter
-    parser.add_argument("--version", action="version", version=f"hf-dgm {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
     p = sub.add_parser(
-        "sample", help="sample a PNG grid from a model folder, zoo name or Hub repo id", formatter_class=formatter
+        "sample", help="sample an image grid from a model folder, zoo name or Hub repo id", formatter_class=formatter
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="model folder, zoo name or Hub repo id")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
@@ -178,9 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="grid.png", help="image file to write: .png, .webp (lossless) or .jpg")
     p.set_defaults(func=cmd_sample)
 
+
+def _add_train_command(sub, formatter) -> None:
     p = sub.add_parser("train", help="train a GAN or a VAE: hf-dgm train gan|vae [--help]")
     p.add_argument("family", choices=["gan", "vae"], help="the model family; `hf-dgm train gan --help` lists its flags")
 
+
+def _add_evaluate_command(sub, formatter) -> None:
     p = sub.add_parser(
         "evaluate",
         help="classifier-feature FID/KID, precision/recall, IS; IWAE NLL for VAEs",
@@ -210,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_push_command(sub, formatter) -> None:
     p = sub.add_parser(
         "push", help="push a model folder (weights, code, card, grid, results) to the Hub", formatter_class=formatter
     )
@@ -221,12 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None, help="default: $HF_TOKEN or the login cache (preferred: not in ps)")
     p.set_defaults(func=cmd_push)
 
+
+def _add_export_command(sub, formatter) -> None:
     p = sub.add_parser(
         "export", help="attach the code for trust_remote_code to a local model or pipeline folder (uploads do it)"
     )
     p.add_argument("folder", help="a model folder (config.json) or a pipeline folder (model_index.json)")
     p.set_defaults(func=cmd_export)
 
+
+def _add_deploy_space_command(sub, formatter) -> None:
     p = sub.add_parser("deploy-space", help="upload spaces_app/ as a Gradio Space", formatter_class=formatter)
     p.add_argument("--repo-id", required=True, help="Space repo id, e.g. user/hf-dgm-demo")
     p.add_argument("--app-dir", default=None, help="default: the checkout's spaces_app/")
@@ -235,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None, help="default: $HF_TOKEN or the login cache (preferred: not in ps)")
     p.set_defaults(func=cmd_deploy_space)
 
+
+def _add_app_command(sub, formatter) -> None:
     p = sub.add_parser(
         "app",
         help="run the Gradio demo locally (http://127.0.0.1:7860); needs the repo's spaces_app/",
@@ -243,9 +249,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="local port")
     p.set_defaults(func=cmd_app)
 
+
+def _add_cache_command(sub, formatter) -> None:
     p = sub.add_parser("cache", help="show or clear the decoded-dataset cache")
     p.add_argument("action", choices=["dir", "clear"], help="dir: print the cache folder; clear: delete its files")
     p.set_defaults(func=cmd_cache)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="hf-dgm", description="GANs and VAEs on the Hugging Face stack.")
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser.add_argument("--version", action="version", version=f"hf-dgm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_command in (
+        _add_sample_command,
+        _add_train_command,
+        _add_evaluate_command,
+        _add_push_command,
+        _add_export_command,
+        _add_deploy_space_command,
+        _add_app_command,
+        _add_cache_command,
+    ):
+        add_command(sub, formatter)
     return parser
 
 

@@ -180,24 +180,34 @@ def load_image_tensors(
     )
     key = hashlib.sha256(json.dumps(transform, sort_keys=True).encode()).hexdigest()[:24]
     path = cache_dir() / f"{key}.safetensors"
-    if use_cache and path.is_file():
-        from safetensors.torch import load_file
-
-        try:
-            tensors = load_file(path)
-            logger.info("Loaded decoded dataset from cache %s", path)
-            from safetensors import safe_open
-
-            with safe_open(path, "pt") as f:
-                for note in json.loads((f.metadata() or {}).get("notes", "[]")):
-                    logger.warning("Dataset %r: %s (logged once).", dataset, note)
-            num_skipped = int(tensors["num_skipped"].item())
-            return ImageTensorDataset(tensors["images"], tensors.get("labels"), num_skipped, num_classes)
-        except Exception as err:  # a damaged cache file is rebuilt, never trusted
-            logger.warning("Ignoring unreadable cache file %s (%s)", path, err)
-
+    cached = _read_cache(path, dataset, num_classes) if use_cache and path.is_file() else None
+    if cached is not None:
+        return cached
     if isinstance(ds.features.get(image_column), datasets.Image):
         ds = ds.cast_column(image_column, datasets.Image(decode=False))
+    images, labels, notes, skipped = _decode_rows(
+        ds, image_column, label_column, resolution, num_channels, on_bad_image, f"{dataset!r} ({split})"
+    )
+    for note in sorted(notes):
+        logger.warning("Dataset %r: %s (logged once).", dataset, note)
+    if skipped:
+        logger.warning("Dataset %r: skipped %d images that could not be decoded.", dataset, skipped)
+    result = ImageTensorDataset(
+        # contiguous like the cached copy: a channels-last layout (numpy's stack of CHW views) changes the kernels,
+        # and so the numbers, of a run on a cold cache against one on a warm cache
+        torch.from_numpy(np.stack(images)).contiguous(),
+        torch.tensor(labels, dtype=torch.long) if label_column else None,
+        skipped,
+        num_classes,
+    )
+    if use_cache:
+        _write_cache(path, result, transform, notes)
+    return result
+
+
+def _decode_rows(ds, image_column, label_column, resolution, num_channels, on_bad_image, where: str):
+    """Every row's image as uint8 (C, H, W) in the requested size and mode, its label, the conversions made, and
+    the count of undecodable images skipped."""
     images, labels, notes, skipped = [], [], set(), 0
     columns = [image_column] + ([label_column] if label_column else [])
     for index, row in enumerate(ds.select_columns(columns)):
@@ -213,36 +223,44 @@ def load_image_tensors(
             array = convert_image(image, resolution, num_channels, notes)
         except Exception as err:
             if on_bad_image == "error":
-                raise ValueError(f"Image {index} of {dataset!r} ({split}) can't be decoded: {err}") from None
+                raise ValueError(f"Image {index} of {where} can't be decoded: {err}") from None
             skipped += 1
             continue
         images.append(array)
         if label_column:
             labels.append(int(row[label_column]))
     if not images:
-        raise ValueError(f"No image of {dataset!r} ({split}) could be decoded ({skipped} skipped).")
-    for note in sorted(notes):
-        logger.warning("Dataset %r: %s (logged once).", dataset, note)
-    if skipped:
-        logger.warning("Dataset %r: skipped %d images that could not be decoded.", dataset, skipped)
-    result = ImageTensorDataset(
-        # contiguous like the cached copy: a channels-last layout (numpy's stack of CHW views) changes the kernels,
-        # and so the numbers, of a run on a cold cache against one on a warm cache
-        torch.from_numpy(np.stack(images)).contiguous(),
-        torch.tensor(labels, dtype=torch.long) if label_column else None,
-        skipped,
-        num_classes,
-    )
-    if use_cache:
-        from safetensors.torch import save_file
+        raise ValueError(f"No image of {where} could be decoded ({skipped} skipped).")
+    return images, labels, notes, skipped
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {"images": result.images, "num_skipped": torch.tensor(skipped)}
-        if result.labels is not None:
-            tensors["labels"] = result.labels
-        metadata = {"transform": json.dumps(transform), "notes": json.dumps(sorted(notes))}
-        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
-    return result
+
+def _read_cache(path: Path, dataset: str, num_classes: int | None) -> ImageTensorDataset | None:
+    """The decoded split from the cache (its conversions logged again), or None for a damaged file (rebuilt)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(path)
+        with safe_open(path, "pt") as f:
+            notes = json.loads((f.metadata() or {}).get("notes", "[]"))
+    except Exception as err:  # a damaged cache file is rebuilt, never trusted
+        logger.warning("Ignoring unreadable cache file %s (%s)", path, err)
+        return None
+    logger.info("Loaded decoded dataset from cache %s", path)
+    for note in notes:
+        logger.warning("Dataset %r: %s (logged once).", dataset, note)
+    num_skipped = int(tensors["num_skipped"].item())
+    return ImageTensorDataset(tensors["images"], tensors.get("labels"), num_skipped, num_classes)
+
+
+def _write_cache(path: Path, result: ImageTensorDataset, transform: dict, notes: set) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {"images": result.images, "num_skipped": torch.tensor(result.num_skipped)}
+    if result.labels is not None:
+        tensors["labels"] = result.labels
+    metadata = {"transform": json.dumps(transform), "notes": json.dumps(sorted(notes))}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 class BatchSampler:

