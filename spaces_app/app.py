@@ -5,6 +5,7 @@ Runs as a Hugging Face Space (ZeroGPU: the GPU work is wrapped in @spaces.GPU) a
 then open http://127.0.0.1:7860. Offline, on the shipped zoo; any hf-dgm model repo id works too.
 """
 
+import inspect
 import json
 import math
 import os
@@ -160,11 +161,12 @@ def _number(value, name: str, low: float, high: float) -> float:
     return number
 
 
-def _latents(config, seed, n, spread):
+def _latents(pipe, config, seed, n, spread):
+    """Seeded latents, spread as the pipeline understands it: a prior temperature (VAEs) or truncation (GANs)."""
     z = torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(seed))
-    if family_of(config.model_type).has_likelihood:
-        return z * spread  # a VAE's prior temperature
-    return z.clamp(-spread, spread) if spread < 3.0 else z  # a GAN's truncation trick
+    if "temperature" in inspect.signature(pipe.__call__).parameters:
+        return z * spread
+    return z.clamp(-spread, spread) if spread < 3.0 else z
 
 
 # ---------------------------------------------------------------------------------------------------- events
@@ -176,7 +178,7 @@ def generate(choice, custom, seed, num_images, digit, spread):
     n = int(num_images)
     if not 1 <= n <= MAX_IMAGES:
         raise gr.Error(f"Ask for 1 to {MAX_IMAGES} images, not {n}.")
-    z = _latents(config, seed, n, _number(spread, "The truncation / temperature", 0.1, 3.0))
+    z = _latents(pipe, config, seed, n, _number(spread, "The truncation / temperature", 0.1, 3.0))
     images = pipe(latents=z, class_labels=_labels(config, digit, n), output_type="pt").images
     # One grid, shown (3x) and offered for download: a gallery of 64 separate files spent most of each request
     # in Gradio's per-file saving, caching and serving (profiled with py-spy; see the README's speed section).
@@ -189,8 +191,8 @@ def generate(choice, custom, seed, num_images, digit, spread):
 @torch.no_grad()
 def interpolate(choice, custom, seed_a, seed_b, steps, method, digit_a, digit_b):
     pipe, config = _model(choice, custom)
-    za = _latents(config, _seed(seed_a), 1, 1.0)[0]
-    zb = _latents(config, _seed(seed_b), 1, 1.0)[0]
+    za = _latents(pipe, config, _seed(seed_a), 1, 1.0)[0]
+    zb = _latents(pipe, config, _seed(seed_b), 1, 1.0)[0]
     steps = int(steps)
     if not 2 <= steps <= 32:
         raise gr.Error("Use 2 to 32 steps.")
@@ -280,7 +282,7 @@ def explore(choice, custom, seed, d0, d1, d2, d3):
         grid = torch.stack(torch.meshgrid(span, span.flip(0), indexing="xy"), -1).reshape(-1, 2)
         images = pipe(latents=grid, output_type="pt").images
         return make_grid(to_uint8(images), nrow=15, padding=0)
-    z = _latents(config, _seed(seed), 1, 1.0)
+    z = _latents(pipe, config, _seed(seed), 1, 1.0)
     for i, d in enumerate((d0, d1, d2, d3)[: config.latent_dim]):
         z[0, i] = _number(d, f"z[{i}]", -3.0, 3.0)
     labels = [0] if config.num_classes else None

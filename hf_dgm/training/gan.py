@@ -63,7 +63,7 @@ class GANTrainingArguments(TrainingArguments):
             raise ValueError(f"--ema-decay {self.ema_decay!r} is invalid: expected 0 <= decay < 1 (0 disables EMA).")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"--label-smoothing {self.label_smoothing!r} is invalid: expected 0 <= s < 0.5.")
-        if self.label_smoothing and self.loss not in ("minimax", "non_saturating"):
+        if self.label_smoothing and not GAN_LOSSES[self.loss].label_smoothing:
             raise ValueError("--label-smoothing applies to the minimax and non_saturating losses only.")
         if self.d_steps < 1:
             raise ValueError(f"--d-steps {self.d_steps!r} is invalid: expected a positive int.")

@@ -21,35 +21,53 @@ Regularisers ("Improved Techniques for Training GANs", Salimans et al., 2016, an
 * R1 penalty (Mescheder et al., 2018): gamma / 2 * E || grad_x D(x) ||^2 on real images.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-GAN_LOSSES = ("minimax", "non_saturating", "hinge", "least_squares")
+
+def _log_loss_d(logits_real, logits_fake, label_smoothing: float) -> torch.Tensor:
+    # -[t log s(l) + (1 - t) log(1 - s(l))] with t = 1 - label_smoothing for reals, 0 for fakes
+    target = 1.0 - label_smoothing
+    real = target * F.softplus(-logits_real) + (1.0 - target) * F.softplus(logits_real)
+    return real.mean() + F.softplus(logits_fake).mean()
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    discriminator: Callable  # (logits_real, logits_fake, label_smoothing) -> D's loss
+    generator: Callable  # (logits_fake) -> G's loss
+    label_smoothing: bool = False  # whether --label-smoothing applies
+
+
+# `--loss` names -> formulas (see the module docstring). Add a loss here and `--loss` offers it.
+GAN_LOSSES = {
+    "minimax": GANLoss(_log_loss_d, lambda fake: -F.softplus(fake).mean(), True),  # log(1 - s(l)) = -softplus(l)
+    "non_saturating": GANLoss(_log_loss_d, lambda fake: F.softplus(-fake).mean(), True),  # -log s(l)
+    "hinge": GANLoss(
+        lambda real, fake, _: F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean(), lambda fake: -fake.mean()
+    ),
+    "least_squares": GANLoss(
+        lambda real, fake, _: 0.5 * ((real - 1.0) ** 2).mean() + 0.5 * (fake**2).mean(),
+        lambda fake: 0.5 * ((fake - 1.0) ** 2).mean(),
+    ),
+}
+
+
+def _loss(name: str) -> GANLoss:
+    if name not in GAN_LOSSES:
+        raise ValueError(f"loss={name!r} is not supported: expected one of {tuple(GAN_LOSSES)}.")
+    return GAN_LOSSES[name]
 
 
 def discriminator_loss(loss: str, logits_real, logits_fake, label_smoothing: float = 0.0) -> torch.Tensor:
-    if loss in ("minimax", "non_saturating"):
-        # -[t log s(l) + (1 - t) log(1 - s(l))] with t = 1 - label_smoothing for reals, 0 for fakes
-        target = 1.0 - label_smoothing
-        real = target * F.softplus(-logits_real) + (1.0 - target) * F.softplus(logits_real)
-        return real.mean() + F.softplus(logits_fake).mean()
-    if loss == "hinge":
-        return F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean()
-    if loss == "least_squares":
-        return 0.5 * ((logits_real - 1.0) ** 2).mean() + 0.5 * (logits_fake**2).mean()
-    raise ValueError(f"loss={loss!r} is not supported: expected one of {GAN_LOSSES}.")
+    return _loss(loss).discriminator(logits_real, logits_fake, label_smoothing)
 
 
 def generator_loss(loss: str, logits_fake) -> torch.Tensor:
-    if loss == "minimax":
-        return -F.softplus(logits_fake).mean()  # log(1 - sigmoid(l)) = -softplus(l)
-    if loss == "non_saturating":
-        return F.softplus(-logits_fake).mean()  # -log sigmoid(l)
-    if loss == "hinge":
-        return -logits_fake.mean()
-    if loss == "least_squares":
-        return 0.5 * ((logits_fake - 1.0) ** 2).mean()
-    raise ValueError(f"loss={loss!r} is not supported: expected one of {GAN_LOSSES}.")
+    return _loss(loss).generator(logits_fake)
 
 
 def feature_matching_loss(features_real: torch.Tensor, features_fake: torch.Tensor) -> torch.Tensor:
