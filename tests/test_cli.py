@@ -103,7 +103,7 @@ def test_every_flag_has_help_and_enumerations_offer_choices():
             if action.dest != "help":
                 assert action.help and action.help.strip(), f"{parser.prog} {action.option_strings} has no help"
     train_gan = {a.dest: a for a in parsers[-2]._actions}
-    assert set(train_gan["architecture"].choices) == {"mlp", "dcgan"} and "hinge" in train_gan["loss"].choices
+    assert set(train_gan["architecture"].choices) == {"mlp", "dcgan", "resnet"} and "hinge" in train_gan["loss"].choices
     assert train_gan["latent_dim"].help.startswith("Size of the latent")  # from GANConfig's docstring
     train_vae = {a.dest: a for a in parsers[-1]._actions}
     assert set(train_vae["likelihood"].choices) == {"bernoulli", "gaussian"}
