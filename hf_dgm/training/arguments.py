@@ -30,6 +30,10 @@ class TrainingArguments:
     """Arguments shared by both trainers."""
 
     output_dir: str = arg("outputs/run", "folder of the run: checkpoints, logs, sample grids, the final model", "run")
+    init_from: str | None = arg(
+        None, "start from this model folder instead of building one from the model flags", "model"
+    )
+    conditional: bool = arg(False, "condition on --label-column (num_classes: the labels' class count)", "model")
     dataset: str = arg("ylecun/mnist", "Hub dataset id or local folder (parquet/arrow/imagefolder)", "data")
     split: str = arg("train", "dataset split", "data")
     image_column: str = arg("image", "column holding the images", "data")

@@ -122,12 +122,12 @@ class BaseTrainer:
         --init-from's. Resolution, channels and conditioning then come from it."""
         if self.given_model is not None:
             return self.given_model.config
-        if getattr(self.args, "init_from", None):
+        if self.args.init_from:
             return self.config_class.from_pretrained(self.args.init_from)
         return None
 
     def label_column_needed(self):
-        if getattr(self.args, "conditional", False) and not self.args.label_column:
+        if self.args.conditional and not self.args.label_column:
             raise ValueError("--conditional needs a --label-column.")
         cfg = self.source_config()
         conditional = cfg.num_classes if cfg is not None else self.args.conditional

@@ -32,10 +32,6 @@ from .losses import (
 class GANTrainingArguments(TrainingArguments):
     """`hf-dgm train gan` (the model flags are GANConfig's fields: see `with_model_fields`)."""
 
-    init_from: str | None = arg(
-        None, "start from this model folder instead of building one from the model flags", "model"
-    )
-    conditional: bool = arg(False, "condition on --label-column (num_classes: the labels' count)", "model")
     loss: str = arg("non_saturating", "adversarial loss (see hf_dgm/training/losses.py)", "objective", GAN_LOSSES)
     lr_g: float = arg(2e-4, "generator learning rate", "objective")
     lr_d: float = arg(2e-4, "discriminator learning rate", "objective")

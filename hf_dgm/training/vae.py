@@ -30,10 +30,6 @@ from .base import BaseTrainer, grad_norm
 class VAETrainingArguments(TrainingArguments):
     """`hf-dgm train vae` (the model flags are VAEConfig's fields: see `with_model_fields`)."""
 
-    init_from: str | None = arg(
-        None, "start from this model folder instead of building one from the model flags", "model"
-    )
-    conditional: bool = arg(False, "condition on --label-column (num_classes: the labels' count)", "model")
     lr: float = arg(1e-3, "Adam learning rate", "objective")
     beta1: float = arg(0.9, "Adam beta1", "objective")
     beta2: float = arg(0.999, "Adam beta2", "objective")
