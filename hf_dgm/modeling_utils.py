@@ -217,16 +217,25 @@ def meta_state_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in module.state_dict().items()}
 
 
-def activation_elements(net: nn.Module, cfg) -> int:
+def activation_elements(net: nn.Module, cfg, budget: int | None = None) -> int:
     """Elements of every leaf module's output when ``net`` (a meta-device sampling network: latents, labels ->
-    images) turns one latent into an image: the activations of one sample, computed without memory."""
+    images) turns one latent into an image: the activations of one sample, computed without memory.
+
+    Where a cheap upper bound (every leaf module's output at the network's largest width and the full image size) is
+    within ``budget``, the bound is returned instead: the exact count runs meta-tensor ops, whose first use imports
+    torch._dynamo (about 1 s), too slow for ``hf-dgm sample``'s time to first image."""
+    leaves = [m for m in net.modules() if not list(m.children())]
+    widest = max((max(p.shape[:2]) for p in net.parameters() if p.ndim), default=1)
+    bound = len(leaves) * widest * cfg.image_size**2
+    if budget is not None and bound <= budget:
+        return bound
     total = 0
 
     def count(module, inputs, output):
         nonlocal total
         total += output.numel() if isinstance(output, torch.Tensor) else 0
 
-    hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
     try:
         latents = torch.empty(1, cfg.latent_dim, device="meta")
         labels = torch.zeros(1, dtype=torch.long, device="meta") if cfg.num_classes else None
@@ -338,7 +347,8 @@ class HfDgmModelMixin:
         with torch.device("meta"):
             meta_model = cls(config)
         expected = meta_state_shapes(meta_model)
-        activations = activation_elements(meta_model.sampling_network, config)
+        budget = MAX_ACTIVATIONS if max_activations is None else max_activations
+        activations = activation_elements(meta_model.sampling_network, config, budget)
         check_footprint(count_parameters(expected), activations, where, max_parameters, max_activations)
         check_weight_shapes(expected, read_weight_shapes(folder / "model.safetensors"), where)
         with quiet_progress_bars():

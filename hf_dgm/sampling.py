@@ -14,6 +14,7 @@ import torch
 from .families import Family, family_of, read_config
 from .image_processing import to_uint8
 from .modeling_utils import (
+    MAX_ACTIVATIONS,
     activation_elements,
     check_class_labels,
     check_footprint,
@@ -40,7 +41,8 @@ def load_sampling_network(model_dir) -> tuple[SimpleNamespace, Family, torch.nn.
         raise ValueError(f"config.json in {str(model_dir)!r} lacks a field: {err}") from None
     weights = Path(model_dir) / "model.safetensors"
     expected = meta_state_shapes(meta_net)
-    check_footprint(count_parameters(expected), activation_elements(meta_net, cfg), repr(str(model_dir)))
+    activations = activation_elements(meta_net, cfg, MAX_ACTIVATIONS)
+    check_footprint(count_parameters(expected), activations, repr(str(model_dir)))
     found = {k[len(prefix) :]: v for k, v in read_weight_shapes(weights).items() if k.startswith(prefix)}
     check_weight_shapes(expected, found, repr(str(weights)))
     net, _ = family.networks.sampling_network(cfg)

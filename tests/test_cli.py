@@ -148,3 +148,20 @@ def test_unreachable_hub_model_names_the_repo(tmp_path):
     )
     assert proc.returncode == 2 and "Could not get the model 'someone/missing-model' from the Hub" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_fast_path_stays_light(tmp_path, tiny_gan):
+    """hf-dgm sample's checks run without transformers, and without meta-tensor ops (their first use imports
+    torch._dynamo, about 1 s of the time to first image), for a model within the budgets."""
+    from conftest import run_python
+
+    tiny_gan.save_pretrained(tmp_path)
+    proc = run_python(
+        "import sys\n"
+        "from hf_dgm.sampling import load_sampling_network, sample_images\n"
+        f"cfg, family, net = load_sampling_network({str(tmp_path)!r})\n"
+        "sample_images(cfg, family, net, 4)\n"
+        "print(sorted(m for m in ('transformers', 'diffusers', 'torch._dynamo') if m in sys.modules))\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
