@@ -3,6 +3,7 @@ and algorithm (EMA included for the GAN, dynamic binarization for the VAE), with
 
     python scripts/benchmark_train.py                    # DCGAN and conv VAE on MNIST, CPU
     python scripts/benchmark_train.py --model gan --steps 50 --repeats 5
+    python scripts/benchmark_train.py --colour           # the same at 64x64 RGB, on the emoji dataset
 
 Prints images/s for each and the ratio trainer / bare (target: >= 0.95). Also reports the bare loop on one fixed
 in-memory batch, which shows whether the data path (indexing the uint8 tensor) starves the model.
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MNIST = str(ROOT.parent / "shared" / "data" / "mnist")
+EMOJI = str(ROOT.parent / "shared" / "data" / "emoji")
 
 
 def bare_gan(cfg, images, batch_size, seed, fixed_batch=False):
@@ -86,10 +88,12 @@ def bare_vae(cfg, images, batch_size, seed, fixed_batch=False):
     return step
 
 
-def make_trainer(kind, batch_size, out):
+def make_trainer(kind, batch_size, out, colour=False):
     common = dict(
         output_dir=out,
-        dataset=MNIST,
+        dataset=EMOJI if colour else MNIST,
+        image_size=64 if colour else 28,
+        num_channels=3 if colour else 1,
         batch_size=batch_size,
         max_steps=10**9,
         log_every=50,
@@ -120,6 +124,7 @@ def main():
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--colour", action="store_true", help="64x64 RGB emoji instead of 28x28 grey MNIST")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     for kind in ["gan", "vae"] if args.model == "both" else [args.model]:
@@ -130,7 +135,7 @@ def main():
 def benchmark(kind, args, out):
     from tqdm.auto import tqdm
 
-    trainer = make_trainer(kind, args.batch_size, out)
+    trainer = make_trainer(kind, args.batch_size, out, args.colour)
     cfg, images = trainer.model.config, trainer.data.images
     make_bare = bare_gan if kind == "gan" else bare_vae
     bare = make_bare(cfg, images, args.batch_size, 0)
@@ -157,6 +162,7 @@ def benchmark(kind, args, out):
             rates[name].append(args.steps * args.batch_size / timed(run, args.steps))
     med = {k: statistics.median(v) for k, v in rates.items()}
     name = "DCGAN (G 128, D 64)" if kind == "gan" else "conv VAE (32 ch, z=16)"
+    name += ", 64x64 RGB emoji" if args.colour else ", 28x28 MNIST"
     print(f"{name}, batch {args.batch_size}, {args.repeats} x {args.steps} steps (median images/s):")
     for k, v in med.items():
         print(f"  {k:18s} {v:8.1f}   (all: {', '.join(f'{x:.0f}' for x in rates[k])})")
