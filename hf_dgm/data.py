@@ -15,6 +15,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,7 @@ def _load_hf_dataset(dataset: str, split: str, streaming: bool = False):
             raise
 
 
+@lru_cache(maxsize=32)  # one probe per dataset and process: the size estimate and the loading both ask
 def check_dataset_source(dataset: str) -> None:
     """A local folder must exist; a Hub dataset id must be reachable: fail at once, in one line, where the Hub can't be
     reached (datasets would retry for about a minute). In offline mode (HF_HUB_OFFLINE) the cache is used as it is."""

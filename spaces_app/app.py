@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from hf_dgm.families import FAMILIES, family_of  # noqa: E402
+from hf_dgm.families import FAMILIES, family_of_folder  # noqa: E402
 from hf_dgm.image_processing import make_grid, mnist_preprocess, save_gif, to_uint8  # noqa: E402
 from hf_dgm.zoo import REPO_ID, ZOO_MODELS, check_model_name, hub_repo_id, zoo_dir  # noqa: E402
 
@@ -108,11 +108,11 @@ def _resolve(name: str) -> Path:
 @lru_cache(maxsize=8)
 def load_pipeline(folder: str):
     """Loaded once per model and cached. Never with trust_remote_code: only hf-dgm's own classes."""
-    config = json.loads(Path(folder, "config.json").read_text())
-    family = family_of(config["model_type"])
-    return family.pipeline_class.from_pretrained(
-        folder, max_parameters=MAX_PARAMETERS, max_activations=MAX_ACTIVATIONS
-    ).to(DEVICE)
+    return (
+        family_of_folder(folder)
+        .pipeline_class.from_pretrained(folder, max_parameters=MAX_PARAMETERS, max_activations=MAX_ACTIVATIONS)
+        .to(DEVICE)
+    )
 
 
 @lru_cache(maxsize=1)
@@ -209,6 +209,11 @@ def interpolate(choice, custom, seed_a, seed_b, steps, method, digit_a, digit_b)
     return strip, gif_file(frames)
 
 
+GIF_DIR = Path(tempfile.mkdtemp(prefix="hf_dgm_app_"))
+GIF_SLOTS = 8
+_gif_counter, _gif_lock = 0, threading.Lock()
+
+
 def gif_file(frames) -> str:
     """The GIF in the app's one folder, under a name taken from a ring of GIF_SLOTS: Gradio copies it into its cache
     before the slot is reused, so the app's own files never grow past GIF_SLOTS."""
@@ -218,11 +223,6 @@ def gif_file(frames) -> str:
         path = GIF_DIR / f"interpolation-{_gif_counter % GIF_SLOTS}.gif"
         save_gif(frames, path)
     return str(path)
-
-
-GIF_DIR = Path(tempfile.mkdtemp(prefix="hf_dgm_app_"))
-GIF_SLOTS = 8
-_gif_counter, _gif_lock = 0, threading.Lock()
 
 
 def _read_drawing(sketch, upload):
