@@ -27,6 +27,12 @@ from .file_utils import atomic_write
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+MNIST_ID = "ylecun/mnist"  # the default dataset of `hf-dgm train` and `hf-dgm evaluate`
+
+
+def is_mnist(dataset: str) -> bool:
+    """ylecun/mnist, or a local copy of it (a folder named mnist, same schema)."""
+    return dataset.rstrip("/").split("/")[-1].lower() == "mnist"
 
 
 def cache_dir() -> Path:
@@ -45,16 +51,38 @@ def clear_cache() -> int:
 
 @dataclass
 class ImageTensorDataset:
-    """Decoded images `(N, C, H, W)` uint8, labels `(N,)` int64 (or None), and the class count of a ClassLabel
-    label column (or None: then the labels alone tell)."""
+    """Decoded images `(N, C, H, W)` uint8, labels `(N,)` int64 (or None), and the class names of a ClassLabel
+    label column (or None: then the labels alone tell the class count)."""
 
     images: torch.Tensor
     labels: torch.Tensor | None
     num_skipped: int = 0
-    num_classes: int | None = None
+    class_names: list[str] | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    @property
+    def num_classes(self) -> int | None:
+        return len(self.class_names) if self.class_names else None
+
+    def select(self, indices: torch.Tensor) -> "ImageTensorDataset":
+        labels = self.labels[indices] if self.labels is not None else None
+        return ImageTensorDataset(self.images[indices], labels, self.num_skipped, self.class_names)
+
+
+HOLDOUT_SEED = 0  # one fixed draw: the trainer and `hf-dgm evaluate` hold out the same images
+
+
+def holdout_indices(num_images: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held out): sorted indices of a split, `fraction` of it held out at random with a fixed seed."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"holdout fraction {fraction!r} is invalid: expected a number in [0, 1).")
+    num_held_out = round(num_images * fraction)
+    if fraction > 0 and not 0 < num_held_out < num_images:
+        raise ValueError(f"holdout fraction {fraction} of {num_images} images holds out {num_held_out} of them.")
+    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(HOLDOUT_SEED))
+    return order[num_held_out:].sort().values, order[:num_held_out].sort().values
 
 
 def _load_hf_dataset(dataset: str, split: str, streaming: bool = False):
@@ -168,7 +196,7 @@ def load_image_tensors(
     if len(ds) == 0:
         raise ValueError(f"Split {split!r} of dataset {dataset!r} is empty.")
     label_feature = ds.features.get(label_column) if label_column else None
-    num_classes = label_feature.num_classes if isinstance(label_feature, datasets.ClassLabel) else None
+    class_names = list(label_feature.names) if isinstance(label_feature, datasets.ClassLabel) else None
     transform = dict(
         v=CACHE_VERSION,
         fp=ds._fingerprint,
@@ -182,7 +210,7 @@ def load_image_tensors(
     )
     key = hashlib.sha256(json.dumps(transform, sort_keys=True).encode()).hexdigest()[:24]
     path = cache_dir() / f"{key}.safetensors"
-    cached = _read_cache(path, dataset, num_classes) if use_cache and path.is_file() else None
+    cached = _read_cache(path, dataset, class_names) if use_cache and path.is_file() else None
     if cached is not None:
         return cached
     if isinstance(ds.features.get(image_column), datasets.Image):
@@ -200,7 +228,7 @@ def load_image_tensors(
         torch.from_numpy(np.stack(images)).contiguous(),
         torch.tensor(labels, dtype=torch.long) if label_column else None,
         skipped,
-        num_classes,
+        class_names,
     )
     if use_cache:
         _write_cache(path, result, transform, notes)
@@ -236,7 +264,7 @@ def _decode_rows(ds, image_column, label_column, resolution, num_channels, on_ba
     return images, labels, notes, skipped
 
 
-def _read_cache(path: Path, dataset: str, num_classes: int | None) -> ImageTensorDataset | None:
+def _read_cache(path: Path, dataset: str, class_names: list[str] | None) -> ImageTensorDataset | None:
     """The decoded split from the cache (its conversions logged again), or None for a damaged file (rebuilt)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -252,7 +280,7 @@ def _read_cache(path: Path, dataset: str, num_classes: int | None) -> ImageTenso
     for note in notes:
         logger.warning("Dataset %r: %s (logged once).", dataset, note)
     num_skipped = int(tensors["num_skipped"].item())
-    return ImageTensorDataset(tensors["images"], tensors.get("labels"), num_skipped, num_classes)
+    return ImageTensorDataset(tensors["images"], tensors.get("labels"), num_skipped, class_names)
 
 
 def _write_cache(path: Path, result: ImageTensorDataset, transform: dict, notes: set) -> None:
@@ -344,7 +372,7 @@ class StreamingBatches:
         if ds.column_names is not None:
             _check_columns(ds.column_names, image_column, label_column, dataset)
         feature = (ds.features or {}).get(label_column) if label_column else None
-        self.num_classes = getattr(feature, "num_classes", None)  # from a ClassLabel feature, when there is one
+        self.class_names = getattr(feature, "names", None)  # from a ClassLabel feature, when there is one
         ds = ds.shuffle(seed=seed, buffer_size=shuffle_buffer)
         if max_samples is not None:
             ds = ds.take(max_samples)

@@ -41,6 +41,12 @@ class TrainingArguments:
     max_samples: int | None = arg(
         None, "use only the first N images (the tiny-data switch for CI and smoke tests)", "data"
     )
+    holdout_fraction: float = arg(
+        0.0,
+        "share of the split kept out of training, drawn at random with a fixed seed (hf-dgm evaluate measures a VAE's "
+        "NLL on it)",
+        "data",
+    )
     on_bad_image: str = arg(
         "skip", "an undecodable image: skip it (and count it) or stop with its index", "data", ("skip", "error")
     )
@@ -104,6 +110,8 @@ class TrainingArguments:
                 )
         if (self.push_to_hub or self.hub_checkpoint_branch) and not self.hub_model_id:
             raise ValueError("--push-to-hub and --hub-checkpoint-branch need --hub-model-id (e.g. user/dcgan-mnist).")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"--holdout-fraction {self.holdout_fraction!r} is invalid: expected a number in [0, 1).")
         if self.warmup_steps < 0 or self.keep_checkpoints < 0:
             raise ValueError("--warmup-steps and --keep-checkpoints must be >= 0.")
 

@@ -87,6 +87,8 @@ class BaseTrainer:
         self.num_skipped = 0
         self.training_time_s = 0.0  # summed over resumed segments
         self.model = model if model is not None else self.build_model()
+        if model is None and not args.init_from:
+            self.name_the_classes()
         self.model.to(self.device)
         if args.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -125,6 +127,14 @@ class BaseTrainer:
         if self.args.init_from:
             return self.config_class.from_pretrained(self.args.init_from)
         return None
+
+    def name_the_classes(self):
+        """A conditional model built from the data keeps the names of a ClassLabel column (config.id2label), so a
+        pipeline or a Space can offer them."""
+        names = self.data.class_names()
+        if self.model.config.num_classes and names and len(names) == self.model.config.num_classes:
+            self.model.config.id2label = dict(enumerate(names))
+            self.model.config.label2id = {name: i for i, name in enumerate(names)}
 
     def label_column_needed(self):
         if self.args.conditional and not self.args.label_column:

@@ -5,7 +5,7 @@ import logging
 
 import torch
 
-from ..data import BatchSampler, StreamingBatches, decoded_size_bytes, load_image_tensors
+from ..data import BatchSampler, StreamingBatches, decoded_size_bytes, holdout_indices, load_image_tensors
 
 logger = logging.getLogger("hf_dgm.training")
 
@@ -22,6 +22,8 @@ class TrainingData:
                     size / 2**30,
                     args.max_memory_gb,
                 )
+        if args.streaming and args.holdout_fraction:
+            raise ValueError("--holdout-fraction needs the decoded split in memory: it cannot be used with streaming.")
         if args.streaming:
             self.stream = StreamingBatches(
                 args.dataset,
@@ -52,6 +54,10 @@ class TrainingData:
                 args.max_samples,
                 args.on_bad_image,
             )
+            self.num_held_out = 0
+            if args.holdout_fraction:
+                kept, held_out = holdout_indices(len(self.decoded), args.holdout_fraction)
+                self.decoded, self.num_held_out = self.decoded.select(kept), len(held_out)
             self.images = self.decoded.images.to(device)  # MNIST is 47 MB: keep it on the device
             self.labels = self.decoded.labels.to(device) if self.decoded.labels is not None else None
             self.sampler = BatchSampler(len(self.decoded), args.batch_size, args.seed, rank, world)
@@ -72,10 +78,14 @@ class TrainingData:
         """Classes of a conditional model built from the data: the ClassLabel feature's count (all of them, also when
         --max-samples keeps a few), else max label + 1."""
         if self.stream is not None:
-            if self.stream.num_classes is None:
+            if self.stream.class_names is None:
                 raise ValueError("--conditional with --streaming needs a ClassLabel label column (its class count).")
-            return self.stream.num_classes
+            return len(self.stream.class_names)
         return self.decoded.num_classes or int(self.labels.max().item()) + 1
+
+    def class_names(self) -> list[str] | None:
+        """The names of a ClassLabel label column, or None."""
+        return self.stream.class_names if self.stream is not None else self.decoded.class_names
 
     def state_dict(self) -> dict:
         return {
@@ -93,4 +103,8 @@ class TrainingData:
         """What training_args.json says about the data."""
         if self.stream is not None:
             return {"num_train_images": "streamed", "num_skipped_images": self.stream.num_skipped}
-        return {"num_train_images": len(self.decoded), "num_skipped_images": self.decoded.num_skipped}
+        return {
+            "num_train_images": len(self.decoded),
+            "num_held_out_images": self.num_held_out,
+            "num_skipped_images": self.decoded.num_skipped,
+        }
