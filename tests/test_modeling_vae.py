@@ -10,7 +10,7 @@ from hf_dgm import VAEConfig, VAEModel
 
 VARIANTS = list(
     itertools.product(
-        ["conv", "mlp"],
+        ["conv", "mlp", "resnet"],
         [("bernoulli", "learned"), ("gaussian", "learned"), ("gaussian", "fixed"), ("discretized_logistic", "learned")],
         [None, 10],
     )

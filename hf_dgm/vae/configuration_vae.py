@@ -15,11 +15,12 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
 
     Args:
         architecture (`str`, defaults to `"conv"`):
-            `"conv"` (convolutional encoder/decoder) or `"mlp"` (the seed article's fully connected networks).
+            `"conv"` (convolutional encoder/decoder), `"resnet"` (the same stages built from residual blocks, for
+            colour images) or `"mlp"` (the seed article's fully connected networks).
         latent_dim (`int`, defaults to 16):
             Size of the latent z. Positive. (The article gives none; 2 is used for the manifold-view model.)
         image_size (`int`, defaults to 28):
-            Height and width of the square images. For `conv` it must be b * 2**n with 3 <= b <= 7 and n >= 2
+            Height and width of the square images. For `conv` and `resnet` it must be b * 2**n with 3 <= b <= 7 and n >= 2
             (28, 32, 48, 64, ...); `mlp` accepts any positive size.
         num_channels (`int`, defaults to 1):
             1 for grey images, 3 for RGB.
@@ -39,9 +40,10 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
         class_embed_dim (`int`, defaults to 16):
             Size of the label embedding (conditional models only).
         base_channels (`int`, defaults to 32):
-            `conv`: channels of the first encoder stage; each later stage doubles it. The decoder mirrors it.
+            `conv`, `resnet`: channels of the first encoder stage; each later stage doubles it. The decoder mirrors
+            it.
         hidden_dim (`int`, defaults to 256):
-            `conv`: width of the fully connected layer between the convolutions and the latent.
+            `conv`, `resnet`: width of the fully connected layer between the convolutions and the latent.
         hidden_dims (`list[int]`, defaults to `[128, 64]`):
             `mlp`: encoder widths (the article's 784 -> 128 -> 64); the decoder uses them reversed.
         activation (`str`, defaults to `"leaky_relu"`):

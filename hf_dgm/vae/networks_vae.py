@@ -10,6 +10,9 @@ Architectures (``ARCHITECTURES``; add one there, with its config fields and thei
   z -> 64 -> 128 -> C*H*W, leaky ReLU. Widths are ``hidden_dims`` (the decoder mirrors them).
 * ``conv``: stride-2 convolutions (``base_channels``, doubling each stage) -> a ``hidden_dim`` layer -> (mean,
   log-variance); the decoder mirrors it with stride-2 transposed convolutions.
+* ``resnet``: the same stages and widths built from residual blocks (two 3x3 convolutions with pre-activation, a
+  1x1 shortcut where the width changes; no normalisation, so the likelihood of an image does not depend on its
+  batch): average pooling down in the encoder, nearest-neighbour upsampling in the decoder. For colour images.
 
 The decoder returns raw outputs ("logits"). Images are ``sigmoid(logits)`` for both likelihoods: the Bernoulli mean,
 or the Gaussian mean squashed into [0, 1].
@@ -152,6 +155,75 @@ class ConvDecoder(nn.Module):
         return self.net(h)  # (N, C or 2C, H, W) decoder output
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# Residual VAE
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+class ResidualBlock(nn.Module):
+    """x -> shortcut(x) + conv3x3(act(conv3x3(act(x)))); the shortcut is a 1x1 convolution where widths differ."""
+
+    def __init__(self, in_channels: int, out_channels: int, activation: str):
+        super().__init__()
+        self.branch = nn.Sequential(
+            make_activation(activation),
+            nn.Conv2d(in_channels, out_channels, 3, 1, 1),
+            make_activation(activation),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1),
+        )
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.branch(x)
+
+
+def _stage_widths(cfg) -> tuple[int, list[int]]:
+    """(size after the last stage, channels of each stage from the full resolution down): base, 2 base, 4 base..."""
+    initial_size, stages = conv_schedule(cfg.image_size)
+    return initial_size, [cfg.base_channels * 2**i for i in range(stages)]
+
+
+class ResidualEncoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        initial_size, widths = _stage_widths(cfg)
+        layers, in_ch = [nn.Conv2d(cfg.num_channels, widths[0], 3, 1, 1)], widths[0]
+        for width in widths:  # each stage: a residual block at its size, then halve the size
+            layers += [ResidualBlock(in_ch, width, cfg.activation), nn.AvgPool2d(2)]
+            in_ch = width
+        layers += [make_activation(cfg.activation)]
+        self.net = nn.Sequential(*layers)
+        self.label_embedding = nn.Embedding(cfg.num_classes, cfg.class_embed_dim) if cfg.num_classes else None
+        flat = in_ch * initial_size**2 + (cfg.class_embed_dim if cfg.num_classes else 0)
+        self.hidden = nn.Sequential(nn.Linear(flat, cfg.hidden_dim), make_activation(cfg.activation))
+        self.mean = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
+        self.logvar = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
+
+    forward = ConvEncoder.forward
+
+
+class ResidualDecoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        initial_size, widths = _stage_widths(cfg)
+        self.label_embedding = nn.Embedding(cfg.num_classes, cfg.class_embed_dim) if cfg.num_classes else None
+        in_dim = cfg.latent_dim + (cfg.class_embed_dim if cfg.num_classes else 0)
+        self.initial_shape = (widths[-1], initial_size, initial_size)
+        self.fc = nn.Sequential(
+            nn.Linear(in_dim, cfg.hidden_dim),
+            make_activation(cfg.activation),
+            nn.Linear(cfg.hidden_dim, math.prod(self.initial_shape)),
+        )
+        layers, in_ch = [], widths[-1]
+        for width in reversed(widths):  # mirror of the encoder: double the size, then a residual block
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), ResidualBlock(in_ch, width, cfg.activation)]
+            in_ch = width
+        layers += [make_activation(cfg.activation), nn.Conv2d(in_ch, output_channels(cfg), 3, 1, 1)]
+        self.net = nn.Sequential(*layers)
+
+    forward = ConvDecoder.forward
+
+
 def _validate_mlp(cfg) -> None:
     check_dims("hidden_dims", cfg.hidden_dims)
 
@@ -172,6 +244,7 @@ class VAEArchitecture:
 ARCHITECTURES = {
     "mlp": VAEArchitecture(MLPEncoder, MLPDecoder, _validate_mlp),
     "conv": VAEArchitecture(ConvEncoder, ConvDecoder, _validate_conv),
+    "resnet": VAEArchitecture(ResidualEncoder, ResidualDecoder, _validate_conv),
 }
 
 
