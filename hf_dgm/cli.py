@@ -68,6 +68,9 @@ def cmd_evaluate(args) -> int:
     results = evaluate(
         args.model,
         dataset=args.dataset,
+        features=args.features,
+        split=args.split,
+        holdout_fraction=args.holdout_fraction,
         classifier_path=args.classifier,
         num_samples=args.num_samples,
         seed=args.seed,
@@ -179,18 +182,49 @@ def _add_train_command(sub, formatter) -> None:
 
 
 def _add_evaluate_command(sub, formatter) -> None:
+    from .evaluation import FEATURES
+
     p = sub.add_parser(
         "evaluate",
-        help="classifier-feature FID/KID, precision/recall, IS; IWAE NLL for VAEs",
+        help="FID/KID with real-data floors, precision/recall, memorization; IWAE NLL for VAEs",
         formatter_class=formatter,
+        description="MNIST models: the shipped classifier's features on the MNIST test set. Any other model or "
+        "dataset: TF-Inception features against the dataset's real images (two halves give the real-data floor), "
+        "memorization, and for VAEs with the discretized logistic the held-out NLL in bits/dim. About 0.35 s per "
+        "image per CPU core for the Inception features; the real images' features are cached.",
     )
     p.add_argument("model", help="model folder, zoo name or Hub repo id")
-    p.add_argument("--dataset", default="ylecun/mnist", help="reference dataset (Hub id or local folder)")
+    p.add_argument(
+        "--dataset", default=None, help="Hub id or local folder; none: the model's training dataset, else ylecun/mnist"
+    )
+    p.add_argument(
+        "--features",
+        default="auto",
+        choices=FEATURES,
+        help="auto: the MNIST classifier for 28x28 grey models on MNIST, Inception otherwise",
+    )
+    p.add_argument("--split", default=None, help="inception features: the real images' split; none: train")
+    p.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=None,
+        help="inception features: share of the split held out for the VAE NLL; none: the model's training record",
+    )
     p.add_argument("--classifier", default=None, help="feature-extractor folder; none: the shipped mnist-classifier")
-    p.add_argument("--num-samples", type=_positive_int, default=10_000, help="generated images scored")
+    p.add_argument(
+        "--num-samples",
+        type=_positive_int,
+        default=None,
+        help="generated images scored; none: 10 000 on MNIST, else half the real images (at most 10 000)",
+    )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the samples and of the IWAE noise")
-    p.add_argument("--iwae-k", type=_positive_int, default=5000, help="importance samples per test image (VAEs)")
-    p.add_argument("--num-test-images", type=_positive_int, default=None, help="fewer test images for the NLL")
+    p.add_argument(
+        "--iwae-k",
+        type=_positive_int,
+        default=None,
+        help="importance samples per image for the VAE NLL; none: 5000 on MNIST, 100 on 8-bit images",
+    )
+    p.add_argument("--num-test-images", type=_positive_int, default=None, help="MNIST: fewer test images for the NLL")
     p.add_argument("--skip-likelihood", action="store_true", help="VAEs: skip the ELBO/IWAE evaluation")
     p.add_argument("--iwae-state", default=None, help="file to save IWAE progress to (resumable)")
     p.add_argument(

@@ -8,23 +8,16 @@
 * VAEs also get the test-set ELBO and the IWAE bound (k = 5000) on the test set binarized once (seed 0).
 """
 
-import hashlib
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from ..families import family_of, family_of_folder
-from ..file_utils import atomic_write, write_json_atomic
-from . import metrics
-
-DEFAULT_DATASET = "ylecun/mnist"
-
-
-def _sig(x: float, digits: int = 6) -> float:
-    """Round to significant digits (FIDs range from 1e-3 to 1e2)."""
-    return float(f"{x:.{digits}g}")
+from ..data import MNIST_ID, is_mnist
+from ..families import family_of
+from ..file_utils import write_json_atomic
+from . import FEATURES, metrics
+from .common import cached, file_hash, generate_uint8, load_model, significant
 
 
 def _classifier(path):
@@ -33,36 +26,17 @@ def _classifier(path):
     return MNISTClassifier.from_pretrained(path)
 
 
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def _cached(key_parts: list, compute) -> dict:
-    """`compute()` -> dict of tensors, cached on disk (safetensors) under a hash of `key_parts`."""
-    from safetensors.torch import load_file, save_file
-
-    from ..data import cache_dir
-
-    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:24]
-    path = cache_dir().parent / "reference_stats" / f"{key}.safetensors"
-    if path.is_file():
-        return load_file(path)
-    tensors = {k: v.contiguous() for k, v in compute().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
-    return tensors
-
-
 def reference_features(classifier, classifier_path, dataset: str, split: str, images: torch.Tensor, tag: str):
     """Classifier features of real images, cached on disk keyed by dataset, split, slice, preprocessing and
     extractor weights."""
-    weights = _file_hash(Path(classifier_path) / "model.safetensors")
+    weights = file_hash(Path(classifier_path) / "model.safetensors")
 
     def compute():
         feats, logits = metrics.classifier_outputs(classifier, images)
         return {"features": feats, "logits": logits}
 
-    cached = _cached([dataset, split, tag, "uint8->[0,1]", weights], compute)
-    return cached["features"], cached["logits"]
+    stored = cached([dataset, split, tag, "uint8->[0,1]", weights], compute)
+    return stored["features"], stored["logits"]
 
 
 def inception_fid(fake, test, floor_images, dataset: str, num: int, device="cpu"):
@@ -72,40 +46,31 @@ def inception_fid(fake, test, floor_images, dataset: str, num: int, device="cpu"
 
     extractor = InceptionFeatures(device=device)
     key = [dataset, "uint8->tf-bilinear-299->[-1,0.9921875]", weights_hash(extractor.weights)]
-    real = _cached([*key, "test", f"first{num}"], lambda: {"features": extractor(test[:num])})["features"]
-    floor = _cached([*key, "train", f"last{num}"], lambda: {"features": extractor(floor_images[-num:])})["features"]
+    real = cached([*key, "test", f"first{num}"], lambda: {"features": extractor(test[:num])})["features"]
+    floor = cached([*key, "train", f"last{num}"], lambda: {"features": extractor(floor_images[-num:])})["features"]
     return metrics.frechet_distance(real, extractor(fake[:num])), metrics.frechet_distance(real, floor)
 
 
-@torch.no_grad()
-def generate_uint8(model, num_samples: int, seed: int, batch_size: int = 500):
-    """Samples as uint8 (N, C, H, W) drawn through the family's pipeline, and the requested labels for conditional
-    models (else None)."""
-    family = family_of(model.config.model_type)
-    pipeline = family.pipeline_class(**{family.name: model})
-    generator = torch.Generator().manual_seed(seed)
-    num_classes = model.config.num_classes
-    labels = torch.arange(num_samples) % num_classes if num_classes else None
-    out = []
-    for i in range(0, num_samples, batch_size):
-        n = min(batch_size, num_samples - i)
-        y = labels[i : i + n] if labels is not None else None
-        images = pipeline(batch_size=n, generator=generator, class_labels=y, output_type="pt").images
-        out.append((images.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu())
-    return torch.cat(out), labels
-
-
-def load_model(path):
-    return family_of_folder(path).model_class.from_pretrained(path).eval()
+def default_dataset(recorded: str | None) -> str:
+    """The dataset a model was trained on (its training_args.json), where this machine has it; else ylecun/mnist
+    for MNIST models and models without a record."""
+    if recorded and (Path(recorded).exists() or not Path(recorded).is_absolute()):
+        return recorded
+    if recorded and not is_mnist(recorded):
+        raise ValueError(f"the model was trained on {recorded!r}, which is not on this machine: pass --dataset.")
+    return MNIST_ID
 
 
 def evaluate(
     model_path,
-    dataset: str = DEFAULT_DATASET,
+    dataset: str | None = None,
+    features: str = "auto",
+    split: str | None = None,
+    holdout_fraction: float | None = None,
     classifier_path=None,
-    num_samples: int = 10_000,
+    num_samples: int | None = None,
     seed: int = 0,
-    iwae_k: int = 5000,
+    iwae_k: int | None = None,
     num_test_images: int | None = None,
     skip_likelihood: bool = False,
     iwae_state_path=None,
@@ -114,21 +79,56 @@ def evaluate(
     inception_num_samples: int | None = None,
     device: str = "auto",
 ) -> dict:
-    """The protocol above. `device`: "auto" (CUDA when available, else the CPU), "cpu", "cuda", "cuda:1", ...
-    Latents and the IWAE noise are drawn on the CPU with fixed seeds whatever the device, so a GPU gives the same
-    samples up to floating-point differences (CPU runs are the bit-reproducible ones)."""
+    """Evaluate a model folder, zoo name or Hub id against `dataset` (default: the one it was trained on, from its
+    training_args.json, else ylecun/mnist). `features`: "classifier" (the MNIST protocol above), "inception" (any
+    dataset: dataset_protocol.py) or "auto" (the classifier for 28x28 grey models evaluated on MNIST).
+    `device`: "auto" (CUDA when available, else the CPU), "cpu", "cuda", "cuda:1", ... Latents and the IWAE noise
+    are drawn on the CPU with fixed seeds whatever the device, so a GPU gives the same samples up to floating-point
+    differences (CPU runs are the bit-reproducible ones)."""
+    from ..modeling_utils import check_choice
+    from ..zoo import resolve_model
+    from .dataset_protocol import evaluate_on_dataset, training_record
+
+    check_choice("features", features, FEATURES)
+    start = time.time()
+    model_dir = resolve_model(model_path)
+    dataset = dataset or default_dataset(training_record(model_dir).get("dataset"))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    model = load_model(model_dir).to(device)
+    cfg = model.config
+    if features == "auto":
+        features = "classifier" if (cfg.image_size, cfg.num_channels) == (28, 1) and is_mnist(dataset) else "inception"
+    results = {"model": str(model_dir), "model_type": cfg.model_type, "seed": seed, "device": str(device)}
+    if features == "classifier":
+        results |= mnist_protocol(
+            model, dataset, classifier_path, num_samples or 10_000, seed, device, inception, inception_num_samples
+        )
+        if family_of(cfg.model_type).has_likelihood and not skip_likelihood:
+            results |= vae_likelihood(model, dataset, iwae_k or 5000, num_test_images, seed, iwae_state_path, progress)
+    else:
+        results |= evaluate_on_dataset(
+            model, model_dir, dataset, split or "train", holdout_fraction=holdout_fraction, num_samples=num_samples,
+            seed=seed, iwae_k=iwae_k or 100, skip_likelihood=skip_likelihood, iwae_state_path=iwae_state_path,
+            progress=progress, device=device,
+        )  # fmt: skip
+    results["metrics"] += results.pop("likelihood_metrics", [])
+    results["time_s"] = significant(time.time() - start)
+    return results
+
+
+def mnist_protocol(model, dataset, classifier_path, num_samples, seed, device, inception, inception_num_samples):
+    """Classifier-feature metrics against the MNIST test set, and optionally the Inception FID (the docstring)."""
     from ..data import load_image_tensors
     from ..zoo import resolve_model
 
-    start = time.time()
-    model_dir = resolve_model(model_path)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
-    model = load_model(model_dir).to(device)
-    classifier_path = resolve_model(classifier_path or "mnist-classifier")
-    classifier = _classifier(classifier_path).to(device)
     cfg = model.config
     if (cfg.image_size, cfg.num_channels) != (28, 1):
-        raise ValueError("The shipped feature extractor is an MNIST classifier: models must produce 28x28 grey images.")
+        raise ValueError(
+            f"the classifier features describe 28x28 grey digits; this model makes {cfg.image_size}x{cfg.image_size} "
+            f"images with {cfg.num_channels} channel(s): evaluate it with --features inception."
+        )
+    classifier_path = resolve_model(classifier_path or "mnist-classifier")
+    classifier = _classifier(classifier_path).to(device)
     test = load_image_tensors(dataset, "test")
     train = load_image_tensors(dataset, "train", label_column=None)
     if num_samples > min(len(test), len(train)):
@@ -141,35 +141,28 @@ def evaluate(
 
     protocol = (
         f"{num_samples} samples (torch.Generator seed {seed}) vs the {len(test)} MNIST test images; features: the "
-        f"hf-dgm MNIST classifier (128-d penultimate layer, {_file_hash(Path(classifier_path) / 'model.safetensors')}); "
+        f"hf-dgm MNIST classifier (128-d penultimate layer, {file_hash(Path(classifier_path) / 'model.safetensors')}); "
         f"real-data floor: the last {num_samples} training images vs the test images."
     )
     results = {
-        "model": str(model_dir),
-        "model_type": cfg.model_type,
+        "dataset": dataset,
+        "split": "test",
         "protocol": protocol,
         "num_samples": num_samples,
         "num_reference_images": len(test),
-        "seed": seed,
-        "device": str(device),
         "feature_extractor": "hf-dgm MNIST classifier (classifier-feature metrics, not Inception)",
         "metrics": classifier_feature_metrics(real_f, fake_f, floor_f, fake_l, seed),
-        "class_histogram": [_sig(h) for h in metrics.class_histogram(fake_l)],
+        "class_histogram": [significant(h) for h in metrics.class_histogram(fake_l)],
     }
     if requested is not None:
         acc, per_class = metrics.conditional_accuracy(fake_l, requested)
-        results["metrics"].append({"name": "conditional accuracy", "type": "accuracy", "value": _sig(acc)})
-        results["conditional_accuracy_per_class"] = [_sig(a) for a in per_class]
-
+        results["metrics"].append({"name": "conditional accuracy", "type": "accuracy", "value": significant(acc)})
+        results["conditional_accuracy_per_class"] = [significant(a) for a in per_class]
     if inception:
         results.update(
             inception_metrics(fake, test.images, floor_imgs, dataset, inception_num_samples or num_samples, device)
         )
         results["metrics"] += results.pop("inception_metrics")
-    if family_of(cfg.model_type).has_likelihood and not skip_likelihood:
-        results.update(vae_likelihood(model, test, iwae_k, num_test_images, seed, iwae_state_path, progress))
-        results["metrics"] += results.pop("likelihood_metrics")
-    results["time_s"] = _sig(time.time() - start)
     return results
 
 
@@ -181,8 +174,8 @@ def inception_metrics(fake, test_images, floor_images, dataset: str, num: int, d
     counts = f"{num} vs {num}"
     return {
         "inception_metrics": [
-            {"name": f"Inception FID (TF-Inception pool3, {counts})", "type": "fid", "value": _sig(fid)},
-            {"name": f"Inception FID real-data floor ({counts})", "type": "fid", "value": _sig(floor)},
+            {"name": f"Inception FID (TF-Inception pool3, {counts})", "type": "fid", "value": significant(fid)},
+            {"name": f"Inception FID real-data floor ({counts})", "type": "fid", "value": significant(floor)},
         ],
         "inception_protocol": (
             f"the first {num} of the samples above vs the first {num} test images; floor: the last {num} training "
@@ -201,21 +194,29 @@ def classifier_feature_metrics(real_f, fake_f, floor_f, fake_logits, seed: int) 
     floor_precision, floor_recall = metrics.precision_recall(real_f, floor_f, k=3)
     is_mean, is_std = metrics.inception_score(fake_logits)
     return [
-        {"name": "classifier-feature FID", "type": "fid", "value": _sig(fid)},
-        {"name": "classifier-feature FID real-data floor", "type": "fid", "value": _sig(floor)},
-        {"name": "classifier-feature FID / floor", "type": "fid_ratio", "value": _sig(fid / floor)},
-        {"name": "classifier-feature KID", "type": "kid", "value": _sig(kid_mean), "std": _sig(kid_std)},
-        {"name": "precision (k=3)", "type": "precision", "value": _sig(precision)},
-        {"name": "recall (k=3)", "type": "recall", "value": _sig(recall)},
-        {"name": "precision (k=3) real-data floor", "type": "precision", "value": _sig(floor_precision)},
-        {"name": "recall (k=3) real-data floor", "type": "recall", "value": _sig(floor_recall)},
-        {"name": "classifier Inception Score", "type": "inception_score", "value": _sig(is_mean), "std": _sig(is_std)},
+        {"name": "classifier-feature FID", "type": "fid", "value": significant(fid)},
+        {"name": "classifier-feature FID real-data floor", "type": "fid", "value": significant(floor)},
+        {"name": "classifier-feature FID / floor", "type": "fid_ratio", "value": significant(fid / floor)},
+        {"name": "classifier-feature KID", "type": "kid", "value": significant(kid_mean), "std": significant(kid_std)},
+        {"name": "precision (k=3)", "type": "precision", "value": significant(precision)},
+        {"name": "recall (k=3)", "type": "recall", "value": significant(recall)},
+        {"name": "precision (k=3) real-data floor", "type": "precision", "value": significant(floor_precision)},
+        {"name": "recall (k=3) real-data floor", "type": "recall", "value": significant(floor_recall)},
+        {
+            "name": "classifier Inception Score",
+            "type": "inception_score",
+            "value": significant(is_mean),
+            "std": significant(is_std),
+        },
     ]
 
 
-def vae_likelihood(model, test, iwae_k, num_test_images, seed, state_path, progress):
+def vae_likelihood(model, dataset, iwae_k, num_test_images, seed, state_path, progress):
+    """The ELBO and the IWAE bound on the MNIST test set, binarized once."""
+    from ..data import load_image_tensors
     from .likelihood import binarize_once, iwae_log_likelihood
 
+    test = load_image_tensors(dataset, "test")
     n = num_test_images or len(test)
     x = binarize_once(test.images[:n], seed=0)
     labels = test.labels[:n] if model.config.num_classes else None
@@ -249,7 +250,7 @@ def vae_likelihood(model, test, iwae_k, num_test_images, seed, state_path, progr
                 "type": "neg_elbo",
                 "value": round(-elbo.mean().item(), 3),
             },
-            {"name": "reconstruction squared error (per image)", "type": "mse", "value": _sig(recon)},
+            {"name": "reconstruction squared error (per image)", "type": "mse", "value": significant(recon)},
         ],
     }
 

@@ -75,11 +75,15 @@ class InceptionFeatures(torch.nn.Module):
         self.net = torch.jit.load(str(self.weights), map_location=self.device).eval()
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, batch_size: int = 50, progress: str | None = None) -> torch.Tensor:
+        """`progress`: the label of a progress bar (none when None)."""
+        from tqdm.auto import tqdm
+
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected uint8 images (N, 1 or 3, H, W), got {images.dtype} {tuple(images.shape)}.")
         out = []
-        for i in range(0, len(images), batch_size):
+        batches = range(0, len(images), batch_size)
+        for i in tqdm(batches, desc=progress, unit="batch", disable=progress is None):
             x = images[i : i + batch_size].to(self.device).float()  # [0, 255]
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)

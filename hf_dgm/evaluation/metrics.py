@@ -48,10 +48,11 @@ def frechet_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -
 
 
 def kernel_distance(real_features, fake_features, subsets: int = 100, subset_size: int = 1000, seed: int = 0):
-    """KID (polynomial-kernel MMD^2, unbiased) mean and std over random subsets (torchmetrics KID)."""
+    """KID (polynomial-kernel MMD^2, unbiased) mean and std over random subsets (torchmetrics KID). Subsets hold at
+    most half of the smaller set, so their spread measures something (subsets of all the images are all equal)."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    subset_size = min(subset_size, real_features.shape[0], fake_features.shape[0])
+    subset_size = min(subset_size, real_features.shape[0] // 2, fake_features.shape[0] // 2)
     torch.manual_seed(seed)  # torchmetrics draws the subsets with the global RNG
     kid = KernelInceptionDistance(
         feature=_Identity(real_features.shape[1]), subsets=subsets, subset_size=subset_size, normalize=True
@@ -110,3 +111,22 @@ def conditional_accuracy(logits: torch.Tensor, requested: torch.Tensor) -> tuple
     requested = requested.cpu()
     per_class = [(pred[requested == c] == c).double().mean().item() for c in range(logits.shape[1])]
     return (pred == requested).double().mean().item(), per_class
+
+
+def nearest_neighbour_distances(queries: torch.Tensor, support: torch.Tensor, exclude_self: bool = False):
+    """Euclidean distance from each query (N, d) to its nearest support point (M, d); with `exclude_self` the
+    queries are the support and each point's own zero distance is skipped (leave-one-out)."""
+    out = []
+    for i in range(0, queries.shape[0], 2000):
+        d = torch.cdist(queries[i : i + 2000].float(), support.float())
+        out.append(d.kthvalue(2 if exclude_self else 1, dim=1).values)
+    return torch.cat(out)
+
+
+def memorized_share(train_features, fake_features, quantile: float = 0.01) -> tuple[float, float]:
+    """Share of fakes whose nearest training image is closer than `quantile` of the training images'
+    leave-one-out nearest-neighbour distances (the threshold, returned too). A sampler of new images from the data
+    distribution scores about `quantile`; copies of training images score 1."""
+    threshold = torch.quantile(nearest_neighbour_distances(train_features, train_features, exclude_self=True), quantile)
+    share = (nearest_neighbour_distances(fake_features, train_features) < threshold).float().mean()
+    return share.item(), threshold.item()
