@@ -1,13 +1,19 @@
 """Model cards rendered from `model_cards/hf_dgm_model_card.md` with huggingface_hub's `ModelCard`."""
 
+import inspect
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
+from .data import MNIST_ID, is_mnist
 from .families import family_of, read_config
 from .file_utils import atomic_write
 from .modeling_utils import count_parameters, read_weight_shapes
 
 TEMPLATE = "hf_dgm_model_card.md"
+HUB_DATASET_ID = re.compile(r"[\w-][\w.-]*(/[\w-][\w.-]*)?")  # "mnist", "ylecun/mnist"; anything else is a path
+SNIPPET_BATCH_SIZE = 16  # the batch the card's usage snippets draw
 
 
 def template_path() -> Path:
@@ -24,12 +30,42 @@ def _read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+@dataclass(frozen=True)
+class CardDataset:
+    """A dataset as a card names it. A local folder is shown by its folder name only: the machine's path stays out."""
+
+    name: str  # the model-index's dataset name: "MNIST", "emoji", "huggan/pokemon"
+    label: str  # the training table's: "ylecun/mnist (local copy)", "emoji (a local dataset)", "huggan/pokemon"
+    hub_id: str | None  # for `datasets:` metadata and the model-index's dataset type; None for a local folder
+    is_mnist: bool
+
+    @property
+    def tag(self) -> str:
+        return self.name.split("/")[-1].lower()
+
+
+def card_dataset(dataset: str | None) -> CardDataset:
+    """`dataset` as given to `hf-dgm train` or `hf-dgm evaluate` (a Hub id or a local folder); None: their default.
+    A local folder named ``mnist`` is taken for a copy of the Hub's MNIST (same schema)."""
+    dataset = dataset or MNIST_ID
+    local = Path(dataset).expanduser().exists() or not HUB_DATASET_ID.fullmatch(dataset)
+    folder = Path(dataset).expanduser().resolve().name if local else None  # the name only: "." works too
+    if is_mnist(dataset):
+        return CardDataset("MNIST", f"{MNIST_ID} (local copy)" if local else MNIST_ID, MNIST_ID, True)
+    if local:
+        return CardDataset(folder, f"{folder} (a local dataset)", None, False)
+    return CardDataset(dataset, dataset, dataset, False)
+
+
 # what the card's training table lists of training_args.json, where set; the GAN regularisers only where used
 TRAINING_ROWS = (
-    "dataset", "split", "steps", "batch_size", "loss", "lr_g", "lr_d", "lr", "beta", "ema_decay", "iwae_samples",
-    "hardware", "training_time_s", "seed", "num_processes",
+    "dataset", "split", "image_size", "num_channels", "holdout_fraction", "num_train_images", "num_held_out_images",
+    "steps", "batch_size", "loss", "lr_g", "lr_d", "lr", "beta", "ema_decay", "iwae_samples", "hardware",
+    "training_time_s", "seed", "num_processes",
 )  # fmt: skip
 REGULARISERS = ("r1_gamma", "label_smoothing", "feature_matching", "historical_averaging", "diffaugment")
+# the texts of eval_results.json that say how its metrics were measured, in the order the card joins them
+PROTOCOLS = ("protocol", "likelihood_protocol", "memorization_protocol")
 
 
 def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
@@ -41,19 +77,20 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
     config = read_config(model_dir)
     family = family_of(config.get("model_type"), f"{str(model_dir / 'config.json')!r}")
     train = _read_json(model_dir / "training_args.json")
-    evals = _read_json(model_dir / "eval_results.json")
+    evals = _read_json(model_dir / "eval_results.json") or {}
     repo_id = repo_id or f"hf-dgm/{model_dir.resolve().name}"
     model_name = repo_id.split("/")[-1]
     conditional = bool(config.get("num_classes"))
-    is_mnist = _trained_on_mnist(train)
+    dataset = card_dataset((train or {}).get("dataset"))
     return ModelCard.from_template(
-        _card_data(family, model_name, conditional, is_mnist, (train or {}).get("dataset"), evals),
+        _card_data(family, model_name, conditional, dataset, evals),
         template_path=str(template_path()),
         model_name=model_name,
         description=f"A {'class-conditional ' if conditional else ''}{family.long_name} trained with "
         "[hf-dgm](https://huggingface.co/hf-dgm).",
         note=note,
         has_grid=(model_dir / "samples.png").is_file(),
+        grid_caption=_grid_caption(model_dir / "samples.png", config["image_size"]),
         family=family.title,
         architecture=config.get("architecture"),
         num_parameters=_parameter_count(model_dir),
@@ -61,64 +98,103 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
         num_channels=config.get("num_channels"),
         latent_dim=config.get("latent_dim"),
         conditioning=f"{config['num_classes']} classes" if conditional else "none (unconditional)",
+        class_names=_class_names(config),
         extra_rows=[(k, config[k]) for k in family.card_fields if config.get(k)],
         model_class=f"{family.name.upper()}Model",
         pipeline_class=f"{family.name.upper()}Pipeline",
         component=family.name,
         repo_id=repo_id,
-        label_arg=", class_labels=list(range(10)) + [0] * 6" if conditional else "",
-        eval_rows=[(m["name"], m["value"]) for m in (evals or {}).get("metrics", [])],
-        eval_protocol=" ".join(
-            p for p in ((evals or {}).get("protocol"), (evals or {}).get("likelihood_protocol")) if p
-        ),
-        training_rows=_training_rows(train, is_mnist),
-        dataset_desc="handwritten digits (MNIST)" if is_mnist else "images like its training set",
+        batch_size=SNIPPET_BATCH_SIZE,
+        label_arg=_label_arg(config.get("num_classes")),
+        eval_rows=[(m["name"], _metric_value(m)) for m in evals.get("metrics", [])],
+        eval_protocol=" ".join(evals[k] for k in PROTOCOLS if evals.get(k)),
+        training_rows=_training_rows(train, dataset),
+        dataset_desc="handwritten digits (MNIST)" if dataset.is_mnist else f"images like those of {dataset.name}",
+        weights_license=_weights_license(dataset)[1],
         citations="\n".join(family.citations),
     )
 
 
-def _trained_on_mnist(train: dict | None) -> bool:
-    dataset = (train or {}).get("dataset")
-    return dataset in (None, "ylecun/mnist") or "mnist" in str(dataset)
-
-
-def _card_data(family, model_name: str, conditional: bool, is_mnist: bool, dataset, evals: dict | None):
-    """The card's YAML metadata: license, tags, datasets and the model-index of eval_results.json."""
+def _card_data(family, model_name: str, conditional: bool, dataset: CardDataset, evals: dict):
+    """The card's YAML metadata: license, tags, datasets and the model-index of eval_results.json (measured on the
+    dataset and split it names; files without them come from the MNIST zoo: ylecun/mnist, test)."""
     from huggingface_hub import EvalResult, ModelCardData
 
     task = "class-conditional-image-generation" if conditional else "unconditional-image-generation"
+    evaluated = card_dataset(evals.get("dataset"))
     eval_results = [
         EvalResult(
             task_type=task,
-            dataset_type="ylecun/mnist" if is_mnist else dataset,
-            dataset_name="MNIST",
-            dataset_split="test",
+            dataset_type=evaluated.hub_id or evaluated.name,
+            dataset_name=evaluated.name,
+            dataset_split=evals.get("split", "test"),
             metric_type=m["type"],
             metric_name=m["name"],
             metric_value=m["value"],
         )
-        for m in (evals or {}).get("metrics", [])
+        for m in evals.get("metrics", [])
     ]
     return ModelCardData(
-        license="cc-by-sa-3.0",
+        license=_weights_license(dataset)[0],
         library_name="hf-dgm",
-        tags=["hf-dgm", family.name, "mnist" if is_mnist else "image-generation", task],
-        datasets=["ylecun/mnist"] if is_mnist else None,
+        tags=["hf-dgm", family.name, dataset.tag, task],
+        datasets=[dataset.hub_id] if dataset.hub_id else None,
         pipeline_tag="unconditional-image-generation",
         model_name=model_name,
         eval_results=eval_results or None,
     )
 
 
-def _training_rows(train: dict | None, is_mnist: bool) -> list[tuple]:
+def _weights_license(dataset: CardDataset) -> tuple[str, str]:
+    """The weights' license: the card's `license` id and its sentence. They follow their training set's terms."""
+    if dataset.is_mnist:
+        return "cc-by-sa-3.0", "These weights were trained on MNIST and are released under CC BY-SA 3.0."
+    return "other", f"These weights were trained on {dataset.label}: the terms of that dataset's license apply to them."
+
+
+def _label_arg(num_classes: int | None) -> str:
+    """The usage snippets' `class_labels` argument: the model's classes in turn."""
+    return f", class_labels=[i % {num_classes} for i in range({SNIPPET_BATCH_SIZE})]" if num_classes else ""
+
+
+def _metric_value(metric: dict) -> str:
+    return f"{metric['value']} ± {metric['std']}" if metric.get("std") is not None else str(metric["value"])
+
+
+def _class_names(config: dict) -> str | None:
+    """The "Classes" line of a conditional model whose config names its classes (id2label, saved by the trainer)."""
+    names = config.get("id2label") or {}
+    if not config.get("num_classes") or len(names) != config["num_classes"]:
+        return None
+    return ", ".join(f"{i}: {names[i]}" for i in sorted(names, key=int))
+
+
+def _grid_caption(grid_path: Path, image_size: int) -> str | None:
+    """What samples.png shows: its tiles' count (where it has make_grid's layout) and size, at native resolution."""
+    if not grid_path.is_file():
+        return None
+    from PIL import Image
+
+    from .image_processing import make_grid
+
+    padding = inspect.signature(make_grid).parameters["padding"].default
+    with Image.open(grid_path) as grid:
+        width, height = grid.size
+    step = image_size + padding
+    tiles = f"{image_size}x{image_size} px, shown at their native resolution"
+    if (width - padding) % step or (height - padding) % step:
+        return f"Samples at {tiles}."
+    return f"{(height - padding) // step}x{(width - padding) // step} samples at {tiles}."
+
+
+def _training_rows(train: dict | None, dataset: CardDataset) -> list[tuple]:
     if not train:
         return []
     rows = [(k, train[k]) for k in TRAINING_ROWS if train.get(k) not in (None, "")]
     rows += [(k, train[k]) for k in REGULARISERS if train.get(k)]
     if train.get("d_steps", 1) != 1:
         rows.append(("d_steps", train["d_steps"]))
-    if is_mnist and train.get("dataset") not in (None, "ylecun/mnist"):  # a local copy (same schema) of the Hub's
-        rows = [("dataset", "ylecun/mnist (local copy)") if k == "dataset" else (k, v) for k, v in rows]
+    rows = [("dataset", dataset.label) if k == "dataset" else (k, v) for k, v in rows]  # no machine paths
     if train.get("training_time_note"):
         rows.append(("training time note", train["training_time_note"]))
     return rows

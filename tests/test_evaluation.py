@@ -164,3 +164,88 @@ def test_inception_fid_in_evaluate(tmp_path, random_classifier):
     assert "first 8" in results["inception_protocol"]
     with pytest.raises(ValueError, match="exceeds num_samples"):
         evaluate(tmp_path, inception=True, inception_num_samples=30, **kwargs)
+
+
+def _card_meta(card) -> dict:
+    import yaml
+
+    return yaml.safe_load(str(card).split("---")[1])
+
+
+def _write_json(path, data):
+    path.write_text(json.dumps(data))
+
+
+def test_card_of_a_local_colour_dataset_names_it_without_its_path(tmp_path):
+    """A conditional RGB GAN trained and evaluated on a local folder: the card shows the folder's name (no machine
+    path, no MNIST), the class names, each metric (± std where given) and a model-index on that dataset."""
+    from PIL import Image
+
+    from hf_dgm.model_card import render_model_card
+
+    names = ["Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Travel & Places",
+             "Activities", "Objects", "Symbols", "Flags"]  # fmt: skip
+    config = GANConfig(**tiny_gan_kwargs(image_size=32, num_channels=3, num_classes=9, id2label=dict(enumerate(names))))
+    GANModel(config).save_pretrained(tmp_path)
+    Image.new("RGB", (2 + 8 * 34, 2 + 8 * 34)).save(tmp_path / "samples.png")  # make_grid's 8x8 layout
+    emoji = "/some/where/emoji"
+    train = {"dataset": emoji, "split": "train", "image_size": 32, "num_channels": 3, "holdout_fraction": 0.1,
+             "num_train_images": 3236, "num_held_out_images": 360, "diffaugment": "color,translation", "steps": 10}  # fmt: skip
+    _write_json(tmp_path / "training_args.json", train)
+    metrics_ = [
+        {"name": "Inception FID", "type": "fid", "value": 41.5},
+        {"name": "Inception KID", "type": "kid", "value": 0.012, "std": 0.003},
+    ]
+    _write_json(
+        tmp_path / "eval_results.json",
+        {
+            "dataset": emoji,
+            "split": "train",
+            "protocol": "Samples vs the training images.",
+            "memorization_protocol": "Nearest training neighbours.",
+            "metrics": metrics_,
+        },  # fmt: skip
+    )
+    card = render_model_card(tmp_path, repo_id="someone/emoji-cgan")
+    text = str(card)
+    assert "emoji (a local dataset)" in text and "images like those of emoji" in text
+    assert "/some/where" not in text and "MNIST" not in text and "mnist" not in text
+    assert "| Inception KID | 0.012 ± 0.003 |" in text and "| Inception FID | 41.5 |" in text
+    assert "Samples vs the training images. Nearest training neighbours." in text
+    assert "Classes (`class_labels`): 0: Smileys & Emotion, 1: People & Body," in text and "8: Flags." in text
+    assert "class_labels=[i % 9 for i in range(16)]" in text
+    assert "8x8 samples at 32x32 px, shown at their native resolution" in text
+    assert "![Samples drawn with a fixed seed](samples.png)" in text  # a relative link
+    for row in ("| holdout_fraction | 0.1 |", "| num_train_images | 3236 |", "| num_held_out_images | 360 |",
+                "| image_size | 32 |", "| num_channels | 3 |", "| diffaugment | color,translation |"):  # fmt: skip
+        assert row in text
+    meta = _card_meta(card)
+    assert "datasets" not in meta and "emoji" in meta["tags"] and meta["license"] == "other"
+    (result,) = meta["model-index"][0]["results"]
+    assert result["dataset"] == {"name": "emoji", "type": "emoji", "split": "train"}
+    assert [(m["name"], m["value"]) for m in result["metrics"]] == [("Inception FID", 41.5), ("Inception KID", 0.012)]
+
+
+def test_mnist_cards_still_name_ylecun_mnist(tmp_path):
+    """A local MNIST copy and an eval_results.json without dataset keys (the zoo's) stay ylecun/mnist, test split."""
+    from hf_dgm.model_card import render_model_card
+    from hf_dgm.zoo import ZOO_MODELS, zoo_dir
+
+    GANModel(GANConfig(**tiny_gan_kwargs(num_classes=10))).save_pretrained(tmp_path)
+    _write_json(tmp_path / "training_args.json", {"dataset": "/work/shared/data/mnist", "steps": 10})
+    _write_json(
+        tmp_path / "eval_results.json", {"metrics": [{"name": "classifier-feature FID", "type": "fid", "value": 2.5}]}
+    )
+    shipped = [
+        zoo_dir() / n for n in ZOO_MODELS if n != "mnist-classifier" and (zoo_dir() / n / "config.json").is_file()
+    ]
+    folders = [tmp_path, *shipped]
+    for folder in folders:
+        card = render_model_card(folder, repo_id=f"hf-dgm/{folder.name}")
+        text, meta = str(card), _card_meta(card)
+        assert "| dataset | ylecun/mnist (local copy) |" in text and "handwritten digits (MNIST)" in text
+        assert "/work/" not in text and "CC BY-SA 3.0" in text
+        assert meta["datasets"] == ["ylecun/mnist"] and "mnist" in meta["tags"] and meta["license"] == "cc-by-sa-3.0"
+        dataset = meta["model-index"][0]["results"][0]["dataset"]
+        assert dataset == {"name": "MNIST", "type": "ylecun/mnist", "split": "test"}
+    assert "class_labels=[i % 10 for i in range(16)]" in str(render_model_card(tmp_path))
