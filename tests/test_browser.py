@@ -119,3 +119,42 @@ def test_upload_and_reconstruct(page, tmp_path):
     (w, h), *_ = wait_images(page, "#preprocessed")
     assert (w, h) == (140, 140)
     wait_images(page, "#reconstruction")
+
+
+def test_class_dropdown_follows_the_model(page, tmp_path):
+    """Picking a conditional digit model offers the digits; typing a colour model's folder offers its class names, and
+    a named class generates colour images shown at 3x."""
+    import torch
+    from conftest import tiny_gan_kwargs
+
+    from hf_dgm import GANConfig, GANModel
+
+    names = ["Smileys & Emotion", "People & Body", "Animals & Nature"]
+    torch.manual_seed(0)
+    config = GANConfig(
+        **tiny_gan_kwargs(
+            architecture="resnet", image_size=32, num_channels=3, num_classes=3, id2label=dict(enumerate(names))
+        )
+    )
+    GANModel(config).save_pretrained(tmp_path / "gan-emoji")
+
+    page.get_by_label("Model", exact=True).click()
+    page.get_by_role("option", name="cdcgan-mnist", exact=True).click()
+    classes = page.get_by_label("Class (conditional models)", exact=True)
+    page.wait_for_timeout(1000)  # the model selector's event updates the class choices
+    classes.click()
+    page.get_by_role("option", name="7", exact=True).wait_for()
+    assert page.get_by_role("option", name="People & Body").count() == 0
+    page.keyboard.press("Escape")
+
+    custom = page.get_by_label("…or a model repo id / local folder")
+    custom.fill(str(tmp_path / "gan-emoji"))
+    custom.press("Enter")
+    page.wait_for_timeout(1000)
+    classes.click()
+    page.get_by_role("option", name="People & Body", exact=True).click()
+    assert classes.input_value() == "People & Body"
+    assert page.get_by_role("option", name="7", exact=True).count() == 0
+    page.get_by_role("button", name="Generate", exact=True).click()
+    ((width, height),) = wait_images(page, "#samples")
+    assert (width, height) == (3 * (2 + 4 * 34),) * 2  # 16 RGB images of 32 px on a 4 x 4 grid, shown at 3x
