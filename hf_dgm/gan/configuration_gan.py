@@ -39,9 +39,9 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
             `mlp`: widths of D's hidden layers (the article's 128, 128).
         activation (`str`, defaults to `"leaky_relu"`):
             `mlp` hidden activation: `"leaky_relu"` (slope 0.2), `"relu"`, `"tanh"` or `"sigmoid"`.
-        spectral_norm (`bool`, defaults to `False`):
+        spectral_norm (`bool`, *optional*):
             Spectral normalization (Miyato et al., 2018) on D's layers; D then has no BatchNorm (`resnet`'s D has
-            none either way).
+            none either way). Unset: on for `resnet` (SNGAN), off for the others.
         minibatch_std (`bool`, defaults to `False`):
             Append the batch's mean standard deviation as one extra feature map before D's last layer.
         minibatch_discrimination_kernels (`int`, defaults to 0):
@@ -68,7 +68,7 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     generator_hidden_dims: list[int] = field(default_factory=lambda: [128, 128])
     discriminator_hidden_dims: list[int] = field(default_factory=lambda: [128, 128])
     activation: str = "leaky_relu"
-    spectral_norm: bool = False
+    spectral_norm: bool | None = None
     minibatch_std: bool = False
     minibatch_discrimination_kernels: int = 0
     minibatch_discrimination_dim: int = 5
@@ -76,5 +76,11 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     format_version: int = FORMAT_VERSION
 
     validate_fields = staticmethod(validate_gan_config)
+
+    def __post_init__(self, **kwargs):
+        if self.spectral_norm is None:  # saved configs hold the resolved value
+            self.spectral_norm = self.architecture == "resnet"
+        super().__post_init__(**kwargs)
+
     # the values a field accepts, from the registries (the command line offers them as choices)
     field_choices = {"architecture": tuple(ARCHITECTURES), "activation": tuple(ACTIVATIONS)}

@@ -15,7 +15,7 @@ Architectures (``ARCHITECTURES``; add one there, with its config fields and thei
   to an ``initial_size`` map, one up-block per doubling (BN-ReLU-upsample-conv3-BN-ReLU-conv3 + a 1x1 shortcut;
   the BatchNorms are conditional on the class in conditional models), BN-ReLU-conv3-tanh. D: one down-block per
   halving (the first without a leading ReLU), ReLU, sum over space, a linear logit plus the class projection
-  (Miyato & Koyama, 2018). Train it with ``spectral_norm`` and the hinge loss (as those papers do).
+  (Miyato & Koyama, 2018). Spectral norm in D and the hinge loss are its defaults (as in those papers).
 """
 
 import math

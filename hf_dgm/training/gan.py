@@ -32,7 +32,12 @@ from .losses import (
 class GANTrainingArguments(TrainingArguments):
     """`hf-dgm train gan` (the model flags are GANConfig's fields: see `with_model_fields`)."""
 
-    loss: str = arg("non_saturating", "adversarial loss (see hf_dgm/training/losses.py)", "objective", GAN_LOSSES)
+    loss: str | None = arg(
+        None,
+        "adversarial loss (see hf_dgm/training/losses.py); none: hinge for resnet (SNGAN), non_saturating otherwise",
+        "objective",
+        GAN_LOSSES,
+    )
     lr_g: float = arg(2e-4, "generator learning rate", "objective")
     lr_d: float = arg(2e-4, "discriminator learning rate", "objective")
     beta1_g: float = arg(0.5, "generator Adam beta1", "objective")
@@ -53,6 +58,8 @@ class GANTrainingArguments(TrainingArguments):
     )  # fmt: skip
 
     def validate(self):
+        if self.loss is None:  # the architecture's default, recorded resolved in training_args.json
+            self.loss = "hinge" if self.architecture == "resnet" else "non_saturating"
         super().validate()
         parse_policy(self.diffaugment)
         if not 0.0 <= self.ema_decay < 1.0:
