@@ -63,7 +63,7 @@ DATASETS = {"gan-emoji": EMOJI, "vae-emoji": EMOJI}  # the others train on MNIST
 SHIPPED = (*MODEL_FILES, "README.md")  # what a zoo folder keeps: what a model repo holds, without code
 
 
-def evaluate(name: str, iwae_k: int, num_test_images: int | None):
+def evaluate(name: str, iwae_k: int | None, num_test_images: int | None):
     """`hf-dgm evaluate` on the shipped folder: eval_results.json and the card's model-index."""
     cmd = [
         sys.executable,
@@ -72,12 +72,12 @@ def evaluate(name: str, iwae_k: int, num_test_images: int | None):
         "evaluate",
         str(ROOT / "zoo" / name),
         "--dataset",
-        MNIST,
-        "--iwae-k",
-        str(iwae_k),
+        DATASETS.get(name, MNIST),
         "--iwae-state",
         str(ROOT / "runs" / f"{name}.iwae.json"),
     ]
+    if iwae_k:
+        cmd += ["--iwae-k", str(iwae_k)]
     if num_test_images:
         cmd += ["--num-test-images", str(num_test_images)]
     print("+", " ".join(cmd), flush=True)
@@ -131,7 +131,7 @@ def main():
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
     parser.add_argument("--skip-eval", action="store_true", help="train and copy only")
-    parser.add_argument("--iwae-k", type=int, default=5000, help="VAE NLL importance samples (reports say if reduced)")
+    parser.add_argument("--iwae-k", type=int, default=None, help="VAE NLL importance samples; none: the protocol's")
     parser.add_argument("--num-test-images", type=int, default=None, help="VAE NLL on fewer test images")
     args = parser.parse_args()
     for name in args.names:
