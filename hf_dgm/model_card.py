@@ -70,7 +70,7 @@ PROTOCOLS = ("protocol", "likelihood_protocol", "memorization_protocol")
 
 def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
     """The card of a model folder; `repo_id` names it (default: hf-dgm/<folder name>), `note` is shown under the
-    description (e.g. where the weights came from)."""
+    description (e.g. where the weights came from), followed by the run's --card-note."""
     from huggingface_hub import ModelCard
 
     model_dir = Path(model_dir)
@@ -88,7 +88,7 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
         model_name=model_name,
         description=f"A {'class-conditional ' if conditional else ''}{family.long_name} trained with "
         "[hf-dgm](https://huggingface.co/hf-dgm).",
-        note=note,
+        note=" ".join(n for n in (note, (train or {}).get("card_note")) if n),
         has_grid=(model_dir / "samples.png").is_file(),
         grid_caption=_grid_caption(model_dir / "samples.png", config["image_size"]),
         family=family.title,
@@ -195,8 +195,6 @@ def _training_rows(train: dict | None, dataset: CardDataset) -> list[tuple]:
     if train.get("d_steps", 1) != 1:
         rows.append(("d_steps", train["d_steps"]))
     rows = [("dataset", dataset.label) if k == "dataset" else (k, v) for k, v in rows]  # no machine paths
-    if train.get("training_time_note"):
-        rows.append(("training time note", train["training_time_note"]))
     return rows
 
 

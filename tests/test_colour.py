@@ -152,3 +152,25 @@ def test_mixed_sizes_and_modes_are_converted_and_each_conversion_logged_once(tmp
     for size in (64, 48, 40):
         assert sum(f"resized {size}x{size} images to 32x32" in m for m in messages) == 1
     assert not any("resized 32x32" in m for m in messages)
+
+
+def test_residual_gan_defaults_to_spectral_norm_and_the_hinge_loss(tmp_path):
+    from hf_dgm.training.gan import GANTrainingArguments
+
+    assert GANConfig(architecture="resnet").spectral_norm is True and GANConfig().spectral_norm is False
+    assert GANConfig(architecture="resnet", spectral_norm=False).spectral_norm is False  # an explicit choice stays
+    GANModel(GANConfig(**tiny_gan_kwargs(architecture="resnet", image_size=32))).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["spectral_norm"] is True  # saved resolved
+    for architecture, explicit, expected in (("resnet", None, "hinge"), ("dcgan", None, "non_saturating"),
+                                             ("resnet", "least_squares", "least_squares")):  # fmt: skip
+        args = GANTrainingArguments(output_dir=str(tmp_path / "run"), architecture=architecture, loss=explicit)
+        args.validate()
+        assert args.loss == expected
+
+
+def test_the_runs_card_note_reaches_the_card(tmp_path):
+    from hf_dgm.model_card import render_model_card
+
+    GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path)
+    (tmp_path / "training_args.json").write_text(json.dumps({"dataset": MNIST, "card_note": "Trained at 32 px: why."}))
+    assert "Trained at 32 px: why." in str(render_model_card(tmp_path, note="Weights from a checkpoint."))

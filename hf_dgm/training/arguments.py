@@ -84,6 +84,9 @@ class TrainingArguments:
     push_to_hub: bool = arg(
         False, "push the final model to --hub-model-id (token: HF_TOKEN or the login cache)", "sharing"
     )
+    card_note: str = arg(
+        "", "a sentence for the model card, shown under its description (e.g. why this recipe)", "sharing"
+    )
     hub_model_id: str | None = arg(None, "Hub repo id, e.g. user/dcgan-mnist", "sharing")
     hub_private: bool = arg(False, "create the Hub repo as private", "sharing")
     hub_checkpoint_branch: str | None = arg(None, "also push each checkpoint's model to this branch", "sharing")

@@ -221,6 +221,7 @@ RESUMABLE_CHANGES = {
     "overwrite_output_dir",
     "max_steps",
     "init_from",
+    "card_note",
 }
 
 
