@@ -38,7 +38,9 @@ def _recipe_args(recipe: str, extra=()):
     family, *flags = recipe.split()
     cls = GANTrainingArguments if family == "gan" else VAETrainingArguments
     namespace = build_parser(cls, "recipe", "").parse_args([*flags, *extra])
-    return {f.name: getattr(namespace, f.name) for f in fields(cls)}, cls.model_fields
+    args = cls(**{f.name: getattr(namespace, f.name) for f in fields(cls)})
+    args.validate()  # resolves the architecture's defaults, as a run records them
+    return args.to_dict(), cls.model_fields
 
 
 def _script(name: str):

@@ -49,9 +49,10 @@ def same_dataset(a: str | None, b: str | None) -> bool:
 def check_dataset_matches(cfg, dataset: str, split: str, image_column: str, trained_on_it: bool) -> None:
     """Refuse a dataset whose images differ from the model's in resolution or channels (the first image tells),
     unless the model was trained on it (converted then as in training, and logged)."""
-    from ..data import _load_hf_dataset
+    from ..data import _check_columns, _load_hf_dataset
 
     ds = _load_hf_dataset(dataset, split)
+    _check_columns(ds.column_names, image_column, None, dataset)
     image = ds[0][image_column]
     channels = 1 if image.mode in ("1", "L", "I", "F", "I;16") else 3
     if (image.width, image.height, channels) == (cfg.image_size, cfg.image_size, cfg.num_channels):
@@ -66,11 +67,14 @@ def check_dataset_matches(cfg, dataset: str, split: str, image_column: str, trai
 
 
 def real_images(cfg, model_dir, dataset, split, image_column, label_column, holdout_fraction):
-    """(the real images the model is compared with, the held-out ones or None, the holdout fraction used)."""
+    """(the real images the model is compared with, the held-out ones or None, the holdout fraction used). Columns,
+    holdout: as given, else as the model's training record says where it was trained on this dataset and split."""
     from ..data import holdout_indices, load_image_tensors
 
     record = training_record(model_dir)
     trained_on_it = same_dataset(record.get("dataset"), dataset) and record.get("split", "train") == split
+    image_column = image_column or (record.get("image_column", "image") if trained_on_it else "image")
+    label_column = label_column or (record.get("label_column", "label") if trained_on_it else "label")
     check_dataset_matches(cfg, dataset, split, image_column, trained_on_it)
     if holdout_fraction is None:
         holdout_fraction = record.get("holdout_fraction", 0.0) if trained_on_it else 0.0
@@ -107,8 +111,8 @@ def evaluate_on_dataset(
     model_dir,
     dataset: str,
     split: str = "train",
-    image_column: str = "image",
-    label_column: str | None = "label",
+    image_column: str | None = None,
+    label_column: str | None = None,
     holdout_fraction: float | None = None,
     num_samples: int | None = None,
     seed: int = 0,

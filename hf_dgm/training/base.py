@@ -248,7 +248,8 @@ class BaseTrainer:
     def run_steps(self, num_steps: int, bar=None):
         """The training loop proper: steps, LR schedules, logs, sample grids and checkpoints."""
         args = self.args
-        start, start_step = time.perf_counter(), self.step
+        start = time.perf_counter()
+        window_start, window_step = start, self.step  # images/s over the steps since the previous log
         end = self.step + num_steps
         while self.step < end:
             log = (self.step + 1) % args.log_every == 0 or self.step + 1 == args.max_steps
@@ -259,12 +260,12 @@ class BaseTrainer:
             if bar is not None:
                 bar.update(1)
             if log:
-                elapsed = time.perf_counter() - start
                 metrics = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}
                 metrics.update({f"lr_{n}": s.get_last_lr()[0] for n, s in self.schedulers.items()})
-                metrics["images_per_s"] = (
-                    (self.step - start_step) * args.batch_size * self.accelerator.num_processes / elapsed
-                )
+                now = time.perf_counter()
+                images = (self.step - window_step) * args.batch_size * self.accelerator.num_processes
+                metrics["images_per_s"] = images / (now - window_start)
+                window_start, window_step = now, self.step
                 metrics["epoch"] = self.data.epoch
                 metrics["skipped_steps"] = self.num_skipped
                 if bar is not None:

@@ -79,8 +79,8 @@ class GANTrainingArguments(TrainingArguments):
             raise ValueError(
                 "--r1-gamma and --historical-averaging are not supported with fp16 loss scaling: use bf16."
             )
-        if self.init_from is None:
-            self.model_config(10 if self.conditional else None)  # fail on bad model flags before decoding any data
+        if self.init_from is None:  # fail on bad model flags before decoding any data; record the resolved defaults
+            self.spectral_norm = self.model_config(10 if self.conditional else None).spectral_norm
 
     def model_config(self, num_classes: int | None) -> GANConfig:
         model_flags = {name: getattr(self, name) for name in self.model_fields}
