@@ -174,3 +174,15 @@ def test_the_runs_card_note_reaches_the_card(tmp_path):
     GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path)
     (tmp_path / "training_args.json").write_text(json.dumps({"dataset": MNIST, "card_note": "Trained at 32 px: why."}))
     assert "Trained at 32 px: why." in str(render_model_card(tmp_path, note="Weights from a checkpoint."))
+
+
+def test_a_checkpoint_saved_without_class_names_resumes_and_ends_with_them(tmp_path, emoji_slice):
+    """Runs started before the class names were saved (config.id2label) resume: the names are data, not model."""
+    flags = dict(COLOUR_RUNS["gan-32"][1], max_steps=4, checkpoint_every=2)
+    train("gan", tmp_path, emoji_slice, **{**flags, "max_steps": 2})
+    config_path = tmp_path / "checkpoints" / "checkpoint-00000002" / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["id2label"], config["label2id"]
+    config_path.write_text(json.dumps(config))
+    resumed = train("gan", tmp_path, emoji_slice, resume_from="latest", **flags)
+    assert resumed.config.id2label[0] == "Smileys & Emotion"

@@ -172,7 +172,10 @@ def restore_training_state(trainer, path: Path) -> None:
         )
     model_cls = type(trainer.model)
     saved = model_cls.from_pretrained(path / "model")
+    # not the model: how it was saved, and the class names (read from the data; runs saved before hf-dgm kept them
+    # resume with them)
     meta_keys = {"_name_or_path", "architectures", "auto_map", "dtype", "torch_dtype", "transformers_version"}
+    meta_keys |= {"id2label", "label2id"}
     ours = {k: v for k, v in trainer.model.config.to_dict().items() if k not in meta_keys}
     theirs = {k: v for k, v in saved.config.to_dict().items() if k not in meta_keys}
     if ours != theirs:
