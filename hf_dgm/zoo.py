@@ -19,6 +19,8 @@ ZOO_MODELS = (
     "mlp-gan-mnist",
     "mlp-vae-mnist",
     "vae2d-mnist",
+    "gan-emoji",
+    "vae-emoji",
     "mnist-classifier",
 )
 

@@ -32,7 +32,7 @@ RECIPES = {
     # D 64 -> 128. Chosen by scripts/gpu_zoo.py among six recipes (docs/gpu_zoo_results.json); trained on a GPU.
     "dcgan-mnist": "gan --architecture dcgan --generator-channels 128 --discriminator-channels 64 --batch-size 128 "
     "--max-steps 15000 --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999 --r1-gamma 1",
-    # The conditional models are narrower than the unconditional ones, to keep the zoo under 60 MB of weights.
+    # The conditional models are narrower than the unconditional ones, to keep the zoo small (tests/test_zoo.py).
     "cdcgan-mnist": "gan --architecture dcgan --conditional --generator-channels 64 --discriminator-channels 64 "
     "--batch-size 128 --max-steps 3000 --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999",
     "vae-mnist": "vae --architecture conv --latent-dim 32 --base-channels 32 --hidden-dim 512 --batch-size 128 "

@@ -17,6 +17,7 @@ docs/emoji_gan_comparison.json. Target (issue #14): hf-dgm's KID at most half th
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ from build_zoo import EMOJI, RECIPES, train_command  # noqa: E402
 
 
 def flag(recipe: str, name: str) -> str:
-    words = recipe.split()
+    words = shlex.split(recipe)
     return words[words.index(name) + 1]
 
 
@@ -92,6 +93,7 @@ def main():
         results = evaluation(folder, args.num_samples, args.device)
         rows[name] = {
             "recipe": recipe,
+            "protocol": results["protocol"],
             "metrics": {m["name"]: {k: m[k] for k in ("value", "std") if k in m} for m in results["metrics"]},
             "training_time_s": json.loads((folder / "training_args.json").read_text()).get("training_time_s"),
         }
@@ -104,7 +106,6 @@ def main():
     plain_kid, ours_kid = kid["plain pytorch/examples DCGAN"], kid["hf-dgm gan-emoji"]
     report = {
         "images_seen": images_seen["ours"],
-        "protocol": results["protocol"],
         "kid_ratio_ours_over_plain": round(ours_kid / plain_kid, 4) if plain_kid > 0 else None,
         "target": "hf-dgm's KID at most half the plain recipe's (ratio <= 0.5)",
         "recipes": rows,

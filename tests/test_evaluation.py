@@ -236,9 +236,7 @@ def test_mnist_cards_still_name_ylecun_mnist(tmp_path):
     _write_json(
         tmp_path / "eval_results.json", {"metrics": [{"name": "classifier-feature FID", "type": "fid", "value": 2.5}]}
     )
-    shipped = [
-        zoo_dir() / n for n in ZOO_MODELS if n != "mnist-classifier" and (zoo_dir() / n / "config.json").is_file()
-    ]
+    shipped = [zoo_dir() / n for n in ZOO_MODELS if n.endswith("-mnist") and (zoo_dir() / n / "config.json").is_file()]
     folders = [tmp_path, *shipped]
     for folder in folders:
         card = render_model_card(folder, repo_id=f"hf-dgm/{folder.name}")

@@ -1,6 +1,7 @@
-"""The shipped zoo: Hub-repo-shaped folders (config, weights, card, results; no code), at most 60 MB of weights."""
+"""The shipped zoo: Hub-repo-shaped folders (config, weights, card, results; no code), at most 75 MB of weights."""
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ SHIPPED = [name for name in ZOO_MODELS if (zoo_dir() / name / "config.json").is_
 
 
 def test_zoo_weights_fit_the_budget():
+    """What a clone carries: 54 MB for the MNIST models, and room for the emoji ones (the 64 px VAE is 12 MB)."""
     total = sum(p.stat().st_size for p in zoo_dir().rglob("*.safetensors"))
-    assert 0 < total <= 60_000_000, f"{total / 1e6:.1f} MB of weights in zoo/"
+    assert 0 < total <= 75_000_000, f"{total / 1e6:.1f} MB of weights in zoo/"
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n != "mnist-classifier"])
@@ -22,7 +24,11 @@ def test_generators_are_complete_and_carry_no_code(name):
     for fname in ("config.json", "model.safetensors", "README.md", "samples.png", "training_args.json"):
         assert (folder / fname).is_file(), f"{name} lacks {fname}"
     results = json.loads((folder / "eval_results.json").read_text())
-    assert results["metrics"] and "classifier-feature FID" in {m["name"] for m in results["metrics"]}
+    names = {m["name"] for m in results["metrics"]}
+    if results.get("feature_extractor", "").startswith("TF-Inception"):  # a colour model: the Inception protocol
+        assert any(n.startswith("Inception KID (") for n in names) and any("memorized share" in n for n in names)
+    else:
+        assert "classifier-feature FID" in names
     # the code for trust_remote_code is attached on upload (hf_dgm.remote_code), never kept in a folder
     assert not list(folder.glob("*.py")), f"zoo/{name} carries code"
     assert "auto_map" not in json.loads((folder / "config.json").read_text())
@@ -35,7 +41,7 @@ def _recipe_args(recipe: str, extra=()):
     from hf_dgm.training.gan import GANTrainingArguments
     from hf_dgm.training.vae import VAETrainingArguments
 
-    family, *flags = recipe.split()
+    family, *flags = shlex.split(recipe)
     cls = GANTrainingArguments if family == "gan" else VAETrainingArguments
     namespace = build_parser(cls, "recipe", "").parse_args([*flags, *extra])
     args = cls(**{f.name: getattr(namespace, f.name) for f in fields(cls)})

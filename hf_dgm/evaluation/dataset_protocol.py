@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 MAX_DEFAULT_SAMPLES = 10_000
 MEMORIZATION_QUANTILE = 0.01
 HALVES_SEED = 0
+IWAE_CHUNK = 100  # importance samples decoded per call
+IWAE_MAX_DECODED_VALUES = 2**25  # sub-pixels decoded per call (a 64x64 RGB VAE: 27 images x 100 samples)
 
 
 def training_record(model_dir) -> dict:
@@ -204,7 +206,11 @@ def likelihood_8bit(model, images, held_out: bool, k: int, seed: int, state_path
     x = images.images.float() / 255.0
     labels = images.labels if cfg.num_classes else None
     dims = cfg.num_channels * cfg.image_size**2 * math.log(2)
-    bound = iwae_log_likelihood(model, x, k=k, labels=labels, seed=seed, state_path=state_path, progress=progress)
+    chunk = min(k, IWAE_CHUNK)  # decoded at once: batch * chunk images, within IWAE_MAX_DECODED_VALUES
+    batch = max(1, min(100, IWAE_MAX_DECODED_VALUES // (chunk * x[0].numel())))
+    bound = iwae_log_likelihood(
+        model, x, k=k, labels=labels, batch_size=batch, chunk=chunk, seed=seed, state_path=state_path, progress=progress
+    )
     elbo = iwae_log_likelihood(model, x, k=1, labels=labels, seed=seed + 1, progress=False)
     which = f"{len(x)} held-out images" if held_out else f"{len(x)} training images (none held out)"
     return {
