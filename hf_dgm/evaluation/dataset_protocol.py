@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from ..families import family_of
 from . import metrics
 from .common import cached, generate_uint8, significant, tensor_hash
 
@@ -88,12 +89,13 @@ def real_images(cfg, model_dir, dataset, split, image_column, label_column, hold
     return images.select(kept), images.select(held_out), holdout_fraction
 
 
-def inception_features(extractor, images: torch.Tensor, what: str) -> torch.Tensor:
+def inception_features(extractor, images: torch.Tensor, what: str, progress: bool) -> torch.Tensor:
     """Features of uint8 images, cached on disk by their content and the network's weights."""
     from .inception import weights_hash
 
     key = [tensor_hash(images), "uint8->tf-bilinear-299->[-1,0.9921875]", weights_hash(extractor.weights)]
-    return cached(key, lambda: {"features": extractor(images, progress=f"Inception features: {what}")})["features"]
+    label = f"Inception features: {what}" if progress else None
+    return cached(key, lambda: {"features": extractor(images, progress=label)})["features"]
 
 
 def feature_metrics(name: str, fake, real, seed: int) -> list[dict]:
@@ -143,7 +145,7 @@ def evaluate_on_dataset(
     labels = real.labels[half_b] if cfg.num_classes else None
 
     extractor = InceptionFeatures(device=device)
-    real_features = inception_features(extractor, real.images, f"{len(real)} real images")
+    real_features = inception_features(extractor, real.images, f"{len(real)} real images", progress)
     start = time.time()
     fake, _ = generate_uint8(model, num, seed, labels=labels)
     fake_features = extractor(fake, progress=f"Inception features: {num} samples" if progress else None)
@@ -189,7 +191,7 @@ def evaluate_on_dataset(
         "inception_s_per_1000_images": significant(seconds_per_1000, 3),
         "metrics": results_metrics,
     }
-    if cfg.model_type == "hf_dgm_vae" and not skip_likelihood:
+    if family_of(cfg.model_type).has_likelihood and not skip_likelihood:
         images = held_out if held_out is not None else real
         results.update(likelihood_8bit(model, images, held_out is not None, iwae_k, seed, iwae_state_path, progress))
     return results
