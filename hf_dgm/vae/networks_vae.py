@@ -104,27 +104,35 @@ class MLPDecoder(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class ConvEncoder(nn.Module):
-    def __init__(self, cfg):
+class _Encoder(nn.Module):
+    """Shared by the convolutional encoders: their convolutions (`net`, `features` outputs), then, with the label
+    embedding of a conditional model, a ``hidden_dim`` layer and the posterior's mean and log-variance."""
+
+    def __init__(self, cfg, net: nn.Module, features: int):
         super().__init__()
-        initial_size, stages = conv_schedule(cfg.image_size)
-        channels, layers, in_ch = cfg.base_channels, [], cfg.num_channels
-        for _ in range(stages):  # each stage halves the size and doubles the channels
-            layers += [nn.Conv2d(in_ch, channels, 4, 2, 1), make_activation(cfg.activation)]
-            in_ch, channels = channels, channels * 2
-        self.net = nn.Sequential(*layers)
+        self.net = net
         self.label_embedding = nn.Embedding(cfg.num_classes, cfg.class_embed_dim) if cfg.num_classes else None
-        flat = in_ch * initial_size**2 + (cfg.class_embed_dim if cfg.num_classes else 0)
+        flat = features + (cfg.class_embed_dim if cfg.num_classes else 0)
         self.hidden = nn.Sequential(nn.Linear(flat, cfg.hidden_dim), make_activation(cfg.activation))
         self.mean = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
         self.logvar = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
 
     def forward(self, images: torch.Tensor, class_labels: torch.Tensor | None = None):
-        h = self.net(images).flatten(1)  # (N, ch * 2**(n-1) * s0 * s0)
+        h = self.net(images).flatten(1)  # (N, features)
         if self.label_embedding is not None:
             h = torch.cat([h, self.label_embedding(class_labels)], dim=1)
         h = self.hidden(h)  # (N, hidden_dim)
         return self.mean(h), self.logvar(h)  # (N, z), (N, z)
+
+
+class ConvEncoder(_Encoder):
+    def __init__(self, cfg):
+        initial_size, stages = conv_schedule(cfg.image_size)
+        channels, layers, in_ch = cfg.base_channels, [], cfg.num_channels
+        for _ in range(stages):  # each stage halves the size and doubles the channels
+            layers += [nn.Conv2d(in_ch, channels, 4, 2, 1), make_activation(cfg.activation)]
+            in_ch, channels = channels, channels * 2
+        super().__init__(cfg, nn.Sequential(*layers), in_ch * initial_size**2)
 
 
 class ConvDecoder(nn.Module):
@@ -183,23 +191,15 @@ def _stage_widths(cfg) -> tuple[int, list[int]]:
     return initial_size, [cfg.base_channels * 2**i for i in range(stages)]
 
 
-class ResidualEncoder(nn.Module):
+class ResidualEncoder(_Encoder):
     def __init__(self, cfg):
-        super().__init__()
         initial_size, widths = _stage_widths(cfg)
         layers, in_ch = [nn.Conv2d(cfg.num_channels, widths[0], 3, 1, 1)], widths[0]
         for width in widths:  # each stage: a residual block at its size, then halve the size
             layers += [ResidualBlock(in_ch, width, cfg.activation), nn.AvgPool2d(2)]
             in_ch = width
         layers += [make_activation(cfg.activation)]
-        self.net = nn.Sequential(*layers)
-        self.label_embedding = nn.Embedding(cfg.num_classes, cfg.class_embed_dim) if cfg.num_classes else None
-        flat = in_ch * initial_size**2 + (cfg.class_embed_dim if cfg.num_classes else 0)
-        self.hidden = nn.Sequential(nn.Linear(flat, cfg.hidden_dim), make_activation(cfg.activation))
-        self.mean = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
-        self.logvar = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
-
-    forward = ConvEncoder.forward
+        super().__init__(cfg, nn.Sequential(*layers), in_ch * initial_size**2)
 
 
 class ResidualDecoder(nn.Module):
