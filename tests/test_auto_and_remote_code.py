@@ -122,7 +122,9 @@ def test_trust_remote_code_without_hf_dgm(tmp_path, family):
         model = AutoModel.from_pretrained("model", trust_remote_code=True)
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
         out = {call}
-        assert torch.equal(out, load_file("expected.safetensors")["expected"]), "outputs differ"
+        expected = load_file("expected.safetensors")["expected"]
+        # the same networks and weights; across processes a CPU convolution has once differed in the last bits (CI)
+        assert torch.allclose(out, expected, rtol=0, atol=1e-5), f"outputs differ by {{(out - expected).abs().max()}}"
         print("ok", type(model).__name__)
     """)
     proc = run_python(code, cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""})
