@@ -135,32 +135,45 @@ class ConvEncoder(_Encoder):
         super().__init__(cfg, nn.Sequential(*layers), in_ch * initial_size**2)
 
 
-class ConvDecoder(nn.Module):
-    def __init__(self, cfg):
+class _Decoder(nn.Module):
+    """Shared by the convolutional decoders: the latent (with the label embedding of a conditional model) through a
+    ``hidden_dim`` layer to a map of `initial_shape`, then their convolutions (`build_net`, built after the linear
+    layers, in the order weights are initialised)."""
+
+    activate_initial_map = True  # an activation after the linear layers (a pre-activation block has its own)
+
+    def __init__(self, cfg, initial_shape: tuple[int, int, int]):
         super().__init__()
-        initial_size, stages = conv_schedule(cfg.image_size)
         self.label_embedding = nn.Embedding(cfg.num_classes, cfg.class_embed_dim) if cfg.num_classes else None
         in_dim = cfg.latent_dim + (cfg.class_embed_dim if cfg.num_classes else 0)
-        channels = cfg.base_channels * 2 ** (stages - 1)
-        self.initial_shape = (channels, initial_size, initial_size)
-        self.fc = nn.Sequential(
-            nn.Linear(in_dim, cfg.hidden_dim),
-            make_activation(cfg.activation),
-            nn.Linear(cfg.hidden_dim, math.prod(self.initial_shape)),
-            make_activation(cfg.activation),
-        )
-        layers = []
-        for _ in range(stages - 1):
-            layers += [nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1), make_activation(cfg.activation)]
-            channels //= 2
-        layers += [nn.ConvTranspose2d(channels, output_channels(cfg), 4, 2, 1)]
-        self.net = nn.Sequential(*layers)
+        self.initial_shape = initial_shape
+        layers = [nn.Linear(in_dim, cfg.hidden_dim), make_activation(cfg.activation)]
+        layers += [nn.Linear(cfg.hidden_dim, math.prod(initial_shape))]
+        self.fc = nn.Sequential(*layers, *([make_activation(cfg.activation)] if self.activate_initial_map else []))
+        self.net = self.build_net(cfg)
+
+    def build_net(self, cfg) -> nn.Module:
+        raise NotImplementedError
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
             latents = torch.cat([latents, self.label_embedding(class_labels)], dim=1)
-        h = self.fc(latents).view(-1, *self.initial_shape)  # (N, ch * 2**(n-1), s0, s0)
+        h = self.fc(latents).view(-1, *self.initial_shape)  # (N, initial_shape)
         return self.net(h)  # (N, C or 2C, H, W) decoder output
+
+
+class ConvDecoder(_Decoder):
+    def __init__(self, cfg):
+        initial_size, stages = conv_schedule(cfg.image_size)
+        super().__init__(cfg, (cfg.base_channels * 2 ** (stages - 1), initial_size, initial_size))
+
+    def build_net(self, cfg) -> nn.Module:
+        channels, layers = self.initial_shape[0], []
+        for _ in range(conv_schedule(cfg.image_size)[1] - 1):
+            layers += [nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1), make_activation(cfg.activation)]
+            channels //= 2
+        layers += [nn.ConvTranspose2d(channels, output_channels(cfg), 4, 2, 1)]
+        return nn.Sequential(*layers)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -202,26 +215,20 @@ class ResidualEncoder(_Encoder):
         super().__init__(cfg, nn.Sequential(*layers), in_ch * initial_size**2)
 
 
-class ResidualDecoder(nn.Module):
+class ResidualDecoder(_Decoder):
+    activate_initial_map = False
+
     def __init__(self, cfg):
-        super().__init__()
         initial_size, widths = _stage_widths(cfg)
-        self.label_embedding = nn.Embedding(cfg.num_classes, cfg.class_embed_dim) if cfg.num_classes else None
-        in_dim = cfg.latent_dim + (cfg.class_embed_dim if cfg.num_classes else 0)
-        self.initial_shape = (widths[-1], initial_size, initial_size)
-        self.fc = nn.Sequential(
-            nn.Linear(in_dim, cfg.hidden_dim),
-            make_activation(cfg.activation),
-            nn.Linear(cfg.hidden_dim, math.prod(self.initial_shape)),
-        )
-        layers, in_ch = [], widths[-1]
-        for width in reversed(widths):  # mirror of the encoder: double the size, then a residual block
+        super().__init__(cfg, (widths[-1], initial_size, initial_size))
+
+    def build_net(self, cfg) -> nn.Module:
+        layers, in_ch = [], self.initial_shape[0]
+        for width in reversed(_stage_widths(cfg)[1]):  # mirror of the encoder: double the size, then a residual block
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), ResidualBlock(in_ch, width, cfg.activation)]
             in_ch = width
         layers += [make_activation(cfg.activation), nn.Conv2d(in_ch, output_channels(cfg), 3, 1, 1)]
-        self.net = nn.Sequential(*layers)
-
-    forward = ConvDecoder.forward
+        return nn.Sequential(*layers)
 
 
 def _validate_mlp(cfg) -> None:
