@@ -190,7 +190,7 @@ def _add_evaluate_command(sub, formatter) -> None:
         formatter_class=formatter,
         description="MNIST models: the shipped classifier's features on the MNIST test set. Any other model or "
         "dataset: TF-Inception features against the dataset's real images (two halves give the real-data floor), "
-        "memorization, and for VAEs with the discretized logistic the held-out NLL in bits/dim. About 0.35 s per "
+        "memorization, and for VAEs with an 8-bit likelihood the held-out NLL in bits/dim. About 0.35 s per "
         "image per CPU core for the Inception features; the real images' features are cached.",
     )
     p.add_argument("model", help="model folder, zoo name or Hub repo id")

@@ -106,7 +106,7 @@ def test_every_flag_has_help_and_enumerations_offer_choices():
     assert set(train_gan["architecture"].choices) == {"mlp", "dcgan", "resnet"} and "hinge" in train_gan["loss"].choices
     assert train_gan["latent_dim"].help.startswith("Size of the latent")  # from GANConfig's docstring
     train_vae = {a.dest: a for a in parsers[-1]._actions}
-    assert set(train_vae["likelihood"].choices) == {"bernoulli", "gaussian", "discretized_logistic"}
+    assert set(train_vae["likelihood"].choices) == {"bernoulli", "gaussian", "discretized_logistic", "logistic_mixture"}
 
 
 def test_sample_refuses_a_config_larger_than_the_budget(tmp_path):

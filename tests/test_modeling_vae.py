@@ -218,3 +218,36 @@ def test_discretized_logistic_is_a_distribution_over_the_256_levels():
     out = model(x, generator=torch.Generator().manual_seed(0))
     assert out.sample.shape == (2, 3, 32, 32) and 0 <= out.sample.min() and out.sample.max() <= 1
     assert bits_per_dim(out.reconstruction_loss, model.config) > 0  # a discrete NLL is never negative
+
+
+def test_logistic_mixture_is_a_distribution_over_the_colours_of_a_pixel_and_its_mean_is_their_expectation():
+    """Two colour channels (the second coupled to the first), three components: the probabilities of all 256 x 256
+    colours sum to 1, and the decoded image is their expected colour."""
+    from types import SimpleNamespace
+
+    from hf_dgm.vae.networks_vae import decoder_mean, logistic_mixture_nll, output_channels
+
+    cfg = SimpleNamespace(likelihood="logistic_mixture", num_channels=2, num_mixtures=3)
+    assert output_channels(cfg) == 3 * (1 + 2 * 2 + 1)
+    output = torch.randn(1, output_channels(cfg), 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    output[:, 3:].view(3, 5)[:, :2] *= 0.5  # locations well inside [-1, 1], so the edge bins hold little mass
+    output[:, 3:].view(3, 5)[:, 2:4] = -3.0  # log-scales (then a coupling per component)
+    levels = torch.arange(256, dtype=torch.float64) / 255
+    colours = torch.cartesian_prod(levels, levels).view(-1, 2, 1, 1)  # every (first, second) channel pair
+    probs = torch.exp(-logistic_mixture_nll(output.expand(len(colours), -1, -1, -1), colours, 3))
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-6)
+    expected = (probs.view(-1, 1) * colours.view(-1, 2)).sum(0)
+    torch.testing.assert_close(decoder_mean(cfg, output).view(2), expected, atol=2e-3, rtol=0)
+
+
+def test_logistic_mixture_vae_reports_bits_per_dim():
+    from hf_dgm.vae.networks_vae import bits_per_dim
+
+    model = make(likelihood="logistic_mixture", num_mixtures=4, num_channels=3, image_size=32)
+    x = torch.randint(0, 256, (2, 3, 32, 32)).float() / 255
+    out = model(x, generator=torch.Generator().manual_seed(0))
+    assert model.decode(torch.zeros(1, model.config.latent_dim)).logits.shape == (1, 4 * 10, 32, 32)
+    assert out.sample.shape == (2, 3, 32, 32) and 0 <= out.sample.min() and out.sample.max() <= 1
+    assert bits_per_dim(out.reconstruction_loss, model.config) > 0
+    with pytest.raises(ValueError, match="num_mixtures=0"):
+        make(likelihood="logistic_mixture", num_mixtures=0)

@@ -211,6 +211,7 @@ def test_gan_options_train(tmp_path, options, expect, gan_baseline):
         ({"free_bits": 0.5, "kl_warmup_steps": 4, "lr_schedule": "cosine", "warmup_steps": 1}, ("kl_loss", "beta")),
         ({"architecture": "mlp", "conditional": True, "likelihood": "gaussian"}, ("loss",)),
         ({"likelihood": "discretized_logistic"}, ("bits_per_dim", "kl_loss")),
+        ({"likelihood": "logistic_mixture", "num_mixtures": 2}, ("bits_per_dim",)),
     ],
 )
 def test_vae_options_train(tmp_path, options, keys):

@@ -13,8 +13,8 @@
 * Memorization: the share of samples whose nearest real image (all of them, in Inception space, Euclidean) is
   closer than the 1st percentile of the real images' leave-one-out nearest-neighbour distances. A sampler of new
   images scores about 1 %; copies of training images score 100 %. The floor: A's first N against B.
-* Likelihood (VAEs with the discretized logistic): the importance-weighted bound (k samples) and the ELBO on the
-  held-out images, in bits per dimension: -log p(x) / (C * H * W * ln 2), comparable with lossless codecs.
+* Likelihood (VAEs with an 8-bit likelihood: the discretized logistic or the logistic mixture): the importance-weighted
+  bound (k samples) and the ELBO on the held-out images, in bits per dimension: -log p(x) / (C * H * W * ln 2), comparable with lossless codecs.
 """
 
 import json
@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ..families import family_of
+from ..vae.networks_vae import EIGHT_BIT_LIKELIHOODS, output_channels
 from . import metrics
 from .common import cached, generate_uint8, significant, tensor_hash
 
@@ -35,7 +36,7 @@ MAX_DEFAULT_SAMPLES = 10_000
 MEMORIZATION_QUANTILE = 0.01
 HALVES_SEED = 0
 IWAE_CHUNK = 100  # importance samples decoded per call
-IWAE_MAX_DECODED_VALUES = 2**25  # sub-pixels decoded per call (a 64x64 RGB VAE: 27 images x 100 samples)
+IWAE_MAX_DECODER_OUTPUTS = 2**26  # decoder output values per call (64x64 RGB, one logistic: 27 images x 100 samples)
 
 
 def training_record(model_dir) -> dict:
@@ -198,18 +199,18 @@ def evaluate_on_dataset(
 
 
 def likelihood_8bit(model, images, held_out: bool, k: int, seed: int, state_path, progress: bool) -> dict:
-    """The IWAE bound and the ELBO in bits per dimension on 8-bit images (discretized logistic VAEs only)."""
+    """The IWAE bound and the ELBO in bits per dimension on 8-bit images (VAEs with an 8-bit likelihood only)."""
     from .likelihood import iwae_log_likelihood
 
     cfg = model.config
-    if cfg.likelihood != "discretized_logistic":
+    if cfg.likelihood not in EIGHT_BIT_LIKELIHOODS:
         logger.warning("No NLL: the %s likelihood is not a probability of 8-bit images.", cfg.likelihood)
         return {"likelihood_protocol": f"no NLL: the {cfg.likelihood} likelihood is not a probability of 8-bit images"}
     x = images.images.float() / 255.0
     labels = images.labels if cfg.num_classes else None
     dims = cfg.num_channels * cfg.image_size**2 * math.log(2)
-    chunk = min(k, IWAE_CHUNK)  # decoded at once: batch * chunk images, within IWAE_MAX_DECODED_VALUES
-    batch = max(1, min(100, IWAE_MAX_DECODED_VALUES // (chunk * x[0].numel())))
+    chunk = min(k, IWAE_CHUNK)  # decoded at once: batch * chunk images, within IWAE_MAX_DECODER_OUTPUTS
+    batch = max(1, min(100, IWAE_MAX_DECODER_OUTPUTS // (chunk * output_channels(cfg) * cfg.image_size**2)))
     bound = iwae_log_likelihood(
         model, x, k=k, labels=labels, batch_size=batch, chunk=chunk, seed=seed, state_path=state_path, progress=progress
     )
@@ -217,7 +218,7 @@ def likelihood_8bit(model, images, held_out: bool, k: int, seed: int, state_path
     which = f"{len(x)} held-out images" if held_out else f"{len(x)} training images (none held out)"
     return {
         "likelihood_protocol": (
-            f"discretized logistic NLL on {which}, 8-bit levels, importance-weighted bound with k={k}; bits/dim = "
+            f"{cfg.likelihood.replace('_', ' ')} NLL on {which}, 8-bit levels, importance-weighted bound with k={k}; bits/dim = "
             f"nats / ({cfg.num_channels}*{cfg.image_size}*{cfg.image_size}*ln 2)"
         ),
         "likelihood_metrics": [

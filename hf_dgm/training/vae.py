@@ -20,7 +20,7 @@ from torch import nn
 from ..modeling_utils import randn
 from ..vae.configuration_vae import VAEConfig
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
-from ..vae.networks_vae import bits_per_dim
+from ..vae.networks_vae import EIGHT_BIT_LIKELIHOODS, bits_per_dim
 from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
 from .base import BaseTrainer, grad_norm
 
@@ -84,7 +84,7 @@ class VAEObjective(nn.Module):
             kl = kl_per_dim.sum()
             kl_term = kl_per_dim.clamp(min=free_bits).sum() if free_bits else kl
             out = {"loss": rec + beta * kl_term, "reconstruction_loss": rec, "kl_loss": kl, "elbo": -(rec + kl)}
-            if vae.config.likelihood == "discretized_logistic":  # exact for 8-bit data: the bound in bits/dim
+            if vae.config.likelihood in EIGHT_BIT_LIKELIHOODS:  # exact for 8-bit data: the bound in bits/dim
                 out["bits_per_dim"] = bits_per_dim(rec + kl, vae.config)
             return out
         k, b = iwae_samples, x.shape[0]

@@ -26,14 +26,17 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
             1 for grey images, 3 for RGB.
         likelihood (`str`, defaults to `"bernoulli"`):
             Decoder likelihood p(x | z): `"bernoulli"` (logits; exact NLL for binarized data, comparable with the
-            literature), `"gaussian"` (mean `sigmoid(output)`) or `"discretized_logistic"` (a location and a
+            literature), `"gaussian"` (mean `sigmoid(output)`), `"discretized_logistic"` (a location and a
             log-scale per sub-pixel, integrated over each 8-bit level: an exact NLL for 8-bit colour images, in bits
-            per dimension). The article used a tanh output with squared error, a fixed-variance Gaussian up to
+            per dimension) or `"logistic_mixture"` (a mixture of such logistics per pixel, each colour channel
+            depending linearly on the earlier ones, as in PixelCNN++; also exact, in bits per dimension). The article used a tanh output with squared error, a fixed-variance Gaussian up to
             constants.
         gaussian_variance (`str`, defaults to `"learned"`):
             `gaussian` only: `"learned"` (one log-scale per channel) or `"fixed"` (`gaussian_fixed_std`).
         gaussian_fixed_std (`float`, defaults to 0.1):
             Standard deviation of the fixed-variance Gaussian likelihood. Positive.
+        num_mixtures (`int`, defaults to 10):
+            `logistic_mixture` only: components of the mixture per pixel. Positive.
         num_classes (`int`, *optional*):
             `None` for an unconditional VAE, or N >= 2 for a conditional VAE (encoder and decoder both see a label
             embedding).
@@ -61,6 +64,7 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
     likelihood: str = "bernoulli"
     gaussian_variance: str = "learned"
     gaussian_fixed_std: float = 0.1
+    num_mixtures: int = 10
     num_classes: int | None = None
     class_embed_dim: int = 16
     base_channels: int = 32

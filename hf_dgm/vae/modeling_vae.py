@@ -72,10 +72,10 @@ class VAEDecoderOutput(ModelOutput):
     Args:
         sample (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`):
             Decoded images in [0, 1] (the likelihood's mean).
-        logits (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`, or
-            `2 * num_channels` channels for the discretized logistic):
-            Raw decoder outputs (Bernoulli logits, the Gaussian mean before the sigmoid, or the discretized
-            logistic's locations and log-scales).
+        logits (`torch.FloatTensor` of shape `(batch_size, output_channels, image_size, image_size)`):
+            Raw decoder outputs (`networks_vae.output_channels`): Bernoulli logits or the Gaussian mean before the
+            sigmoid (`num_channels`), the discretized logistic's locations and log-scales (`2 * num_channels`), or
+            the logistic mixture's parameters.
     """
 
     sample: torch.FloatTensor | None = None

@@ -14,8 +14,8 @@ Architectures (``ARCHITECTURES``; add one there, with its config fields and thei
   1x1 shortcut where the width changes; no normalisation, so the likelihood of an image does not depend on its
   batch): average pooling down in the encoder, nearest-neighbour upsampling in the decoder. For colour images.
 
-The decoder returns raw outputs ("logits"). Images are ``sigmoid(logits)`` for both likelihoods: the Bernoulli mean,
-or the Gaussian mean squashed into [0, 1].
+The decoder returns raw outputs ("logits"). Images are ``sigmoid(logits)`` for the Bernoulli and Gaussian likelihoods
+(their means in [0, 1]), and the mean of the 8-bit likelihoods (``EIGHT_BIT_LIKELIHOODS``) otherwise.
 """
 
 import math
@@ -37,20 +37,36 @@ from ..modeling_utils import (
     sample_latents,
 )
 
-LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
+LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "logistic_mixture")
+EIGHT_BIT_LIKELIHOODS = ("discretized_logistic", "logistic_mixture")  # exact probabilities of 8-bit images
 GAUSSIAN_VARIANCES = ("learned", "fixed")
 
 
+def _num_couplings(channels: int) -> int:
+    """Coefficients of the mixture's dependence of each sub-pixel on the earlier channels of its pixel."""
+    return channels * (channels - 1) // 2
+
+
 def output_channels(cfg) -> int:
-    """Channels of the decoder's output: one value per sub-pixel, or (mean, log-scale) for the discretized logistic."""
-    return 2 * cfg.num_channels if cfg.likelihood == "discretized_logistic" else cfg.num_channels
+    """Channels of the decoder's output: one value per sub-pixel; (location, log-scale) per sub-pixel for the
+    discretized logistic; per mixture component a logit, C locations, C log-scales and the couplings."""
+    channels = cfg.num_channels
+    if cfg.likelihood == "discretized_logistic":
+        return 2 * channels
+    if cfg.likelihood == "logistic_mixture":
+        return cfg.num_mixtures * (1 + 2 * channels + _num_couplings(channels))
+    return channels
 
 
 def decoder_mean(cfg, output: torch.Tensor) -> torch.Tensor:
-    """Decoder output -> images in [0, 1]: sigmoid(output) (Bernoulli mean, Gaussian mean), or for the discretized
-    logistic its location mapped from [-1, 1]."""
+    """Decoder output -> images in [0, 1]: sigmoid(output) (Bernoulli mean, Gaussian mean); for the discretized
+    logistic its location, for the mixture its mean, mapped from [-1, 1]."""
     if cfg.likelihood == "discretized_logistic":
         return ((output[:, : cfg.num_channels] + 1.0) / 2.0).clamp(0.0, 1.0)
+    if cfg.likelihood == "logistic_mixture":
+        logits, locations, _, couplings = mixture_parameters(output, cfg.num_channels, cfg.num_mixtures)
+        mean = (torch.softmax(logits, 1).unsqueeze(2) * coupled_locations(locations, couplings)).sum(1)
+        return ((mean + 1.0) / 2.0).clamp(0.0, 1.0)
     return torch.sigmoid(output)
 
 
@@ -263,6 +279,7 @@ def validate_vae_config(cfg) -> None:
     std = cfg.gaussian_fixed_std
     if not isinstance(std, (int, float)) or isinstance(std, bool) or not (std > 0 and math.isfinite(std)):
         raise ValueError(f"gaussian_fixed_std={std!r} is invalid: expected a positive finite number.")
+    check_positive_int("num_mixtures", cfg.num_mixtures)
     check_common_fields(cfg)
     ARCHITECTURES[cfg.architecture].validate(cfg)
 
@@ -314,9 +331,13 @@ def reconstruction_nll(cfg, logits: torch.Tensor, images: torch.Tensor, log_scal
       log-scale per sub-pixel, integrated over the level's bin (Salimans et al., 2017, PixelCNN++; a single logistic,
       no mixture). Exact for 8-bit images, so NLL / (C*H*W*ln 2) is in bits per dimension, comparable with lossless
       codecs. ``images`` must be levels k / 255.
+    * logistic_mixture: a mixture of ``num_mixtures`` such logistics per pixel, each colour channel's location
+      shifted by the earlier channels' values (PixelCNN++); exact for 8-bit images, like the single logistic.
     """
     if cfg.likelihood == "discretized_logistic":
         return discretized_logistic_nll(logits, images)
+    if cfg.likelihood == "logistic_mixture":
+        return logistic_mixture_nll(logits, images, cfg.num_mixtures)
     if cfg.likelihood == "bernoulli":
         nll = F.binary_cross_entropy_with_logits(logits, images, reduction="none")
     else:
@@ -329,14 +350,12 @@ def reconstruction_nll(cfg, logits: torch.Tensor, images: torch.Tensor, log_scal
     return nll.flatten(1).sum(1)
 
 
-def discretized_logistic_nll(output: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """-log P(x) in nats per image, shape (N,), for images (N, C, H, W) holding levels k / 255 and a decoder output
-    (N, 2C, H, W) of locations (in [-1, 1] units) and log-scales. The edge levels take the tails (x <= 0, x >= 255)."""
-    channels = images.shape[1]
-    x = images * 2.0 - 1.0  # levels at -1, -1 + 2/255, ..., 1: bins of half-width 1/255
-    mean, log_scale = output[:, :channels], output[:, channels:].clamp(min=-7.0)
+def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log P(x) per sub-pixel of levels x in [-1, 1] (k / 255 mapped to 2k / 255 - 1) under logistics of the given
+    locations and log-scales (same units), integrated over each level's bin; the edge levels take the tails."""
+    log_scale = log_scale.clamp(min=-7.0)
     inv_scale = torch.exp(-log_scale)
-    plus = inv_scale * (x - mean + 1.0 / 255.0)
+    plus = inv_scale * (x - mean + 1.0 / 255.0)  # bins of half-width 1/255
     minus = inv_scale * (x - mean - 1.0 / 255.0)
     log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus): the lowest level takes the left tail
     log_one_minus_cdf_minus = -F.softplus(minus)  # log(1 - sigmoid(minus)): the highest level takes the right tail
@@ -344,8 +363,49 @@ def discretized_logistic_nll(output: torch.Tensor, images: torch.Tensor) -> torc
     mid = inv_scale * (x - mean)
     log_pdf_mid = mid - log_scale - 2.0 * F.softplus(mid)  # where the bin's mass underflows: density x bin width
     log_bin = torch.where(cdf_delta > 1e-5, torch.log(cdf_delta.clamp(min=1e-12)), log_pdf_mid - math.log(127.5))
-    log_prob = torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_minus, log_bin))
+    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_minus, log_bin))
+
+
+def discretized_logistic_nll(output: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """-log P(x) in nats per image, shape (N,), for images (N, C, H, W) holding levels k / 255 and a decoder output
+    (N, 2C, H, W) of locations (in [-1, 1] units) and log-scales."""
+    channels = images.shape[1]
+    log_prob = discretized_logistic_log_prob(images * 2.0 - 1.0, output[:, :channels], output[:, channels:])
     return -log_prob.flatten(1).sum(1)
+
+
+def mixture_parameters(output: torch.Tensor, channels: int, num_mixtures: int):
+    """Decoder output (N, K * (1 + 2C + C(C-1)/2), H, W) -> the mixture's logits (N, K, H, W), locations and
+    log-scales (N, K, C, H, W) and couplings (N, K, C(C-1)/2, H, W) in (-1, 1)."""
+    n, _, height, width = output.shape
+    per_component = output[:, num_mixtures:].view(n, num_mixtures, -1, height, width)
+    locations, log_scales = per_component[:, :, :channels], per_component[:, :, channels : 2 * channels]
+    return output[:, :num_mixtures], locations, log_scales, torch.tanh(per_component[:, :, 2 * channels :])
+
+
+def coupled_locations(locations: torch.Tensor, couplings: torch.Tensor, values: torch.Tensor | None = None):
+    """Each channel's location plus its couplings times the earlier channels of the same pixel (PixelCNN++): the
+    observed `values` (N, 1, C, H, W) in [-1, 1], or, where None, those channels' own expected values (the mean)."""
+    coupled, index = [], 0
+    for channel in range(locations.shape[2]):
+        location = locations[:, :, channel]
+        for earlier in range(channel):
+            location = location + couplings[:, :, index] * (
+                coupled[earlier] if values is None else values[:, :, earlier]
+            )
+            index += 1
+        coupled.append(location)
+    return torch.stack(coupled, 2)
+
+
+def logistic_mixture_nll(output: torch.Tensor, images: torch.Tensor, num_mixtures: int) -> torch.Tensor:
+    """-log P(x) in nats per image, shape (N,), under a mixture of `num_mixtures` discretized logistics per pixel
+    whose colour channels depend linearly on the earlier ones (Salimans et al., 2017, PixelCNN++, without the
+    autoregression over pixels): images (N, C, H, W) of levels k / 255."""
+    x = (images * 2.0 - 1.0).unsqueeze(1)  # (N, 1, C, H, W)
+    logits, locations, log_scales, couplings = mixture_parameters(output, images.shape[1], num_mixtures)
+    log_prob = discretized_logistic_log_prob(x, coupled_locations(locations, couplings, x), log_scales).sum(2)
+    return -torch.logsumexp(log_prob + torch.log_softmax(logits, 1), 1).flatten(1).sum(1)
 
 
 def bits_per_dim(nll_nats: torch.Tensor, cfg) -> torch.Tensor:
