@@ -24,6 +24,17 @@ def _seed(text: str) -> int:
     return value
 
 
+def _holdout_fraction(text: str) -> float:
+    from .data import check_holdout_fraction
+
+    try:
+        value = float(text)
+        check_holdout_fraction(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in [0, 1)") from None
+    return value
+
+
 MAX_GRID_PIXELS = 100_000_000  # about 100 MB of uint8 grey (300 MB RGB): what one PNG grid may hold here
 
 
@@ -206,7 +217,7 @@ def _add_evaluate_command(sub, formatter) -> None:
     p.add_argument("--split", default=None, help="inception features: the real images' split; none: train")
     p.add_argument(
         "--holdout-fraction",
-        type=float,
+        type=_holdout_fraction,
         default=None,
         help="inception features: share of the split held out for the VAE NLL; none: the model's training record",
     )

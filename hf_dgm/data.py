@@ -74,10 +74,14 @@ class ImageTensorDataset:
 HOLDOUT_SEED = 0  # one fixed draw: the trainer and `hf-dgm evaluate` hold out the same images
 
 
+def check_holdout_fraction(fraction, name: str = "holdout fraction") -> None:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
+        raise ValueError(f"{name} {fraction!r} is invalid: expected a number in [0, 1).")
+
+
 def holdout_indices(num_images: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(kept, held out): sorted indices of a split, `fraction` of it held out at random with a fixed seed."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"holdout fraction {fraction!r} is invalid: expected a number in [0, 1).")
+    check_holdout_fraction(fraction)
     num_held_out = round(num_images * fraction)
     if fraction > 0 and not 0 < num_held_out < num_images:
         raise ValueError(f"holdout fraction {fraction} of {num_images} images holds out {num_held_out} of them.")
@@ -174,7 +178,7 @@ def convert_image(image: Image.Image, resolution: int, num_channels: int, notes:
 
 
 def load_image_tensors(
-    dataset: str = "ylecun/mnist",
+    dataset: str = MNIST_ID,
     split: str = "train",
     image_column: str = "image",
     label_column: str | None = "label",

@@ -61,6 +61,8 @@ def test_sample_bad_inputs(tmp_path, tiny_gan):
     assert proc.returncode == 2 and "not a positive int" in proc.stderr
     proc = hf_dgm("sample", "--seed", "-1")
     assert proc.returncode == 2 and "out of range" in proc.stderr
+    proc = hf_dgm("evaluate", str(tmp_path / "m"), "--holdout-fraction", "1")  # refused before any loading
+    assert proc.returncode == 2 and "'1' is not a number in [0, 1)" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_sample_output_files_and_limits(tmp_path, tiny_gan):

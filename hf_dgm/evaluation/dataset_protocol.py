@@ -55,13 +55,13 @@ def check_dataset_matches(cfg, dataset: str, split: str, image_column: str, trai
     unless the model was trained on it (converted then as in training, and logged)."""
     from ..data import _check_columns, _load_hf_dataset
 
+    if trained_on_it:
+        return
     ds = _load_hf_dataset(dataset, split)
     _check_columns(ds.column_names, image_column, None, dataset)
     image = ds[0][image_column]
     channels = 1 if image.mode in ("1", "L", "I", "F", "I;16") else 3
     if (image.width, image.height, channels) == (cfg.image_size, cfg.image_size, cfg.num_channels):
-        return
-    if trained_on_it:
         return
     raise ValueError(
         f"the model makes {cfg.image_size}x{cfg.image_size} images with {cfg.num_channels} channel(s) but dataset "

@@ -14,6 +14,8 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..data import MNIST_ID, check_holdout_fraction
+
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -34,7 +36,7 @@ class TrainingArguments:
         None, "start from this model folder instead of building one from the model flags", "model"
     )
     conditional: bool = arg(False, "condition on --label-column (num_classes: the labels' class count)", "model")
-    dataset: str = arg("ylecun/mnist", "Hub dataset id or local folder (parquet/arrow/imagefolder)", "data")
+    dataset: str = arg(MNIST_ID, "Hub dataset id or local folder (parquet/arrow/imagefolder)", "data")
     split: str = arg("train", "dataset split", "data")
     image_column: str = arg("image", "column holding the images", "data")
     label_column: str | None = arg("label", "column holding class labels ('none' for no labels)", "data")
@@ -113,8 +115,7 @@ class TrainingArguments:
                 )
         if (self.push_to_hub or self.hub_checkpoint_branch) and not self.hub_model_id:
             raise ValueError("--push-to-hub and --hub-checkpoint-branch need --hub-model-id (e.g. user/dcgan-mnist).")
-        if not 0.0 <= self.holdout_fraction < 1.0:
-            raise ValueError(f"--holdout-fraction {self.holdout_fraction!r} is invalid: expected a number in [0, 1).")
+        check_holdout_fraction(self.holdout_fraction, "--holdout-fraction")
         if self.warmup_steps < 0 or self.keep_checkpoints < 0:
             raise ValueError("--warmup-steps and --keep-checkpoints must be >= 0.")
 
