@@ -28,8 +28,9 @@ from build_zoo import EMOJI, RECIPES, train_command  # noqa: E402
 
 
 def flag(recipe: str, name: str) -> str:
+    """The value of a recipe's flag; where it is given twice, the last one, as argparse reads it."""
     words = shlex.split(recipe)
-    return words[words.index(name) + 1]
+    return words[len(words) - words[::-1].index(name)]
 
 
 def plain_recipe(ours: str, steps: int) -> str:

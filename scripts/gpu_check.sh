@@ -6,7 +6,7 @@
 # network. The ../shared/data/mnist beside this checkout does not travel either. So both come in .gpu_check/
 # (ignored by git, named in `carry`), made here once with:
 #
-#     bash scripts/gpu_check.sh --prepare      # wheels + MNIST parquet into .gpu_check/ (about 27 MB)
+#     bash scripts/gpu_check.sh --prepare      # wheels, MNIST and emoji parquet into .gpu_check/ (about 43 MB)
 #
 # and then run there with:
 #
@@ -15,6 +15,11 @@
 # or, for the zoo's recipe search (scripts/gpu_zoo.py):
 #
 #     run(command="DEADLINE_S=520 bash scripts/gpu_check.sh --zoo", carry=[".gpu_check"], timeout_s=570)
+#
+# or, for the emoji GAN at 64 px beside the plain DCGAN recipe (scripts/gpu_emoji.py; it reads no zoo weights, so
+# move zoo/*/model.safetensors out of the checkout for that call, or the tree is over the travel limit):
+#
+#     run(command="DEADLINE_S=420 bash scripts/gpu_check.sh --emoji", carry=[".gpu_check"], timeout_s=480)
 #
 # On the device it
 #   1. installs the carried wheels into /tmp/site and links the carried MNIST where the tests look for it,
@@ -39,12 +44,13 @@ if [[ "${1:-}" == "--prepare" ]]; then  # here, not on the device
   exclude=$(git rev-parse --git-path info/exclude)
   mkdir -p "$(dirname "$exclude")"
   grep -qxF '/.gpu_check/' "$exclude" 2>/dev/null || echo '/.gpu_check/' >>"$exclude"
-  rm -rf .gpu_check && mkdir -p .gpu_check/wheels .gpu_check/mnist
+  rm -rf .gpu_check && mkdir -p .gpu_check/wheels .gpu_check/mnist .gpu_check/emoji
   py=.venv/bin/python; [[ -x $py ]] || py=python3
   "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .gpu_check/wheels "${WHEELS[@]}"
   cp ../shared/data/mnist/*.parquet .gpu_check/mnist/
+  cp ../shared/data/emoji/*.parquet .gpu_check/emoji/
   tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
   carried=$(du -sb .gpu_check | cut -f1)
   echo "carried: $((carried / 1048576)) MiB; working tree: $((tree / 1048576)) MiB; limit 64 MiB together"
@@ -115,6 +121,13 @@ if [[ "${1:-}" == "--zoo" ]]; then
   [[ ${STATUS[0]} == "versions: ok"* ]] || { say "versions failed: not training"; exit 1; }
   step zoo $((DEADLINE - SECONDS)) python3 scripts/gpu_zoo.py --data "$DATA" --out "$OUT" \
     --train-s "${ZOO_TRAIN_S:-300}" --total-s $((DEADLINE - SECONDS - 15))
+  printf '%s\n' "${STATUS[@]}" | tee -a "$LOG"
+  exit "$FAILED"
+fi
+if [[ "${1:-}" == "--emoji" ]]; then
+  [[ ${STATUS[0]} == "versions: ok"* ]] || { say "versions failed: not training"; exit 1; }
+  step emoji $((DEADLINE - SECONDS)) python3 scripts/gpu_emoji.py --data "$PWD/.gpu_check/emoji" --out "$OUT" \
+    --train-s $((DEADLINE - SECONDS - 100)) --total-s $((DEADLINE - SECONDS - 10))
   printf '%s\n' "${STATUS[@]}" | tee -a "$LOG"
   exit "$FAILED"
 fi

@@ -1,0 +1,144 @@
+"""Train the emoji GAN at 64 px on a lent GPU, side by side with the plain pytorch/examples DCGAN recipe (the
+comparison of scripts/compare_emoji_gan.py, issue #14), and bring both back to be evaluated here.
+
+On the device (after `bash scripts/gpu_check.sh --prepare` here, which packs the wheels and the emoji data):
+
+    run(command="DEADLINE_S=420 bash scripts/gpu_check.sh --emoji", carry=[".gpu_check"], timeout_s=480)
+
+or anywhere with a GPU: `python scripts/gpu_emoji.py --data ../shared/data/emoji --out OUT [--train-s 300]`.
+
+* Both runs train at once on the one GPU: OURS (build_zoo.py's gan-emoji recipe at 64 px) and the plain recipe
+  built from it by compare_emoji_gan.py (widths 64, BCE, Adam 2e-4 with beta1 0.5, no EMA, no augmentation).
+* At --train-s both stop. Their learning rates are constant, so each is finalised at the last step X for which both
+  have a checkpoint, by resuming that checkpoint with --max-steps X: two folders of runs of X steps, which have seen
+  the same images.
+* Nothing is evaluated there: the TF-Inception weights (87 MB) do not travel. What comes back (at most 8 files of
+  16 MiB): each final folder as a tar in parts of at most 15 MiB, and logs.tar.gz.
+* Here: `python scripts/gpu_emoji.py --unpack FILES_AT` puts ours into zoo/gan-emoji and the plain run into
+  runs/compare-emoji/plain; then `python scripts/compare_emoji_gan.py` evaluates both (writing zoo/gan-emoji's
+  eval_results.json and card), and OURS becomes build_zoo.py's gan-emoji recipe (tests/test_zoo.py checks it).
+
+Sizes: ours is 64 px with widths 32 (3.0 M parameters with its EMA copy, 12 MB), the most the zoo's 75 MB weight
+budget leaves room for; widths 64 would be 47 MB. The plain run's folder is 26 MB.
+
+`--smoke` runs tiny settings on the CPU, to check the script before spending device time on it.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from build_zoo import EMOJI, RECIPES, ROOT, SHIPPED
+from compare_emoji_gan import plain_recipe
+from gpu_zoo import Run, log, stop
+
+GPU_FLAGS = (
+    "--image-size 64 --generator-channels 32 --discriminator-channels 32 --card-note 'Trained on a lent GPU at 64 px; "
+    "widths 32 keep it within the zoo budget. Conditional on the emoji group: the Space offers the group names, and "
+    "the projection discriminator learns from them.'"
+)
+OURS = f"{RECIPES['gan-emoji']} {GPU_FLAGS}"  # the recipe's later flags win
+MAX_STEPS = 200_000  # both run until --train-s, then are finalised at a common checkpoint
+PART_BYTES = 15 * 2**20
+FOLDERS = {"gan-emoji": Path("zoo/gan-emoji"), "plain": Path("runs/compare-emoji/plain")}  # where --unpack puts them
+
+
+def pack(folder: Path, name: str, out: Path) -> list[str]:
+    """folder's files (not its checkpoints) -> out/name.tar.000, .001, ... of at most PART_BYTES each."""
+    whole = out / f"{name}.tar"
+    with tarfile.open(whole, "w") as tar:
+        for fname in SHIPPED:
+            if (folder / fname).is_file():
+                tar.add(folder / fname, arcname=fname)
+    data, parts = whole.read_bytes(), []
+    whole.unlink()
+    for i in range(0, len(data), PART_BYTES):
+        part = out / f"{name}.tar.{i // PART_BYTES:03d}"
+        part.write_bytes(data[i : i + PART_BYTES])
+        parts.append(part.name)
+    return parts
+
+
+def unpack(files_at: Path, root: Path):
+    for name, folder in FOLDERS.items():
+        dest = root / folder
+        parts = sorted(files_at.glob(f"{name}.tar.[0-9][0-9][0-9]"))
+        if not parts:
+            sys.exit(f"no {name}.tar.* in {files_at}")
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            whole = Path(tmp) / f"{name}.tar"
+            whole.write_bytes(b"".join(p.read_bytes() for p in parts))
+            with tarfile.open(whole) as tar:
+                tar.extractall(dest, filter="data")
+        steps = json.loads((dest / "training_args.json").read_text())["steps"]
+        print(f"{name}: {len(parts)} part(s) -> {dest} ({steps} steps)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=EMOJI)
+    parser.add_argument("--out", default="gpu_emoji_out")
+    parser.add_argument("--runs", default="/tmp/gpu_emoji_runs")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--train-s", type=float, default=300)
+    parser.add_argument("--total-s", type=float, default=400, help="finalising and packing end before this")
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU")
+    parser.add_argument("--unpack", default=None, help="here, after the run: the folder the returned files are in")
+    parser.add_argument("--root", default=str(ROOT), help="--unpack: the checkout to unpack into")
+    args = parser.parse_args()
+    if args.unpack:
+        return unpack(Path(args.unpack), Path(args.root))
+    args.gan_max_steps = MAX_STEPS
+    if args.smoke:
+        args.device, args.checkpoint_every = "cpu", 2
+    t0 = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    recipes = {"gan-emoji": OURS, "plain": plain_recipe(OURS, MAX_STEPS)}
+    if args.smoke:  # widths 8 for both, so that the CPU gets a few checkpoints
+        recipes = {k: f"{v} --generator-channels 8 --discriminator-channels 8" for k, v in recipes.items()}
+    runs = {name: Run(name, recipe, args) for name, recipe in recipes.items()}
+    for r in runs.values():
+        r.start()
+    log(f"started {', '.join(runs)}")
+    while time.time() - t0 < args.train_s and all(r.proc.poll() is None for r in runs.values()):
+        time.sleep(2)
+    for r in runs.values():
+        stop(r.proc)
+        log(f"{r.name}: rc {r.proc.returncode}, checkpoints {sorted(r.checkpoints())[-3:]}")
+    common = set.intersection(*(set(r.checkpoints()) for r in runs.values()))
+    if not common:
+        sys.exit("no step with a checkpoint of both runs: a longer --train-s")
+    steps = max(common)
+    for r in runs.values():  # resume that very checkpoint, to a run of `steps` steps
+        r.start(["--max-steps", str(steps), "--resume-from", str(r.checkpoints()[steps].parent)])
+    returned = []
+    for r in runs.values():
+        try:
+            r.proc.wait(max(30, args.total_s - 20 - (time.time() - t0)))
+        except subprocess.TimeoutExpired:  # reported below, not returned
+            stop(r.proc)
+        if r.proc.returncode == 0 and (r.dir / "model.safetensors").is_file():
+            returned += pack(r.dir, r.name, out)
+        else:
+            log(f"{r.name}: not finalised (rc {r.proc.returncode})")
+    with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
+        for r in runs.values():
+            tar.add(r.dir.parent / f"{r.name}.log", arcname=f"{r.name}.log")
+            for fname in ("training_args.json", "samples.png"):
+                if (r.dir / fname).is_file():
+                    tar.add(r.dir / fname, arcname=f"{r.name}/{fname}")
+    summary = f"gpu_emoji: {time.time() - t0:.0f}s on {args.device}, both at {steps} steps; returned {returned}"
+    (out / "summary.txt").write_text(summary + "\n")
+    log(summary)
+
+
+if __name__ == "__main__":
+    main()
