@@ -43,7 +43,8 @@ COLOUR_RUNS = {
                            loss="hinge", diffaugment="color,translation,cutout", generator_channels=8,
                            discriminator_channels=8, latent_dim=16)),
     "vae-64": ("vae", dict(image_size=64, num_channels=3, architecture="resnet", likelihood="logistic_mixture",
-                           num_mixtures=2, base_channels=4, hidden_dim=16, latent_dim=8, holdout_fraction=0.25)),
+                           num_mixtures=2, pixel_context=3, pixel_context_channels=4, base_channels=4, hidden_dim=16,
+                           latent_dim=8, holdout_fraction=0.25)),
 }  # fmt: skip
 
 
@@ -91,7 +92,8 @@ def test_colour_model_trains_saves_samples_evaluates_and_cards(tmp_path, emoji_s
     if family == "vae":
         nll = metrics["NLL (IWAE bound, k=4, 9 held-out images) bits/dim"]["value"]
         assert 0 < nll <= metrics["negative ELBO (9 held-out images) bits/dim"]["value"] + 0.01
-        assert "logistic mixture NLL on 9 held-out images" in results["likelihood_protocol"]
+        assert "logistic mixture with a 3x3 pixel context" in results["likelihood_protocol"]
+        assert "NLL on 9 held-out images" in results["likelihood_protocol"]
     write_results(tmp_path, results)
     card = str(render_model_card(tmp_path, repo_id="someone/emoji-model"))
     assert "Inception KID (8 samples vs 8 real)" in card and "emoji_slice" in card

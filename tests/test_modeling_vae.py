@@ -170,6 +170,12 @@ def test_one_optimizer_step_no_nan(arch):
         ({"gaussian_fixed_std": 0.0}, "gaussian_fixed_std=0.0"),
         ({"num_classes": 0}, "num_classes=0"),
         ({"activation": "swish"}, "activation='swish'"),
+        ({"likelihood": "discretized_logistic", "pixel_context": 4}, "pixel_context=4 is invalid"),
+        ({"likelihood": "discretized_logistic", "pixel_context": 1}, "pixel_context=1 is invalid"),
+        ({"likelihood": "discretized_logistic", "pixel_context": True}, "pixel_context=True is invalid"),
+        ({"likelihood": "discretized_logistic", "pixel_context": "3"}, "pixel_context='3' is invalid"),
+        ({"pixel_context": 3}, "pixel_context=3 needs an 8-bit likelihood"),
+        ({"likelihood": "logistic_mixture", "pixel_context": 3, "pixel_context_channels": 0}, "channels=0"),
     ],
 )
 def test_invalid_config_values(overrides, needle):
@@ -251,3 +257,48 @@ def test_logistic_mixture_vae_reports_bits_per_dim():
     assert bits_per_dim(out.reconstruction_loss, model.config) > 0
     with pytest.raises(ValueError, match="num_mixtures=0"):
         make(likelihood="logistic_mixture", num_mixtures=0)
+
+
+def pixel_context_vae(**overrides):
+    """A colour VAE with a 5x5 pixel context whose last layer is random (a new one starts at zero: no effect)."""
+    model = make(
+        likelihood="logistic_mixture", num_mixtures=2, num_channels=3, image_size=12, pixel_context=5,
+        pixel_context_channels=8, **overrides,
+    )  # fmt: skip
+    torch.nn.init.normal_(model.decoder.pixel_context.mix[-1].weight, std=0.3)
+    return model.eval()
+
+
+def test_pixel_context_decodes_pixel_by_pixel_what_the_likelihood_sees_in_one_pass():
+    """Decoding is sequential, the likelihood one teacher-forced pass: given the decoded image, the one pass gives
+    every pixel the parameters it was decoded with, and a pixel depends only on the pixels before it in its window."""
+    model = pixel_context_vae()
+    latents = torch.randn(3, model.config.latent_dim, generator=torch.Generator().manual_seed(1))
+    decoded = model.decode(latents)
+    assert torch.equal(decoded.sample, torch.round(decoded.sample * 255) / 255)  # 8-bit levels, as the data
+    one_pass = model.likelihood_output(latents, None, decoded.sample)
+    torch.testing.assert_close(one_pass, decoded.logits, atol=1e-5, rtol=0)
+    changed = decoded.sample.clone()
+    changed[:, :, 5, 6] = 1.0 - changed[:, :, 5, 6]
+    moved = (model.likelihood_output(latents, None, changed) - one_pass).abs().amax((0, 1)) > 0  # (H, W)
+    window = torch.zeros(12, 12, dtype=torch.bool)
+    window[5, 7:9] = True  # the two pixels to the right, then the next two rows, two columns each side
+    window[6:8, 4:9] = True
+    assert torch.equal(moved, window)
+
+
+def test_a_pixel_context_added_to_a_trained_vae_starts_as_that_vae(tmp_path):
+    base = make(likelihood="logistic_mixture", num_mixtures=2, num_channels=3, image_size=12)
+    grown = base.with_pixel_context(3, 8)
+    assert grown.config.pixel_context == 3 and not grown.decoder.pixel_context.mix[-1].weight.any()
+    x = torch.randint(0, 256, (2, 3, 12, 12)).float() / 255
+    z = torch.randn(2, base.config.latent_dim)
+    torch.testing.assert_close(
+        grown.reconstruction_nll(grown.likelihood_output(z, None, x), x),
+        base.reconstruction_nll(base.likelihood_output(z, None, x), x),
+    )
+    with pytest.raises(ValueError, match="already has a pixel context"):
+        grown.with_pixel_context(3, 8)
+    grown.save_pretrained(tmp_path)
+    loaded = VAEModel.from_pretrained(tmp_path)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in grown.state_dict().items())

@@ -226,6 +226,17 @@ def test_vae_options_train(tmp_path, options, keys):
     assert isinstance(VAEModel.from_pretrained(tmp_path), VAEModel) and model.config.latent_dim == 4
 
 
+def test_init_from_a_trained_vae_with_a_pixel_context_grows_one_and_keeps_the_rest(tmp_path):
+    mixture = dict(likelihood="logistic_mixture", num_mixtures=2, max_steps=2)
+    base = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "base", **TINY_VAE, **mixture)))
+    args = dict(init_from=str(tmp_path / "base"), pixel_context=3, pixel_context_channels=4, max_steps=1, lr=0.0)
+    grown = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "grown", **args)))
+    assert grown.config.pixel_context == 3 and grown.config.latent_dim == 4
+    grown_weights = grown.state_dict()
+    assert all(torch.equal(v, grown_weights[k]) for k, v in base.state_dict().items())  # lr 0: nothing moved
+    assert VAEModel.from_pretrained(tmp_path / "grown").config.pixel_context == 3
+
+
 def test_dynamic_binarization_draws_fresh_bits(tmp_path):
     from hf_dgm.training.vae import VAETrainer
 

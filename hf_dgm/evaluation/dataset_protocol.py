@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..families import family_of
-from ..vae.networks_vae import EIGHT_BIT_LIKELIHOODS, output_channels
+from ..vae.networks_vae import EIGHT_BIT_LIKELIHOODS, output_channels, pixel_context_size
 from . import metrics
 from .common import cached, generate_uint8, significant, tensor_hash
 
@@ -216,9 +216,12 @@ def likelihood_8bit(model, images, held_out: bool, k: int, seed: int, state_path
     )
     elbo = iwae_log_likelihood(model, x, k=1, labels=labels, seed=seed + 1, progress=False)
     which = f"{len(x)} held-out images" if held_out else f"{len(x)} training images (none held out)"
+    size = pixel_context_size(cfg)
+    context = f" with a {size}x{size} pixel context (each pixel given the earlier ones)" if size else ""
     return {
         "likelihood_protocol": (
-            f"{cfg.likelihood.replace('_', ' ')} NLL on {which}, 8-bit levels, importance-weighted bound with k={k}; bits/dim = "
+            f"{cfg.likelihood.replace('_', ' ')}{context} NLL on {which}, 8-bit levels, importance-weighted bound with "
+            f"k={k}; bits/dim = "
             f"nats / ({cfg.num_channels}*{cfg.image_size}*{cfg.image_size}*ln 2)"
         ),
         "likelihood_metrics": [

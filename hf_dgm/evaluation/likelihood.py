@@ -30,8 +30,8 @@ def log_importance_weights(vae, x: torch.Tensor, num_samples: int, generator, la
     z = posterior.mean + posterior.std * eps.to(posterior.mean.device)  # (S, B, D)
     s, b = z.shape[:2]
     y = labels.repeat(s) if labels is not None else None
-    logits = vae.decoder(z.reshape(s * b, -1), y)
-    log_px = -vae.reconstruction_nll(logits, x.repeat(s, 1, 1, 1)).view(s, b)
+    x_s = x.repeat(s, 1, 1, 1)
+    log_px = -vae.reconstruction_nll(vae.likelihood_output(z.reshape(s * b, -1), y, x_s), x_s).view(s, b)
     log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
     return log_px + log_pz - posterior.log_prob(z)
 

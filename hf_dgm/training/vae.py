@@ -78,7 +78,7 @@ class VAEObjective(nn.Module):
         posterior = DiagonalGaussianDistribution(mean, logvar)
         if iwae_samples == 1:
             z = posterior.sample(generator)
-            logits = vae.decoder(z, labels)
+            logits = vae.likelihood_output(z, labels, x)
             rec = vae.reconstruction_nll(logits, x).mean()
             kl_per_dim = 0.5 * (posterior.mean.pow(2) + posterior.logvar.exp() - 1.0 - posterior.logvar).mean(0)
             kl = kl_per_dim.sum()
@@ -91,8 +91,8 @@ class VAEObjective(nn.Module):
         eps = randn((k, *mean.shape), generator=generator, device=mean.device).to(mean.dtype)
         z = posterior.mean + posterior.std * eps  # (k, B, z)
         y = labels.repeat(k) if labels is not None else None
-        logits = vae.decoder(z.reshape(k * b, -1), y)
-        log_px = -vae.reconstruction_nll(logits, x.repeat(k, 1, 1, 1)).view(k, b)
+        x_k = x.repeat(k, 1, 1, 1)
+        log_px = -vae.reconstruction_nll(vae.likelihood_output(z.reshape(k * b, -1), y, x_k), x_k).view(k, b)
         log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_w = log_px + log_pz - posterior.log_prob(z)  # (k, B)
         bound = torch.logsumexp(log_w, 0) - math.log(k)
@@ -106,10 +106,14 @@ class VAETrainer(BaseTrainer):
     postfix_keys = ("loss", "reconstruction_loss", "kl_loss")
 
     def build_model(self):
-        if self.args.init_from:
-            return VAEModel.from_pretrained(self.args.init_from)
-        num_classes = self.data.num_classes() if self.args.conditional else None
-        return VAEModel(self.args.model_config(num_classes))
+        a = self.args
+        if a.init_from:
+            model = VAEModel.from_pretrained(a.init_from)
+            if a.pixel_context and not model.config.pixel_context:  # the one model flag --init-from takes
+                model = model.with_pixel_context(a.pixel_context, a.pixel_context_channels)
+            return model
+        num_classes = self.data.num_classes() if a.conditional else None
+        return VAEModel(a.model_config(num_classes))
 
     def setup_optimizers(self):
         a = self.args

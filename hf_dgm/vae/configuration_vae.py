@@ -37,6 +37,13 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
             Standard deviation of the fixed-variance Gaussian likelihood. Positive.
         num_mixtures (`int`, defaults to 10):
             `logistic_mixture` only: components of the mixture per pixel. Positive.
+        pixel_context (`int`, defaults to 0):
+            0, or an odd window size k >= 3 (8-bit likelihoods only): each pixel's likelihood also depends on the
+            earlier pixels (raster order) in a k x k window around it, through a masked convolution and per-pixel
+            layers added to the decoder's output (PixelVAE, Gulrajani et al., 2017). The likelihood of an image
+            stays one pass; decoding becomes sequential, pixel by pixel (each pixel's mean given those before it).
+        pixel_context_channels (`int`, defaults to 64):
+            Width of the pixel context's layers. Positive.
         num_classes (`int`, *optional*):
             `None` for an unconditional VAE, or N >= 2 for a conditional VAE (encoder and decoder both see a label
             embedding).
@@ -65,6 +72,8 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
     gaussian_variance: str = "learned"
     gaussian_fixed_std: float = 0.1
     num_mixtures: int = 10
+    pixel_context: int = 0
+    pixel_context_channels: int = 64
     num_classes: int | None = None
     class_embed_dim: int = 16
     base_channels: int = 32

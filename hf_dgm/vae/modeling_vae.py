@@ -27,7 +27,14 @@ from ..modeling_utils import (
     sample_latents,
 )
 from .configuration_vae import VAEConfig
-from .networks_vae import build_decoder, build_encoder, decoder_mean, reconstruction_nll
+from .networks_vae import (
+    build_decoder,
+    build_encoder,
+    decode,
+    decoder_mean,
+    likelihood_output,
+    reconstruction_nll,
+)
 
 
 class DiagonalGaussianDistribution:
@@ -93,7 +100,8 @@ class VAEOutput(ModelOutput):
         kl_loss (`torch.FloatTensor` of shape `()`):
             KL(q(z | x) || p(z)), summed over latent dimensions, averaged over the batch.
         sample (`torch.FloatTensor` of shape `(batch_size, num_channels, image_size, image_size)`):
-            Reconstructions in [0, 1].
+            Reconstructions in [0, 1]: the likelihood's mean (with a pixel context, each pixel's given the true
+            pixels before it; `VAEPipeline.reconstruct` decodes pixel by pixel instead).
         latent_dist (`DiagonalGaussianDistribution`):
             The posterior q(z | x).
     """
@@ -124,6 +132,9 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
     def _init_weights(self, module: nn.Module):
         if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
             module.reset_parameters()  # PyTorch's defaults (Kaiming-uniform) suit the VAE
+            context = self.decoder.pixel_context
+            if context is not None and module is context.mix[-1]:
+                context.reset_last_layer()  # a new pixel context starts as the decoder without it
         elif module is self and self.log_scale is not None:
             nn.init.zeros_(self.log_scale)
 
@@ -132,6 +143,19 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         lo, hi = pixel_values.min().item(), pixel_values.max().item()
         if lo < 0.0 or hi > 1.0:
             raise ValueError(f"pixel_values span [{lo:.3g}, {hi:.3g}]; a VAE expects images in [0, 1].")
+
+    def with_pixel_context(self, size: int, channels: int) -> "VAEModel":
+        """A new VAE: this one with a pixel context of window `size` and width `channels` added to its decoder
+        (``VAEConfig.pixel_context``). Every other weight is kept, and the new layers start as the identity, so
+        training goes on from this model's likelihood (PixelVAE's context on a trained VAE)."""
+        if self.config.pixel_context:
+            raise ValueError(f"This VAE already has a pixel context (pixel_context={self.config.pixel_context}).")
+        config = VAEConfig(**{**self.config.to_dict(), "pixel_context": size, "pixel_context_channels": channels})
+        model = VAEModel(config).to(device=self.device, dtype=self.dtype)
+        missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+        if unexpected or any(not name.startswith("decoder.pixel_context.") for name in missing):
+            raise RuntimeError(f"Adding a pixel context changed other weights: {missing=}, {unexpected=}.")
+        return model
 
     @property
     def sampling_network(self) -> nn.Module:
@@ -147,12 +171,16 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         return VAEEncoderOutput(latent_dist=posterior) if return_dict else (posterior,)
 
     def decode(self, latents: torch.Tensor, class_labels=None, return_dict: bool = True):
-        """Latents (N, latent_dim) -> images in [0, 1] and the raw decoder logits."""
+        """Latents (N, latent_dim) -> images in [0, 1] (the likelihood's mean; pixel by pixel with a pixel context)
+        and the raw decoder logits (with a pixel context, each pixel's given the decoded pixels before it)."""
         check_latents(self.config, latents)
         labels = check_class_labels(self.config, class_labels, latents.shape[0], device=latents.device)
-        logits = self.decoder(latents, labels)  # (N, C, H, W)
-        sample = decoder_mean(self.config, logits)
+        sample, logits = decode(self.config, self.decoder, latents, labels)
         return VAEDecoderOutput(sample=sample, logits=logits) if return_dict else (sample, logits)
+
+    def likelihood_output(self, latents: torch.Tensor, labels, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The likelihood's parameters for `pixel_values` given `latents` (see `networks_vae.likelihood_output`)."""
+        return likelihood_output(self.decoder, latents, labels, pixel_values)
 
     def reconstruction_nll(self, logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
         """-log p(x | z) in nats summed over pixels, shape (N,) (see `networks_vae.reconstruction_nll`)."""
@@ -171,7 +199,7 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         mean, logvar = self.encoder(pixel_values, labels)
         posterior = DiagonalGaussianDistribution(mean, logvar)
         z = posterior.sample(generator) if sample_posterior else posterior.mode()  # (N, z)
-        logits = self.decoder(z, labels)  # (N, C, H, W)
+        logits = self.likelihood_output(z, labels, pixel_values)  # (N, output_channels, H, W)
         reconstruction_loss = self.reconstruction_nll(logits, pixel_values).mean()
         kl_loss = posterior.kl().mean()
         loss = reconstruction_loss + kl_loss

@@ -16,6 +16,12 @@ Architectures (``ARCHITECTURES``; add one there, with its config fields and thei
 
 The decoder returns raw outputs ("logits"). Images are ``sigmoid(logits)`` for the Bernoulli and Gaussian likelihoods
 (their means in [0, 1]), and the mean of the 8-bit likelihoods (``EIGHT_BIT_LIKELIHOODS``) otherwise.
+
+A decoder with a pixel context (``pixel_context`` = k > 0, 8-bit likelihoods only; PixelVAE, Gulrajani et al., 2017)
+also sees the image's earlier pixels in raster order: a k x k convolution masked to the pixels above and to the left,
+then per-pixel 1x1 layers that add to the decoder's output (``PixelContext``). The likelihood of an image is then
+computed in one pass given the image itself (``likelihood_output``); decoding is sequential, pixel by pixel, each
+pixel's mean given the decoded ones before it (``decode``).
 """
 
 import math
@@ -45,6 +51,11 @@ GAUSSIAN_VARIANCES = ("learned", "fixed")
 def _num_couplings(channels: int) -> int:
     """Coefficients of the mixture's dependence of each sub-pixel on the earlier channels of its pixel."""
     return channels * (channels - 1) // 2
+
+
+def pixel_context_size(cfg) -> int:
+    """The pixel context's window k (0: none). Configs saved before the field existed have none."""
+    return getattr(cfg, "pixel_context", 0)
 
 
 def output_channels(cfg) -> int:
@@ -108,6 +119,7 @@ class MLPDecoder(nn.Module):
             in_dim = width
         layers += [nn.Linear(in_dim, math.prod(self.output_shape))]
         self.net = nn.Sequential(*layers)
+        self.pixel_context = build_pixel_context(cfg)
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
@@ -167,6 +179,7 @@ class _Decoder(nn.Module):
         layers += [nn.Linear(cfg.hidden_dim, math.prod(initial_shape))]
         self.fc = nn.Sequential(*layers, *([make_activation(cfg.activation)] if self.activate_initial_map else []))
         self.net = self.build_net(cfg)
+        self.pixel_context = build_pixel_context(cfg)
 
     def build_net(self, cfg) -> nn.Module:
         raise NotImplementedError
@@ -247,6 +260,112 @@ class ResidualDecoder(_Decoder):
         return nn.Sequential(*layers)
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# Pixel context: each pixel's likelihood also given the earlier pixels (PixelVAE)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _causal_mask(kernel_size: int, like: torch.Tensor) -> torch.Tensor:
+    """(k, k) mask of the window's pixels before its centre in raster order: the rows above and, in the centre row,
+    the pixels to the left."""
+    mask = torch.ones(kernel_size, kernel_size, dtype=like.dtype, device=like.device)
+    centre = kernel_size // 2
+    mask[centre, centre:] = 0
+    mask[centre + 1 :] = 0
+    return mask
+
+
+class PixelContext(nn.Module):
+    """output + mix([masked_conv(x), output]): the earlier pixels of x (in [-1, 1]) in a k x k causal window, with
+    the decoder's output, through per-pixel 1x1 layers. The last layer starts at zero, so a pixel context added to a
+    trained decoder starts as that decoder."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        width, out = cfg.pixel_context_channels, output_channels(cfg)
+        self.kernel_size = pixel_context_size(cfg)
+        self.context = nn.Conv2d(cfg.num_channels, width, self.kernel_size, padding=self.kernel_size // 2)
+        self.mix = nn.Sequential(
+            make_activation(cfg.activation),
+            nn.Conv2d(width + out, width, 1),
+            make_activation(cfg.activation),
+            nn.Conv2d(width, out, 1),
+        )
+
+    @torch.no_grad()
+    def reset_last_layer(self) -> None:
+        self.mix[-1].weight.zero_()  # in-place, not nn.init, which transformers guards during post_init
+        self.mix[-1].bias.zero_()
+
+    def _masked_weight(self) -> torch.Tensor:
+        return self.context.weight * _causal_mask(self.kernel_size, self.context.weight)
+
+    def _add_context(self, output: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return output + self.mix(torch.cat([context, output], 1))
+
+    def forward(self, output: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Decoder output (N, O, H, W) and images (N, C, H, W) in [0, 1] -> each pixel's likelihood parameters given
+        the pixels before it (teacher forcing: one pass for the whole image)."""
+        pad = self.kernel_size // 2
+        context = F.conv2d(images * 2.0 - 1.0, self._masked_weight(), self.context.bias, padding=pad)
+        return self._add_context(output, context)
+
+    @torch.no_grad()
+    def decode(self, cfg, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel by pixel in raster order: each pixel's parameters given the pixels decoded before it, and its mean
+        (rounded to 8 bits, as the data are) -> (images (N, C, H, W) in [0, 1], parameters (N, O, H, W))."""
+        n, _, height, width = output.shape
+        k, pad = self.kernel_size, self.kernel_size // 2
+        weight = self._masked_weight()[:, :, : pad + 1]  # the rows below the centre are masked
+        # the decoded pixels in [-1, 1], zero-padded as the convolution pads: pad rows on top, pad columns each side
+        canvas = output.new_zeros(n, cfg.num_channels, height + pad, width + 2 * pad)
+        parameters = torch.empty_like(output)
+        for row in range(height):
+            for col in range(width):
+                window = canvas[:, :, row : row + pad + 1, col : col + k]
+                context = torch.einsum("nchw,ochw->no", window, weight) + self.context.bias
+                pixel = self._add_context(output[:, :, row : row + 1, col : col + 1], context[:, :, None, None])
+                parameters[:, :, row, col] = pixel[:, :, 0, 0]
+                value = torch.round(decoder_mean(cfg, pixel)[:, :, 0, 0] * 255.0) / 255.0
+                canvas[:, :, row + pad, col + pad] = value * 2.0 - 1.0
+        return (canvas[:, :, pad:, pad : pad + width] + 1.0) / 2.0, parameters
+
+
+def build_pixel_context(cfg) -> PixelContext | None:
+    return PixelContext(cfg) if pixel_context_size(cfg) else None
+
+
+def likelihood_output(decoder: nn.Module, latents: torch.Tensor, class_labels, images: torch.Tensor) -> torch.Tensor:
+    """The likelihood's parameters for ``images`` (N, C, H, W) in [0, 1] given their latents: the decoder's output,
+    each pixel's also given the earlier pixels of ``images`` where the decoder has a pixel context."""
+    output = decoder(latents, class_labels)
+    return output if decoder.pixel_context is None else decoder.pixel_context(output, images)
+
+
+def decode(cfg, decoder: nn.Module, latents: torch.Tensor, class_labels=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents -> (images (N, C, H, W) in [0, 1]: the likelihood's mean, the likelihood's parameters); with a pixel
+    context, decoded pixel by pixel (``PixelContext.decode``)."""
+    output = decoder(latents, class_labels)
+    if decoder.pixel_context is None:
+        return decoder_mean(cfg, output), output
+    return decoder.pixel_context.decode(cfg, output)
+
+
+def _validate_pixel_context(cfg) -> None:
+    size = pixel_context_size(cfg)
+    is_int = isinstance(size, int) and not isinstance(size, bool)
+    if not (is_int and (size == 0 or (size >= 3 and size % 2 == 1))):
+        raise ValueError(f"pixel_context={size!r} is invalid: expected 0 (none) or an odd window size >= 3.")
+    if size == 0:
+        return
+    if cfg.likelihood not in EIGHT_BIT_LIKELIHOODS:
+        raise ValueError(
+            f"pixel_context={size} needs an 8-bit likelihood (one of {EIGHT_BIT_LIKELIHOODS}), "
+            f"not likelihood={cfg.likelihood!r}."
+        )
+    check_positive_int("pixel_context_channels", cfg.pixel_context_channels)
+
+
 def _validate_mlp(cfg) -> None:
     check_dims("hidden_dims", cfg.hidden_dims)
 
@@ -280,6 +399,7 @@ def validate_vae_config(cfg) -> None:
     if not isinstance(std, (int, float)) or isinstance(std, bool) or not (std > 0 and math.isfinite(std)):
         raise ValueError(f"gaussian_fixed_std={std!r} is invalid: expected a positive finite number.")
     check_positive_int("num_mixtures", cfg.num_mixtures)
+    _validate_pixel_context(cfg)
     check_common_fields(cfg)
     ARCHITECTURES[cfg.architecture].validate(cfg)
 
@@ -311,8 +431,8 @@ def prior_latents(cfg, num_images: int, generator, temperature: float = 1.0) -> 
 
 
 def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None) -> torch.Tensor:
-    """Images (N, C, H, W) in [0, 1]: the decoder's likelihood mean."""
-    return decoder_mean(cfg, net(latents, class_labels))
+    """Images (N, C, H, W) in [0, 1]: the decoder's likelihood mean (``decode``)."""
+    return decode(cfg, net, latents, class_labels)[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
