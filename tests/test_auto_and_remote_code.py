@@ -93,10 +93,17 @@ def test_bundle_refuses_imports_it_cannot_resolve(tmp_path):
         bundle([tmp_path / "a.py"])
 
 
-@pytest.mark.parametrize("family", ["gan", "vae"])
+@pytest.mark.parametrize("family", ["gan", "vae", "vae-pixel-context"])
 def test_trust_remote_code_without_hf_dgm(tmp_path, family):
     torch.manual_seed(0)
-    if family == "gan":
+    if family == "vae-pixel-context":  # its likelihood (continuous: decoding rounds to 8 bits) with a live context
+        model = VAEModel(VAEConfig(**tiny_vae_kwargs(likelihood="logistic_mixture", num_mixtures=2, pixel_context=3)))
+        torch.nn.init.normal_(model.decoder.pixel_context.mix[-1].weight, std=0.3)
+        images = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)).mul(255).round().div(255)
+        expected = model(images, sample_posterior=False).loss.reshape(1).detach()
+        images = "torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)).mul(255).round().div(255)"
+        call = f"model({images}, sample_posterior=False).loss.reshape(1)"
+    elif family == "gan":
         model = GANModel(GANConfig(**tiny_gan_kwargs(use_ema=True, num_classes=10, spectral_norm=True)))
         expected = model.generate(4, generator=torch.Generator().manual_seed(0), class_labels=[0, 1, 2, 3]).sample
         call = "model.generate(4, generator=torch.Generator().manual_seed(0), class_labels=[0, 1, 2, 3]).sample"
@@ -129,7 +136,7 @@ def test_trust_remote_code_without_hf_dgm(tmp_path, family):
     """)
     proc = run_python(code, cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["ok", f"{family.upper()}Model"]
+    assert proc.stdout.split() == ["ok", f"{family.split('-')[0].upper()}Model"]
 
 
 def test_remote_code_checks_weights_too(tmp_path, tiny_vae):

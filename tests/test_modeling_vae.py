@@ -170,11 +170,11 @@ def test_one_optimizer_step_no_nan(arch):
         ({"gaussian_fixed_std": 0.0}, "gaussian_fixed_std=0.0"),
         ({"num_classes": 0}, "num_classes=0"),
         ({"activation": "swish"}, "activation='swish'"),
-        ({"likelihood": "discretized_logistic", "pixel_context": 4}, "pixel_context=4 is invalid"),
-        ({"likelihood": "discretized_logistic", "pixel_context": 1}, "pixel_context=1 is invalid"),
-        ({"likelihood": "discretized_logistic", "pixel_context": True}, "pixel_context=True is invalid"),
-        ({"likelihood": "discretized_logistic", "pixel_context": "3"}, "pixel_context='3' is invalid"),
-        ({"pixel_context": 3}, "pixel_context=3 needs an 8-bit likelihood"),
+        ({"likelihood": "logistic_mixture", "pixel_context": 4}, "pixel_context=4 is invalid"),
+        ({"likelihood": "logistic_mixture", "pixel_context": 1}, "pixel_context=1 is invalid"),
+        ({"likelihood": "logistic_mixture", "pixel_context": True}, "pixel_context=True is invalid"),
+        ({"likelihood": "logistic_mixture", "pixel_context": "3"}, "pixel_context='3' is invalid"),
+        ({"likelihood": "discretized_logistic", "pixel_context": 3}, "pixel_context=3 needs likelihood='logistic_m"),
         ({"likelihood": "logistic_mixture", "pixel_context": 3, "pixel_context_channels": 0}, "channels=0"),
     ],
 )
@@ -302,3 +302,27 @@ def test_a_pixel_context_added_to_a_trained_vae_starts_as_that_vae(tmp_path):
     grown.save_pretrained(tmp_path)
     loaded = VAEModel.from_pretrained(tmp_path)
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in grown.state_dict().items())
+
+
+def test_a_fully_gated_pixel_context_predicts_a_flat_colour_exactly_whatever_the_coupling():
+    """Gate 1 and all weight on the left neighbour: inside a flat region each component's coupled location is the
+    region's colour exactly (to float precision), although the decoder's locations and couplings are random."""
+    from hf_dgm.vae.networks_vae import NUM_PREDICTIONS, coupled_locations, mixture_parameters
+
+    model = make(likelihood="logistic_mixture", num_mixtures=2, num_channels=3, image_size=12, pixel_context=3)
+    context, k = model.decoder.pixel_context, 2
+    outputs = context.num_outputs
+    with torch.no_grad():
+        context.mix[-1].bias[outputs : outputs + k * NUM_PREDICTIONS].view(k, NUM_PREDICTIONS)[:, 0] = 30.0  # left
+        context.mix[-1].bias[outputs + k * NUM_PREDICTIONS :] = 5.0  # gate clamped to 1
+        context.mix[-1].bias[k:outputs].view(k, 9)[:, 6:] = 1.0  # couplings near tanh(1) (after C + C log-scales)
+    colours = torch.randint(0, 256, (2, 3, 1, 1)).float() / 255
+    images = colours.expand(2, 3, 12, 12)
+    output = model.likelihood_output(torch.randn(2, model.config.latent_dim), None, images)
+    _, locations, _, couplings = mixture_parameters(output, 3, k)
+    assert couplings.abs().min() > 0.5  # the coupling to the earlier channels is live
+    x = (images * 2 - 1).unsqueeze(1)
+    located = coupled_locations(locations, couplings, x)[..., 1:]  # every pixel with a left neighbour
+    torch.testing.assert_close(
+        located, x.expand_as(coupled_locations(locations, couplings, x))[..., 1:], atol=1e-6, rtol=0
+    )

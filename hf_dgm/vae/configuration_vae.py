@@ -38,9 +38,10 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
         num_mixtures (`int`, defaults to 10):
             `logistic_mixture` only: components of the mixture per pixel. Positive.
         pixel_context (`int`, defaults to 0):
-            0, or an odd window size k >= 3 (8-bit likelihoods only): each pixel's likelihood also depends on the
+            0, or an odd window size k >= 3 (`logistic_mixture` only): each pixel's likelihood also depends on the
             earlier pixels (raster order) in a k x k window around it, through a masked convolution and per-pixel
-            layers added to the decoder's output (PixelVAE, Gulrajani et al., 2017). The likelihood of an image
+            layers that adjust the decoder's output and pull each component towards a prediction from the nearest
+            earlier pixels (PixelVAE, Gulrajani et al., 2017; `networks_vae.PixelContext`). The likelihood of an image
             stays one pass; decoding becomes sequential, pixel by pixel (each pixel's mean given those before it).
         pixel_context_channels (`int`, defaults to 64):
             Width of the pixel context's layers. Positive.

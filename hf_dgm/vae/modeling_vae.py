@@ -134,7 +134,9 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
             module.reset_parameters()  # PyTorch's defaults (Kaiming-uniform) suit the VAE
             context = self.decoder.pixel_context
             if context is not None and module is context.mix[-1]:
-                context.reset_last_layer()  # a new pixel context starts as the decoder without it
+                # a new pixel context starts as the decoder without it; zeroed here, as its layer is initialised:
+                # transformers skips modules without parameters of their own, such as PixelContext itself
+                context.reset_last_layer()
         elif module is self and self.log_scale is not None:
             nn.init.zeros_(self.log_scale)
 

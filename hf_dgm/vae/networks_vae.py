@@ -17,9 +17,10 @@ Architectures (``ARCHITECTURES``; add one there, with its config fields and thei
 The decoder returns raw outputs ("logits"). Images are ``sigmoid(logits)`` for the Bernoulli and Gaussian likelihoods
 (their means in [0, 1]), and the mean of the 8-bit likelihoods (``EIGHT_BIT_LIKELIHOODS``) otherwise.
 
-A decoder with a pixel context (``pixel_context`` = k > 0, 8-bit likelihoods only; PixelVAE, Gulrajani et al., 2017)
+A decoder with a pixel context (``pixel_context`` = k > 0, the logistic mixture only; PixelVAE, Gulrajani et al., 2017)
 also sees the image's earlier pixels in raster order: a k x k convolution masked to the pixels above and to the left,
-then per-pixel 1x1 layers that add to the decoder's output (``PixelContext``). The likelihood of an image is then
+then per-pixel 1x1 layers that adjust the decoder's output and pull each component towards a prediction from the
+nearest earlier pixels (``PixelContext``). The likelihood of an image is then
 computed in one pass given the image itself (``likelihood_output``); decoding is sequential, pixel by pixel, each
 pixel's mean given the decoded ones before it (``decode``).
 """
@@ -275,40 +276,77 @@ def _causal_mask(kernel_size: int, like: torch.Tensor) -> torch.Tensor:
     return mask
 
 
+def _neighbour_predictions(left, above, above_left, above_right) -> torch.Tensor:
+    """The colours a pixel is predicted from, stacked in dim 1: its four nearest earlier pixels and the gradient
+    predictor left + above - above-left (clamped to [-1, 1]), which continues a linear ramp (as lossless codecs do)."""
+    return torch.stack([left, above, above_left, above_right, (left + above - above_left).clamp(-1.0, 1.0)], 1)
+
+
+NUM_PREDICTIONS = 5  # _neighbour_predictions
+
+
 class PixelContext(nn.Module):
-    """output + mix([masked_conv(x), output]): the earlier pixels of x (in [-1, 1]) in a k x k causal window, with
-    the decoder's output, through per-pixel 1x1 layers. The last layer starts at zero, so a pixel context added to a
-    trained decoder starts as that decoder."""
+    """Each pixel's mixture given the earlier pixels of x (in [-1, 1]): a k x k causal window through a masked
+    convolution, with the decoder's output, through per-pixel 1x1 layers that (a) add to the decoder's output and
+    (b) blend each component's location towards a prediction from the nearest earlier pixels (a softmax-weighted
+    choice among ``_neighbour_predictions``, by a gate in [0, 1]). At gate 1 a component's colour is that
+    prediction exactly wherever the pixel's earlier channels match theirs (the coupling acts on the differences), so
+    flat regions, copies and linear ramps cost little. The last layer starts at zero (gate 0), so a pixel context
+    added to a trained decoder starts as that decoder."""
 
     def __init__(self, cfg):
         super().__init__()
-        width, out = cfg.pixel_context_channels, output_channels(cfg)
-        self.kernel_size = pixel_context_size(cfg)
+        width, self.num_outputs = cfg.pixel_context_channels, output_channels(cfg)
+        self.kernel_size, self.num_channels, self.num_mixtures = (
+            pixel_context_size(cfg),
+            cfg.num_channels,
+            cfg.num_mixtures,
+        )
         self.context = nn.Conv2d(cfg.num_channels, width, self.kernel_size, padding=self.kernel_size // 2)
+        blend = cfg.num_mixtures * (NUM_PREDICTIONS + 1)  # per component: a weight per prediction, a gate
         self.mix = nn.Sequential(
             make_activation(cfg.activation),
-            nn.Conv2d(width + out, width, 1),
+            nn.Conv2d(width + self.num_outputs, width, 1),
             make_activation(cfg.activation),
-            nn.Conv2d(width, out, 1),
+            nn.Conv2d(width, self.num_outputs + blend, 1),
         )
 
-    @torch.no_grad()
     def reset_last_layer(self) -> None:
-        self.mix[-1].weight.zero_()  # in-place, not nn.init, which transformers guards during post_init
-        self.mix[-1].bias.zero_()
+        nn.init.zeros_(self.mix[-1].weight)
+        nn.init.zeros_(self.mix[-1].bias)
 
     def _masked_weight(self) -> torch.Tensor:
         return self.context.weight * _causal_mask(self.kernel_size, self.context.weight)
 
-    def _add_context(self, output: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return output + self.mix(torch.cat([context, output], 1))
+    def _likelihood_parameters(self, output: torch.Tensor, context: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
+        """Decoder output (N, O, h, w), window features (N, width, h, w) and ``_neighbour_predictions``
+        (N, NUM_PREDICTIONS, C, h, w) -> the mixture's parameters (N, O, h, w)."""
+        k, c, o = self.num_mixtures, self.num_channels, self.num_outputs
+        mixed = self.mix(torch.cat([context, output], 1))
+        parameters = output + mixed[:, :o]
+        n, _, height, width = parameters.shape
+        weights = torch.softmax(mixed[:, o : o + k * NUM_PREDICTIONS].view(n, k, NUM_PREDICTIONS, 1, height, width), 2)
+        gate = mixed[:, o + k * NUM_PREDICTIONS :].clamp(0.0, 1.0).view(n, k, 1, height, width)
+        _, locations, _, couplings = mixture_parameters(parameters, c, k)
+        predicted = (weights * predictions.unsqueeze(1)).sum(2)  # (N, K, C, h, w)
+        # the location that the coupling to the pixel's earlier channels turns into `predicted` where they match it
+        uncoupled = coupled_locations(predicted, -couplings, predicted)
+        per_component = parameters[:, k:].view(n, k, -1, height, width)
+        blended = torch.cat([locations + gate * (uncoupled - locations), per_component[:, :, c:]], 2)
+        return torch.cat([parameters[:, :k], blended.flatten(1, 2)], 1)
 
     def forward(self, output: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """Decoder output (N, O, H, W) and images (N, C, H, W) in [0, 1] -> each pixel's likelihood parameters given
         the pixels before it (teacher forcing: one pass for the whole image)."""
-        pad = self.kernel_size // 2
-        context = F.conv2d(images * 2.0 - 1.0, self._masked_weight(), self.context.bias, padding=pad)
-        return self._add_context(output, context)
+        x = images * 2.0 - 1.0
+        height, width = x.shape[-2:]
+        context = F.conv2d(x, self._masked_weight(), self.context.bias, padding=self.kernel_size // 2)
+        padded = F.pad(x, (1, 1, 1, 0))  # zeros, as the convolution pads: a row on top, a column each side
+        predictions = _neighbour_predictions(
+            padded[:, :, 1:, :width], padded[:, :, :height, 1 : width + 1], padded[:, :, :height, :width],
+            padded[:, :, :height, 2:],
+        )  # fmt: skip
+        return self._likelihood_parameters(output, context, predictions)
 
     @torch.no_grad()
     def decode(self, cfg, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,10 +362,19 @@ class PixelContext(nn.Module):
             for col in range(width):
                 window = canvas[:, :, row : row + pad + 1, col : col + k]
                 context = torch.einsum("nchw,ochw->no", window, weight) + self.context.bias
-                pixel = self._add_context(output[:, :, row : row + 1, col : col + 1], context[:, :, None, None])
+                r, c = row + pad, col + pad  # the pixel's place on the canvas
+                predictions = _neighbour_predictions(
+                    canvas[:, :, r, c - 1],
+                    canvas[:, :, r - 1, c],
+                    canvas[:, :, r - 1, c - 1],
+                    canvas[:, :, r - 1, c + 1],
+                )
+                pixel = self._likelihood_parameters(
+                    output[:, :, row : row + 1, col : col + 1], context[:, :, None, None], predictions[..., None, None]
+                )
                 parameters[:, :, row, col] = pixel[:, :, 0, 0]
                 value = torch.round(decoder_mean(cfg, pixel)[:, :, 0, 0] * 255.0) / 255.0
-                canvas[:, :, row + pad, col + pad] = value * 2.0 - 1.0
+                canvas[:, :, r, c] = value * 2.0 - 1.0
         return (canvas[:, :, pad:, pad : pad + width] + 1.0) / 2.0, parameters
 
 
@@ -358,11 +405,8 @@ def _validate_pixel_context(cfg) -> None:
         raise ValueError(f"pixel_context={size!r} is invalid: expected 0 (none) or an odd window size >= 3.")
     if size == 0:
         return
-    if cfg.likelihood not in EIGHT_BIT_LIKELIHOODS:
-        raise ValueError(
-            f"pixel_context={size} needs an 8-bit likelihood (one of {EIGHT_BIT_LIKELIHOODS}), "
-            f"not likelihood={cfg.likelihood!r}."
-        )
+    if cfg.likelihood != "logistic_mixture":
+        raise ValueError(f"pixel_context={size} needs likelihood='logistic_mixture', not {cfg.likelihood!r}.")
     check_positive_int("pixel_context_channels", cfg.pixel_context_channels)
 
 
