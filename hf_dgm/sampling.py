@@ -73,5 +73,6 @@ def sample_images(
     for start in range(0, num_images, SAMPLE_BATCH_SIZE):
         stop = min(start + SAMPLE_BATCH_SIZE, num_images)
         batch_labels = labels[start:stop] if labels is not None else None
-        out[start:stop] = to_uint8(family.networks.images_from_latents(cfg, net, latents[start:stop], batch_labels))
+        images = family.networks.images_from_latents(cfg, net, latents[start:stop], batch_labels, generator)
+        out[start:stop] = to_uint8(images)
     return out

@@ -246,6 +246,32 @@ def test_logistic_mixture_is_a_distribution_over_the_colours_of_a_pixel_and_its_
     torch.testing.assert_close(decoder_mean(cfg, output).view(2), expected, atol=2e-3, rtol=0)
 
 
+def test_drawing_from_the_logistic_mixture_follows_its_probabilities():
+    """400k draws of a two-channel pixel (the second coupled to the first) from three components: their colours'
+    frequencies are the mixture's probabilities within sampling noise (total variation 0.5 sum |f - p| about 0.06
+    over its ~2,600 likely colours; 0.03 at 1.6M draws), while draws that ignore the coupling are far off."""
+    from hf_dgm.vae.networks_vae import logistic_mixture_nll, sample_logistic_mixture
+
+    output = torch.randn(1, 18, 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    output[:, 3:].view(3, 5)[:, :2] *= 0.5
+    output[:, 3:].view(3, 5)[:, 2:4] = -3.0
+    levels = torch.arange(256, dtype=torch.float64) / 255
+    colours = torch.cartesian_prod(levels, levels).view(-1, 2, 1, 1)
+    probs = torch.exp(-logistic_mixture_nll(output.expand(len(colours), -1, -1, -1), colours, 3))
+    noise = torch.rand(400_000, 3, 1, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def total_variation(parameters):
+        drawn = sample_logistic_mixture(parameters.expand(len(noise), -1, -1, -1), 2, 3, noise)  # in [-1, 1]
+        index = ((drawn + 1) * 127.5).round().long().view(-1, 2)
+        frequencies = torch.bincount(index[:, 0] * 256 + index[:, 1], minlength=256 * 256).double() / len(noise)
+        return 0.5 * (frequencies - probs).abs().sum().item()
+
+    assert total_variation(output) < 0.08
+    uncoupled = output.clone()
+    uncoupled[:, 3:].view(3, 5)[:, 4] = 0.0
+    assert total_variation(uncoupled) > 0.2
+
+
 def test_logistic_mixture_vae_reports_bits_per_dim():
     from hf_dgm.vae.networks_vae import bits_per_dim
 
@@ -326,3 +352,18 @@ def test_a_fully_gated_pixel_context_predicts_a_flat_colour_exactly_whatever_the
     torch.testing.assert_close(
         located, x.expand_as(coupled_locations(locations, couplings, x))[..., 1:], atol=1e-6, rtol=0
     )
+
+
+def test_pixel_context_draws_the_same_images_whatever_the_batches():
+    """`hf-dgm sample` decodes in batches where the pipeline decodes all at once: one generator gives the same
+    images both ways; without one the draw is seeded, so the same latents give the same image."""
+    from hf_dgm.vae.networks_vae import decode
+
+    model = pixel_context_vae()
+    latents = torch.randn(5, model.config.latent_dim)
+    whole = decode(model.config, model.decoder, latents, generator=torch.Generator().manual_seed(3))[0]
+    generator = torch.Generator().manual_seed(3)
+    parts = [decode(model.config, model.decoder, part, generator=generator)[0] for part in (latents[:2], latents[2:])]
+    assert torch.equal(whole, torch.cat(parts))
+    assert torch.equal(model.decode(latents).sample, model.decode(latents).sample)
+    assert not torch.equal(whole, decode(model.config, model.decoder, latents, generator=torch.Generator())[0])

@@ -172,12 +172,13 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         posterior = DiagonalGaussianDistribution(mean, logvar)
         return VAEEncoderOutput(latent_dist=posterior) if return_dict else (posterior,)
 
-    def decode(self, latents: torch.Tensor, class_labels=None, return_dict: bool = True):
-        """Latents (N, latent_dim) -> images in [0, 1] (the likelihood's mean; pixel by pixel with a pixel context)
-        and the raw decoder logits (with a pixel context, each pixel's given the decoded pixels before it)."""
+    def decode(self, latents: torch.Tensor, class_labels=None, return_dict: bool = True, generator=None):
+        """Latents (N, latent_dim) -> images in [0, 1] and the raw decoder logits: the likelihood's mean, or with a
+        pixel context a draw from it, pixel by pixel (its uniforms from `generator`; without one, seeded with 0),
+        and each pixel's logits given the decoded pixels before it."""
         check_latents(self.config, latents)
         labels = check_class_labels(self.config, class_labels, latents.shape[0], device=latents.device)
-        sample, logits = decode(self.config, self.decoder, latents, labels)
+        sample, logits = decode(self.config, self.decoder, latents, labels, generator)
         return VAEDecoderOutput(sample=sample, logits=logits) if return_dict else (sample, logits)
 
     def likelihood_output(self, latents: torch.Tensor, labels, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -222,7 +223,8 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         temperature: float = 1.0,
         return_dict: bool = True,
     ):
-        """Decode prior samples z ~ N(0, temperature^2 I) into images in [0, 1], in eval mode."""
+        """Decode prior samples z ~ N(0, temperature^2 I) into images in [0, 1], in eval mode (with a pixel context,
+        `generator` also draws the pixels)."""
         if latents is None:
             check_batch_size(batch_size)
             check_temperature(temperature)
@@ -235,7 +237,7 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         was_training = self.training
         self.eval()
         try:
-            out = self.decode(latents, class_labels=class_labels)
+            out = self.decode(latents, class_labels=class_labels, generator=generator)
         finally:
             self.train(was_training)
         return VAEDecoderOutput(sample=out.sample, logits=out.logits) if return_dict else (out.sample, out.logits)

@@ -22,7 +22,7 @@ also sees the image's earlier pixels in raster order: a k x k convolution masked
 then per-pixel 1x1 layers that adjust the decoder's output and pull each component towards a prediction from the
 nearest earlier pixels (``PixelContext``). The likelihood of an image is then
 computed in one pass given the image itself (``likelihood_output``); decoding is sequential, pixel by pixel, each
-pixel's mean given the decoded ones before it (``decode``).
+pixel drawn from its mixture given the decoded ones before it (``decode``).
 """
 
 import math
@@ -318,7 +318,9 @@ class PixelContext(nn.Module):
     def _masked_weight(self) -> torch.Tensor:
         return self.context.weight * _causal_mask(self.kernel_size, self.context.weight)
 
-    def _likelihood_parameters(self, output: torch.Tensor, context: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
+    def _likelihood_parameters(
+        self, output: torch.Tensor, context: torch.Tensor, predictions: torch.Tensor
+    ) -> torch.Tensor:
         """Decoder output (N, O, h, w), window features (N, width, h, w) and ``_neighbour_predictions``
         (N, NUM_PREDICTIONS, C, h, w) -> the mixture's parameters (N, O, h, w)."""
         k, c, o = self.num_mixtures, self.num_channels, self.num_outputs
@@ -349,14 +351,21 @@ class PixelContext(nn.Module):
         return self._likelihood_parameters(output, context, predictions)
 
     @torch.no_grad()
-    def decode(self, cfg, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pixel by pixel in raster order: each pixel's parameters given the pixels decoded before it, and its mean
-        (rounded to 8 bits, as the data are) -> (images (N, C, H, W) in [0, 1], parameters (N, O, H, W))."""
-        n, _, height, width = output.shape
+    def decode(self, cfg, output: torch.Tensor, generator: torch.Generator | None = None):
+        """Pixel by pixel in raster order: each pixel's parameters given the pixels decoded before it, and a draw from
+        its mixture (``sample_logistic_mixture``) -> (images (N, C, H, W) in [0, 1] on the 8-bit levels, parameters
+        (N, O, H, W)). The uniforms behind the draws come from `generator`, all at once, image by image (so a batch
+        split in two draws the same images), or, without one, from a generator seeded with 0: the same latents then
+        always give the same image. (Each pixel's mean instead would rarely leave the background: copying the
+        pixel to the left is the likeliest colour almost everywhere.)"""
+        n, channels, (height, width) = output.shape[0], cfg.num_channels, output.shape[-2:]
         k, pad = self.kernel_size, self.kernel_size // 2
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        noise = torch.rand((n, 1 + channels, height, width), generator=generator, device=generator.device)
+        noise = noise.to(device=output.device, dtype=output.dtype)
         weight = self._masked_weight()[:, :, : pad + 1]  # the rows below the centre are masked
         # the decoded pixels in [-1, 1], zero-padded as the convolution pads: pad rows on top, pad columns each side
-        canvas = output.new_zeros(n, cfg.num_channels, height + pad, width + 2 * pad)
+        canvas = output.new_zeros(n, channels, height + pad, width + 2 * pad)
         parameters = torch.empty_like(output)
         for row in range(height):
             for col in range(width):
@@ -373,9 +382,11 @@ class PixelContext(nn.Module):
                     output[:, :, row : row + 1, col : col + 1], context[:, :, None, None], predictions[..., None, None]
                 )
                 parameters[:, :, row, col] = pixel[:, :, 0, 0]
-                value = torch.round(decoder_mean(cfg, pixel)[:, :, 0, 0] * 255.0) / 255.0
-                canvas[:, :, r, c] = value * 2.0 - 1.0
-        return (canvas[:, :, pad:, pad : pad + width] + 1.0) / 2.0, parameters
+                drawn = sample_logistic_mixture(
+                    pixel, channels, self.num_mixtures, noise[:, :, row : row + 1, col : col + 1]
+                )
+                canvas[:, :, r, c] = drawn[:, :, 0, 0]
+        return torch.round((canvas[:, :, pad:, pad : pad + width] + 1.0) * 127.5) / 255.0, parameters
 
 
 def build_pixel_context(cfg) -> PixelContext | None:
@@ -389,13 +400,13 @@ def likelihood_output(decoder: nn.Module, latents: torch.Tensor, class_labels, i
     return output if decoder.pixel_context is None else decoder.pixel_context(output, images)
 
 
-def decode(cfg, decoder: nn.Module, latents: torch.Tensor, class_labels=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents -> (images (N, C, H, W) in [0, 1]: the likelihood's mean, the likelihood's parameters); with a pixel
-    context, decoded pixel by pixel (``PixelContext.decode``)."""
+def decode(cfg, decoder: nn.Module, latents: torch.Tensor, class_labels=None, generator=None):
+    """Latents -> (images (N, C, H, W) in [0, 1], the likelihood's parameters): the likelihood's mean, or with a
+    pixel context a draw, pixel by pixel (``PixelContext.decode``, whose uniforms come from `generator`)."""
     output = decoder(latents, class_labels)
     if decoder.pixel_context is None:
         return decoder_mean(cfg, output), output
-    return decoder.pixel_context.decode(cfg, output)
+    return decoder.pixel_context.decode(cfg, output, generator)
 
 
 def _validate_pixel_context(cfg) -> None:
@@ -474,9 +485,9 @@ def prior_latents(cfg, num_images: int, generator, temperature: float = 1.0) -> 
     return sample_latents(cfg, num_images, generator, temperature=temperature)
 
 
-def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None) -> torch.Tensor:
-    """Images (N, C, H, W) in [0, 1]: the decoder's likelihood mean (``decode``)."""
-    return decode(cfg, net, latents, class_labels)[0]
+def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None, generator=None) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1], as VAEPipeline decodes them (``decode``)."""
+    return decode(cfg, net, latents, class_labels, generator)[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -570,6 +581,32 @@ def logistic_mixture_nll(output: torch.Tensor, images: torch.Tensor, num_mixture
     logits, locations, log_scales, couplings = mixture_parameters(output, images.shape[1], num_mixtures)
     log_prob = discretized_logistic_log_prob(x, coupled_locations(locations, couplings, x), log_scales).sum(2)
     return -torch.logsumexp(log_prob + torch.log_softmax(logits, 1), 1).flatten(1).sum(1)
+
+
+def sample_logistic_mixture(output: torch.Tensor, channels: int, num_mixtures: int, noise: torch.Tensor):
+    """A draw from the mixture of each pixel, by inversion of uniforms ``noise`` (N, 1 + C, H, W) in (0, 1): the
+    first picks the component, the others each channel's logistic, whose location is coupled to the channel values
+    drawn before it; clamped to [-1, 1] and rounded to the 8-bit levels -> (N, C, H, W) in [-1, 1]."""
+    logits, locations, log_scales, couplings = mixture_parameters(output, channels, num_mixtures)
+    cumulative = torch.softmax(logits, 1).cumsum(1)  # (N, K, H, W)
+    component = (noise[:, :1] > cumulative).sum(1, keepdim=True).clamp(max=num_mixtures - 1)  # (N, 1, H, W)
+
+    def chosen(values):  # (N, K, D, H, W) -> the chosen component's (N, D, H, W)
+        index = component.unsqueeze(2).expand(-1, 1, values.shape[2], -1, -1)
+        return values.gather(1, index).squeeze(1)
+
+    location, log_scale, coupling = chosen(locations), chosen(log_scales).clamp(min=-7.0), chosen(couplings)
+    uniform = noise[:, 1:].clamp(1e-5, 1.0 - 1e-5)
+    drawn, index = [], 0
+    for channel in range(channels):
+        mean = location[:, channel]
+        for earlier in range(channel):
+            mean = mean + coupling[:, index] * drawn[earlier]
+            index += 1
+        logistic = torch.log(uniform[:, channel]) - torch.log1p(-uniform[:, channel])
+        value = (mean + torch.exp(log_scale[:, channel]) * logistic).clamp(-1.0, 1.0)
+        drawn.append(torch.round((value + 1.0) * 127.5) / 127.5 - 1.0)
+    return torch.stack(drawn, 1)
 
 
 def bits_per_dim(nll_nats: torch.Tensor, cfg) -> torch.Tensor:
