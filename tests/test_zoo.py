@@ -84,10 +84,17 @@ def test_shipped_models_were_trained_with_their_recipe(name):
     run = json.loads((zoo_dir() / name / "training_args.json").read_text())
     # the config as it loads: a field newer than the saved file (e.g. num_mixtures) takes its default
     config = family_of_folder(zoo_dir() / name).config_class.from_pretrained(zoo_dir() / name).to_dict()
-    recipe, model_fields = _recipe_args(build_zoo.RECIPES[name], build_zoo.COMMON)
+    first_stage = build_zoo.INIT_FROM.get(name)
+    init_from = ["--init-from", first_stage] if first_stage else []
+    recipe, model_fields = _recipe_args(build_zoo.RECIPES[name], [*build_zoo.COMMON, *init_from])
+    model_recipe = recipe
+    if first_stage:  # a second stage: the first stage's model, with this stage's model flags on top
+        flags = build_zoo.RECIPES[name].split(" ", 1)[1]
+        model_recipe, _ = _recipe_args(f"{build_zoo.RECIPES[first_stage]} {flags}")
+        assert run["init_from"].endswith(first_stage)
     assert run["steps"] == recipe["max_steps"]
     recipe["streaming"] = recipe["streaming"] or False  # None: decided from the dataset's size (MNIST fits)
-    differ = {k: (config[k], recipe[k]) for k in model_fields if config[k] != recipe[k]}
+    differ = {k: (config[k], model_recipe[k]) for k in model_fields if config[k] != model_recipe[k]}
     ignored = RESUMABLE_CHANGES | {"dataset"} | set(model_fields)
     differ |= {k: (run[k], v) for k, v in recipe.items() if k in run and k not in ignored and run[k] != v}
     assert not differ, f"zoo/{name} vs build_zoo.py's recipe (run, recipe): {differ}"
