@@ -20,9 +20,9 @@ The decoder returns raw outputs ("logits"). Images are ``sigmoid(logits)`` for t
 A decoder with a pixel context (``pixel_context`` = k > 0, the logistic mixture only; PixelVAE, Gulrajani et al., 2017)
 also sees the image's earlier pixels in raster order: a k x k convolution masked to the pixels above and to the left,
 then per-pixel 1x1 layers that adjust the decoder's output and pull each component towards a prediction from the
-nearest earlier pixels (``PixelContext``). The likelihood of an image is then
-computed in one pass given the image itself (``likelihood_output``); decoding is sequential, pixel by pixel, each
-pixel drawn from its mixture given the decoded ones before it (``decode``).
+nearest earlier pixels (``PixelContext``). The likelihood of an image is then computed in one pass given the image
+itself (``likelihood_output``); decoding is sequential, pixel by pixel, each pixel drawn from its mixture given the
+decoded ones before it (``decode``).
 """
 
 import math
@@ -297,11 +297,8 @@ class PixelContext(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         width, self.num_outputs = cfg.pixel_context_channels, output_channels(cfg)
-        self.kernel_size, self.num_channels, self.num_mixtures = (
-            pixel_context_size(cfg),
-            cfg.num_channels,
-            cfg.num_mixtures,
-        )
+        self.kernel_size = pixel_context_size(cfg)
+        self.num_channels, self.num_mixtures = cfg.num_channels, cfg.num_mixtures
         self.context = nn.Conv2d(cfg.num_channels, width, self.kernel_size, padding=self.kernel_size // 2)
         blend = cfg.num_mixtures * (NUM_PREDICTIONS + 1)  # per component: a weight per prediction, a gate
         self.mix = nn.Sequential(
@@ -351,14 +348,14 @@ class PixelContext(nn.Module):
         return self._likelihood_parameters(output, context, predictions)
 
     @torch.no_grad()
-    def decode(self, cfg, output: torch.Tensor, generator: torch.Generator | None = None):
+    def decode(self, output: torch.Tensor, generator: torch.Generator | None = None):
         """Pixel by pixel in raster order: each pixel's parameters given the pixels decoded before it, and a draw from
         its mixture (``sample_logistic_mixture``) -> (images (N, C, H, W) in [0, 1] on the 8-bit levels, parameters
         (N, O, H, W)). The uniforms behind the draws come from `generator`, all at once, image by image (so a batch
         split in two draws the same images), or, without one, from a generator seeded with 0: the same latents then
         always give the same image. (Each pixel's mean instead would rarely leave the background: copying the
         pixel to the left is the likeliest colour almost everywhere.)"""
-        n, channels, (height, width) = output.shape[0], cfg.num_channels, output.shape[-2:]
+        n, channels, (height, width) = output.shape[0], self.num_channels, output.shape[-2:]
         k, pad = self.kernel_size, self.kernel_size // 2
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         noise = torch.rand((n, 1 + channels, height, width), generator=generator, device=generator.device)
@@ -406,7 +403,7 @@ def decode(cfg, decoder: nn.Module, latents: torch.Tensor, class_labels=None, ge
     output = decoder(latents, class_labels)
     if decoder.pixel_context is None:
         return decoder_mean(cfg, output), output
-    return decoder.pixel_context.decode(cfg, output, generator)
+    return decoder.pixel_context.decode(output, generator)
 
 
 def _validate_pixel_context(cfg) -> None:
