@@ -89,6 +89,7 @@ def test_colour_model_trains_saves_samples_evaluates_and_cards(tmp_path, emoji_s
     )
     assert 0 <= metrics[f"memorized share (8 samples vs {num_real} real)"]["value"] <= 1
     assert "1% quantile" in results["memorization_protocol"]
+    assert results["sampling_s_per_1000_images"] > 0 and results["inception_s_per_1000_images"] > 0
     if family == "vae":
         nll = metrics["NLL (IWAE bound, k=4, 9 held-out images) bits/dim"]["value"]
         assert 0 < nll <= metrics["negative ELBO (9 held-out images) bits/dim"]["value"] + 0.01
