@@ -356,7 +356,13 @@ class HfDgmModelMixin:
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         with quiet_progress_bars():
-            return super().save_pretrained(save_directory, *args, **kwargs)
+            out = super().save_pretrained(save_directory, *args, **kwargs)
+        # safetensors >= 0.8 writes through a temporary file created 0600 (safetensors#782), so weights saved for a
+        # Space, a container or a colleague were readable by their owner only: give them the mode config.json has
+        mode = 0o666 & ~current_umask()
+        for weights in Path(save_directory).glob("*.safetensors"):
+            os.chmod(weights, mode)
+        return out
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Push config, weights, hf-dgm's model card and the code for trust_remote_code. Where hf-dgm is not
@@ -366,6 +372,12 @@ class HfDgmModelMixin:
         except ImportError:
             return super().push_to_hub(repo_id, **kwargs)
         return push_model_to_hub(self, repo_id, **kwargs)
+
+
+def current_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it back at once
+    os.umask(mask)
+    return mask
 
 
 def count_parameters(shapes: dict) -> int:

@@ -34,6 +34,8 @@ def test_config_json_round_trip(tmp_path, name):
 def test_saved_folder_is_config_and_safetensors_only(tmp_path, name):
     make(name).save_pretrained(tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {"config.json", "model.safetensors"}  # no pickle, no code
+    mode = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert mode["model.safetensors"] == mode["config.json"]  # not safetensors' 0600
 
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))
