@@ -64,7 +64,12 @@ class TrainingArguments:
     device: str = arg(
         "auto", "auto: CUDA or MPS when available, else the CPU", "hardware", ("auto", "cpu", "cuda", "mps")
     )
-    mixed_precision: str = arg("no", "automatic mixed precision (GPU)", "hardware", ("no", "bf16", "fp16"))
+    mixed_precision: str = arg(
+        "no",
+        "automatic mixed precision (bf16 also speeds up CPUs with bf16 instructions)",
+        "hardware",
+        ("no", "bf16", "fp16"),
+    )
     allow_tf32: bool = arg(False, "TF32 matmuls and convolutions on Ampere and newer GPUs", "hardware")
     channels_last: bool = arg(False, "channels-last memory format", "hardware")
     compile: bool = arg(False, "torch.compile the networks", "hardware")
