@@ -358,8 +358,8 @@ class HfDgmModelMixin:
         with quiet_progress_bars():
             out = super().save_pretrained(save_directory, *args, **kwargs)
         # safetensors >= 0.8 writes through a temporary file created 0600 (safetensors#782), so weights saved for a
-        # Space, a container or a colleague were readable by their owner only: give them the mode config.json has
-        mode = 0o666 & ~current_umask()
+        # Space, a container or a colleague were readable by their owner only: give them the mode config.json got
+        mode = (Path(save_directory) / "config.json").stat().st_mode & 0o777
         for weights in Path(save_directory).glob("*.safetensors"):
             os.chmod(weights, mode)
         return out
@@ -372,12 +372,6 @@ class HfDgmModelMixin:
         except ImportError:
             return super().push_to_hub(repo_id, **kwargs)
         return push_model_to_hub(self, repo_id, **kwargs)
-
-
-def current_umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it: put it back at once
-    os.umask(mask)
-    return mask
 
 
 def count_parameters(shapes: dict) -> int:
