@@ -29,18 +29,19 @@ app: venv
 
 # The browser tests drive Debian's Chromium with Playwright (never `playwright install`: no downloads). Where it is
 # missing, `make test` installs it if it runs as root with apt-get; otherwise those tests are skipped, and pytest's
-# summary (-rs) says so and how to get it. The long end-to-end checks (marked slow) run after the suite.
+# summary (-rs) says so and how to get it. Two workers (pytest-xdist): much of the suite waits on subprocesses and
+# servers. The long end-to-end checks (marked slow) start first, beside the rest.
 test: venv
 	@command -v chromium >/dev/null || [ -n "$$HF_DGM_CHROMIUM" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "make test: no Chromium (install Debian's chromium, or set HF_DGM_CHROMIUM): the browser tests will be skipped"
 	@# where make test can install Chromium (root with apt-get, as in CI), a missing one fails the browser tests
-	HF_DGM_REQUIRE_BROWSER=$$( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo 1 ) $(PY) -m pytest -q -rs
-	$(PY) -m pytest -q -rs -m slow
+	HF_DGM_REQUIRE_BROWSER=$$( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo 1 ) \
+	  $(PY) -m pytest -q -rs -n 2 -m "slow or not slow"
 
-# the suite without the long end-to-end checks (under 8 minutes on 2 cores): for development
+# the suite without the long end-to-end checks: for development
 test-fast: venv
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs -n 2
 
 lint: venv
 	$(VENV)/bin/ruff check hf_dgm tests scripts spaces_app

@@ -14,6 +14,17 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+# Under pytest-xdist (make test runs two workers), each worker and the processes it starts get their share of the
+# cores: torch's default of one thread per core in every worker would oversubscribe them.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, os.cpu_count() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
+
+def pytest_collection_modifyitems(items):
+    """The long checks first: under xdist they then run beside the rest of the suite rather than after it."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # optional dependencies: a test that needs one is skipped, with how to install it, where it is missing
