@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch for this kind of machine; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# pytest with two workers (pytest-xdist): much of the suite waits on subprocesses and servers
+PYTEST := $(PY) -m pytest -q -rs -n 2
 
 .PHONY: demo test test-fast lint venv clean app
 
@@ -29,19 +31,18 @@ app: venv
 
 # The browser tests drive Debian's Chromium with Playwright (never `playwright install`: no downloads). Where it is
 # missing, `make test` installs it if it runs as root with apt-get; otherwise those tests are skipped, and pytest's
-# summary (-rs) says so and how to get it. Two workers (pytest-xdist): much of the suite waits on subprocesses and
-# servers. The long end-to-end checks (marked slow) start first, beside the rest.
+# summary (-rs) says so and how to get it. The long end-to-end checks (marked slow) start first, beside the rest.
 test: venv
 	@command -v chromium >/dev/null || [ -n "$$HF_DGM_CHROMIUM" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "make test: no Chromium (install Debian's chromium, or set HF_DGM_CHROMIUM): the browser tests will be skipped"
 	@# where make test can install Chromium (root with apt-get, as in CI), a missing one fails the browser tests
 	HF_DGM_REQUIRE_BROWSER=$$( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo 1 ) \
-	  $(PY) -m pytest -q -rs -n 2 -m "slow or not slow"
+	  $(PYTEST) -m "slow or not slow"
 
 # the suite without the long end-to-end checks: for development
 test-fast: venv
-	$(PY) -m pytest -q -rs -n 2
+	$(PYTEST)
 
 lint: venv
 	$(VENV)/bin/ruff check hf_dgm tests scripts spaces_app
