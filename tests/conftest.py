@@ -64,6 +64,24 @@ def run_python(code: str, cwd=None, env=None, timeout=300) -> subprocess.Complet
 
 
 @pytest.fixture
+def run_cli(capsys):
+    """`hf-dgm ARGS` in this process, returned as a CompletedProcess: a subprocess spends seconds importing torch,
+    which the bad-input checks (many short runs each) need not pay. An uncaught exception fails the test."""
+    from hf_dgm.cli import main
+
+    def run(*args):
+        argv = [str(arg) for arg in args]
+        try:
+            code = main(argv)
+        except SystemExit as exit:  # argparse's own errors
+            code = exit.code
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(["hf-dgm", *argv], code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
 def tiny_gan():
     import torch
 
