@@ -1,4 +1,4 @@
-"""The shipped zoo: Hub-repo-shaped folders (config, weights, card, results; no code), at most 75 MB of weights."""
+"""The shipped zoo: Hub-repo-shaped folders (config, weights, card, results; no code), at most 100 MB of weights."""
 
 import json
 import shlex
@@ -13,9 +13,9 @@ SHIPPED = [name for name in ZOO_MODELS if (zoo_dir() / name / "config.json").is_
 
 
 def test_zoo_weights_fit_the_budget():
-    """What a clone carries: 54 MB for the MNIST models, and room for the emoji ones (the 64 px VAE is 12 MB)."""
+    """What a clone carries: 54 MB for the MNIST models and 45 MB for the emoji ones (the GAN 33 MB, the VAE 12 MB)."""
     total = sum(p.stat().st_size for p in zoo_dir().rglob("*.safetensors"))
-    assert 0 < total <= 75_000_000, f"{total / 1e6:.1f} MB of weights in zoo/"
+    assert 0 < total <= 100_000_000, f"{total / 1e6:.1f} MB of weights in zoo/"
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n != "mnist-classifier"])
