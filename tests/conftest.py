@@ -73,8 +73,8 @@ def run_cli(capsys):
         argv = [str(arg) for arg in args]
         try:
             code = main(argv)
-        except SystemExit as exit:  # argparse's own errors
-            code = exit.code
+        except SystemExit as err:  # argparse's own errors
+            code = err.code
         captured = capsys.readouterr()
         return subprocess.CompletedProcess(["hf-dgm", *argv], code, captured.out, captured.err)
 
