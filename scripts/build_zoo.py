@@ -68,8 +68,8 @@ RECIPES = {
     "DCGAN networks (G widths 128, D 64) run at about 140 images/s on one core in bf16 autocast, and at about 22 at "
     "64 px (over five hours for the same images). 7000 steps of 64: each emoji seen about 125 times. Conditional on "
     "the emoji group: the Space offers the group names, and the projection discriminator learns from them.'",
-    # The zoo's first emoji GAN, now a candidate: SNGAN-style residual networks (G 32, D 32) with the same training
-    # and Adam (0, 0.9) as in Miyato et al.; 85 images/s on one core in bf16 (59 in fp32).
+    # The zoo's first emoji GAN, now a candidate: SNGAN-style residual networks (G 32, D 32), the same training but
+    # with equal learning rates and Adam (0, 0.9) as in Miyato et al.; 85 images/s on one core in bf16 (59 in fp32).
     "resnet-gan-emoji": "gan --architecture resnet --conditional --image-size 32 --num-channels 3 "
     "--generator-channels 32 --discriminator-channels 32 --spectral-norm --loss hinge "
     "--diffaugment color,translation,cutout --batch-size 64 --max-steps 7000 --lr-g 2e-4 --lr-d 2e-4 --beta1-g 0 "
