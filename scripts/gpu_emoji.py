@@ -18,7 +18,7 @@ or anywhere with a GPU: `python scripts/gpu_emoji.py --data ../shared/data/emoji
   runs/compare-emoji/plain; then `python scripts/compare_emoji_gan.py` evaluates both (writing zoo/gan-emoji's
   eval_results.json and card), and OURS becomes build_zoo.py's gan-emoji recipe (tests/test_zoo.py checks it).
 
-Sizes: ours is 64 px with widths 32 (3.2 M parameters with its EMA copy, 13 MB), which the zoo's 100 MB weight
+Sizes: ours is 64 px with widths 32 (3.2 M parameters with its EMA copy and D, 13 MB), which the zoo's 100 MB weight
 budget leaves room for; widths 64 would be 42 MB. The plain run's folder is 26 MB.
 
 `--smoke` runs tiny settings on the CPU, to check the script before spending device time on it.
