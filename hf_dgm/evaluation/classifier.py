@@ -1,8 +1,15 @@
-"""The domain feature extractor: a small CNN digit classifier trained by `scripts/train_classifier.py`.
+"""Domain classifiers: small CNNs trained by `scripts/train_classifier.py` whose penultimate layer is a feature space
+for FID/KID and precision/recall, and whose logits give the conditional accuracy and the classifier Inception Score.
 
-FID with ImageNet-Inception features is widely considered meaningless on MNIST (pytorch-fid #12, TTUR #24); the
+FID with ImageNet-Inception features is widely considered meaningless on MNIST (pytorch-fid #12, TTUR #24) and can
+be lowered without real gains by a model trained against ImageNet features (Kynkäänniemi et al., ICLR 2023); the
 accepted substitute is a classifier trained on the domain. Reports name the result "classifier-feature FID".
-Input: images (N, 1, 28, 28) in [0, 1]. `features` are the 128-d penultimate activations; `logits` the 10 classes.
+Shipped: zoo/mnist-classifier (28x28 grey digits) and zoo/emoji-classifier (the 9 emoji groups at 32x32 RGB).
+
+Input: images (N, num_channels, image_size, image_size) in [0, 1]. `features` are the `feature_dim` penultimate
+activations; `logits` the classes. Each stage of `channels` is two 3x3 conv layers (BatchNorm, ReLU) and a 2x2
+max-pool; `pool_size` average-pools the last map to pool_size x pool_size before the feature layer (None: flatten
+it whole, as mnist-classifier does).
 """
 
 from dataclasses import dataclass
@@ -13,14 +20,18 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 
-class MNISTClassifierConfig(PretrainedConfig):
+class ImageClassifierConfig(PretrainedConfig):
     r"""
     Args:
         num_channels (`int`, defaults to 1): input channels.
         image_size (`int`, defaults to 28): input height and width.
-        num_classes (`int`, defaults to 10): output classes.
+        num_classes (`int`, defaults to 10): output classes (names in `id2label`).
+        channels (`list[int]`, defaults to `[32, 64]`): conv widths, one stage (two convs and a max-pool) each.
+        pool_size (`int`, *optional*): average-pool the last map to this size before the feature layer.
         feature_dim (`int`, defaults to 128): size of the penultimate feature layer used for FID/KID/PR.
         dropout (`float`, defaults to 0.3): dropout before the last layer (training only).
+        dataset_name (`str`, *optional*): the dataset it was trained on (its folder or repo name, e.g. "emoji"):
+            `hf-dgm evaluate` picks a zoo classifier by it.
     """
 
     model_type = "hf_dgm_classifier"
@@ -28,8 +39,20 @@ class MNISTClassifierConfig(PretrainedConfig):
     num_channels: int = 1
     image_size: int = 28
     num_classes: int = 10
+    channels: list[int] | None = None
+    pool_size: int | None = None
     feature_dim: int = 128
     dropout: float = 0.3
+    dataset_name: str | None = None
+
+    def __post_init__(self, **kwargs):
+        self.channels = list(self.channels or [32, 64])
+        super().__post_init__(**kwargs)
+        if self.image_size % 2 ** len(self.channels):
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by 2**{len(self.channels)} (one max-pool per stage "
+                f"of channels={self.channels})."
+            )
 
 
 @dataclass
@@ -38,25 +61,28 @@ class ClassifierOutput(ModelOutput):
     features: torch.FloatTensor | None = None
 
 
-class MNISTClassifier(PreTrainedModel):
-    config_class = MNISTClassifierConfig
+class ImageClassifier(PreTrainedModel):
+    config_class = ImageClassifierConfig
     main_input_name = "pixel_values"
 
-    def __init__(self, config: MNISTClassifierConfig):
+    def __init__(self, config: ImageClassifierConfig):
         super().__init__(config)
 
         def block(cin, cout):
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
+        layers, cin = [], config.num_channels
+        for width in config.channels:
+            layers += [*block(cin, width), *block(width, width), nn.MaxPool2d(2)]
+            cin = width
+        side = config.image_size // 2 ** len(config.channels)
+        if config.pool_size:
+            layers.append(nn.AdaptiveAvgPool2d(config.pool_size))
+            side = config.pool_size
         self.net = nn.Sequential(
-            *block(config.num_channels, 32),
-            *block(32, 32),
-            nn.MaxPool2d(2),  # (N, 32, 14, 14)
-            *block(32, 64),
-            *block(64, 64),
-            nn.MaxPool2d(2),  # (N, 64, 7, 7)
+            *layers,
             nn.Flatten(),
-            nn.Linear(64 * (config.image_size // 4) ** 2, config.feature_dim, bias=False),
+            nn.Linear(cin * side**2, config.feature_dim, bias=False),
             nn.BatchNorm1d(config.feature_dim),
             nn.ReLU(inplace=True),  # (N, feature_dim): the features
         )
@@ -84,3 +110,8 @@ class MNISTClassifier(PreTrainedModel):
         if problems:
             raise ValueError(f"The weights in {str(path)!r} don't match the classifier config: {problems}")
         return model.eval()
+
+
+# the names of hf-dgm 0.x, when the only classifier was MNIST's (the Space and saved code import them)
+MNISTClassifierConfig = ImageClassifierConfig
+MNISTClassifier = ImageClassifier

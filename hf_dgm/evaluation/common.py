@@ -1,4 +1,4 @@
-"""What both evaluation protocols share: loading a model, drawing its samples as uint8, a disk cache for reference
+"""What the evaluation modules share: loading a model, drawing its samples as uint8, a disk cache for real images'
 features, and rounding for reports."""
 
 import hashlib
@@ -27,14 +27,19 @@ def tensor_hash(tensor: torch.Tensor) -> str:
     return digest.hexdigest()[:24]
 
 
+def cache_path(key_parts: list) -> Path:
+    """Where `cached` keeps the tensors of `key_parts`."""
+    from ..data import cache_dir
+
+    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:24]
+    return cache_dir().parent / "reference_stats" / f"{key}.safetensors"
+
+
 def cached(key_parts: list, compute) -> dict:
     """`compute()` -> dict of tensors, cached on disk (safetensors) under a hash of `key_parts`."""
     from safetensors.torch import load_file, save_file
 
-    from ..data import cache_dir
-
-    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:24]
-    path = cache_dir().parent / "reference_stats" / f"{key}.safetensors"
+    path = cache_path(key_parts)
     if path.is_file():
         return load_file(path)
     tensors = {k: v.contiguous() for k, v in compute().items()}

