@@ -33,6 +33,12 @@ PRESETS = {
 }  # fmt: skip
 
 
+LICENCES = {
+    "mnist": "Weights trained on MNIST: CC BY-SA 3.0.",
+    "emoji": "Weights trained on renderings of the Noto Color Emoji artwork (Apache-2.0).",
+}
+
+
 def shift(x, gen, max_shift=2):
     """Random translation by up to max_shift pixels (zero padding), one offset per image."""
     n, c, h, w = x.shape
@@ -73,10 +79,14 @@ def write_card(out: Path, result: dict, config: dict):
         pipeline_tag="image-classification",
     )
     t, names = result["training"], config.get("id2label") or {}
+    accuracy = result.get("held_out_accuracy", result.get("test_accuracy"))  # mnist-classifier's older record
     per_class = ", ".join(
-        f"{names.get(str(c), c)} {a:.1%}" for c, a in enumerate(result["held_out_accuracy_per_class"]) if a is not None
+        f"{names.get(str(c), c)} {a:.1%}"
+        for c, a in enumerate(result.get("held_out_accuracy_per_class") or [])
+        if a is not None
     )
     widths = ", ".join(map(str, config["channels"]))
+    weights = f", class weights {t['class_weights']}" if t.get("class_weights") else ""
     content = f"""---
 {data.to_yaml()}
 ---
@@ -89,12 +99,14 @@ samples. A small CNN at {config["image_size"]}x{config["image_size"]} with {conf
 3x3 conv layers with BatchNorm and ReLU per stage ({widths} channels, a max-pool after each), a
 {config["feature_dim"]}-d feature layer (the features), a {config["num_classes"]}-way head.
 
-- Held-out accuracy: **{result["held_out_accuracy"]:.2%}** ({result["protocol"]}).
-- Per class: {per_class}.
+- Held-out accuracy: **{accuracy:.2%}** ({result["protocol"]}).
+{f"- Per class: {per_class}." if per_class else ""}
 - Trained by `scripts/train_classifier.py`: {t["epochs"]} epochs, batch {t["batch_size"]}, AdamW + one-cycle LR
-  {t["lr"]}, {t["augmentation"]}, label smoothing 0.05, seed {t["seed"]}; {t["time_s"]:.0f} s on {t["hardware"]}.
+  {t["lr"]}, {t.get("augmentation", "+-2 px random shifts")}, label smoothing 0.05{weights}, seed {t["seed"]}; {t["time_s"]:.0f} s on {t["hardware"]}.
 - Input: (N, {config["num_channels"]}, {config["image_size"]}, {config["image_size"]}) in [0, 1]. Load with
   `hf_dgm.evaluation.classifier.ImageClassifier.from_pretrained`.
+
+{LICENCES.get(config.get("dataset_name"), "Weights trained on that dataset: its licence applies.")} Code: Apache-2.0.
 """
     ModelCard(content).save(out / "README.md")
 
@@ -169,8 +181,11 @@ def parse_args():
 def main():
     args = parse_args()
     if args.card_only:
+        from hf_dgm.evaluation.classifier import ImageClassifierConfig
+
         out = Path(args.out)
-        config = json.loads((out / "config.json").read_text())
+        config = ImageClassifierConfig.from_pretrained(out).to_dict()  # with the defaults of older configs
+        config["dataset_name"] = config.get("dataset_name") or args.preset
         write_card(out, json.loads((out / "eval_results.json").read_text()), config)
         return
 
@@ -200,11 +215,11 @@ def main():
         "dataset_name": dataset_name,
         "training": {
             "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-            "augmentation": augmentation, "time_s": round(elapsed, 1), "hardware": f"CPU, {torch.get_num_threads()} thread(s)",
+            "augmentation": augmentation, "class_weights": "1/sqrt(class frequency)" if args.balance else None, "time_s": round(elapsed, 1), "hardware": f"CPU, {torch.get_num_threads()} thread(s)",
         },
     }  # fmt: skip
     Path(args.out, "eval_results.json").write_text(json.dumps(result, indent=2))
-    write_card(Path(args.out), result, json.loads(Path(args.out, "config.json").read_text()))
+    write_card(Path(args.out), result, config.to_dict())
     print(f"saved {args.out}: held-out accuracy {acc:.4%} ({elapsed:.0f} s); per class {per_class}")
     if acc < args.min_accuracy:
         raise SystemExit(f"held-out accuracy {acc:.4%} is below the {args.min_accuracy:.1%} target")

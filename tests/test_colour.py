@@ -76,7 +76,7 @@ def test_colour_model_trains_saves_samples_evaluates_and_cards(tmp_path, emoji_s
     assert fast.shape == (4, size, size, 3)
     assert torch.equal(torch.from_numpy(fast), torch.from_numpy((images.images * 255).round().astype("uint8")))
 
-    results = evaluate(tmp_path, num_samples=8, iwae_k=4, progress=False)
+    results = evaluate(tmp_path, num_samples=8, iwae_k=4, progress=False, full_protocol=True)
     metrics = {m["name"]: m for m in results["metrics"]}
     num_real = 36 if family == "gan" else 27
     assert results["dataset"] == emoji_slice and results["num_real_images"] == num_real
@@ -89,7 +89,7 @@ def test_colour_model_trains_saves_samples_evaluates_and_cards(tmp_path, emoji_s
     )
     assert 0 <= metrics[f"memorized share (8 samples vs {num_real} real)"]["value"] <= 1
     assert "1% quantile" in results["memorization_protocol"]
-    assert results["sampling_s_per_1000_images"] > 0 and results["inception_s_per_1000_images"] > 0
+    assert results["sampling_s_per_1000_images"] > 0 and results["features_s_per_1000_images"]["inception"] > 0
     if family == "vae":
         nll = metrics["NLL (IWAE bound, k=4, 9 held-out images) bits/dim"]["value"]
         assert 0 < nll <= metrics["negative ELBO (9 held-out images) bits/dim"]["value"] + 0.01
@@ -127,7 +127,7 @@ def test_model_and_dataset_of_other_resolution_or_channels_are_refused(tmp_path)
     GANModel(GANConfig(**tiny_gan_kwargs(image_size=32, num_channels=3))).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"makes 32x32 images with 3 channel\(s\) but dataset .* holds 28x28 L images"):
         evaluate(tmp_path, dataset=MNIST, num_samples=4, progress=False)
-    with pytest.raises(ValueError, match="evaluate it with --features inception"):
+    with pytest.raises(ValueError, match="holds 28x28 L images"):  # in any feature space
         evaluate(tmp_path, dataset=MNIST, features="classifier", num_samples=4, progress=False)
     proc = subprocess.run(
         [sys.executable, "-m", "hf_dgm.cli", "evaluate", str(tmp_path), "--dataset", MNIST, "--no-write"],

@@ -1,5 +1,6 @@
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ from conftest import MNIST, requires_inception_weights, tiny_gan_kwargs, tiny_va
 
 from hf_dgm import GANConfig, GANModel, VAEConfig, VAEModel
 from hf_dgm.evaluation import metrics
-from hf_dgm.evaluation.classifier import MNISTClassifier, MNISTClassifierConfig
+from hf_dgm.evaluation.classifier import ImageClassifier, ImageClassifierConfig
 from hf_dgm.evaluation.likelihood import binarize_once, iwae_log_likelihood
 
 
@@ -70,7 +71,7 @@ def test_iwae_bound_properties_and_resume(tmp_path):
 def random_classifier(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("clf")
-    MNISTClassifier(MNISTClassifierConfig()).save_pretrained(path)
+    ImageClassifier(ImageClassifierConfig()).save_pretrained(path)
     return path
 
 
@@ -159,9 +160,10 @@ def test_inception_fid_in_evaluate(tmp_path, random_classifier):
     kwargs = dict(dataset=MNIST, classifier_path=random_classifier, num_samples=20, progress=False)
     results = evaluate(tmp_path, inception=True, inception_num_samples=8, **kwargs)
     names = {m["name"]: m["value"] for m in results["metrics"]}
-    fid, floor = names["Inception FID (TF-Inception pool3, 8 vs 8)"], names["Inception FID real-data floor (8 vs 8)"]
+    fid, floor = names["Inception FID (8 samples vs 8 real)"], names["Inception FID (real-data floor, 8 vs 8 real)"]
     assert fid > floor > 0  # noise from an untrained G is farther from digits than other digits are
-    assert "first 8" in results["inception_protocol"]
+    assert "classifier-feature FID" in names and "Inception precision (k=3, 8 samples vs 8 real)" in names
+    assert "on the first 8 samples vs 8 real" in results["protocol"]
     with pytest.raises(ValueError, match="exceeds num_samples"):
         evaluate(tmp_path, inception=True, inception_num_samples=30, **kwargs)
 
@@ -247,3 +249,212 @@ def test_mnist_cards_still_name_ylecun_mnist(tmp_path):
         dataset = meta["model-index"][0]["results"][0]["dataset"]
         assert dataset == {"name": "MNIST", "type": "ylecun/mnist", "split": "test"}
     assert "class_labels=[i % 10 for i in range(16)]" in str(render_model_card(tmp_path))
+
+
+# ---- the registry of feature spaces, classifier features, per-class accuracy, request-sized real-image work ----
+
+EMOJI_GROUPS = ["Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Travel & Places",
+                "Activities", "Objects", "Symbols", "Flags"]  # fmt: skip
+
+
+def tiny_classifier(path, **overrides):
+    """A random 9-class RGB classifier at 16 px with a record of its held-out accuracy, as a folder."""
+    torch.manual_seed(0)
+    kwargs = dict(num_channels=3, image_size=16, num_classes=9, channels=[4, 8], pool_size=2, feature_dim=8,
+                  id2label=dict(enumerate(EMOJI_GROUPS)), dataset_name="emoji")  # fmt: skip
+    ImageClassifier(ImageClassifierConfig(**kwargs | overrides)).save_pretrained(path)
+    record = {"held_out_accuracy": 0.5, "held_out_accuracy_per_class": [0.5] * 9}
+    _write_json(path / "eval_results.json", record)
+    return path
+
+
+@pytest.fixture(scope="module")
+def emoji_slice(tmp_path_factory):
+    """36 of the emoji (every 100th: all nine groups), 64x64 RGB with their ClassLabel, as a local parquet folder."""
+    from conftest import REPO_ROOT
+    from datasets import load_dataset
+
+    emoji = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "emoji", "train-00000-of-00001.parquet")
+    folder = tmp_path_factory.mktemp("emoji_slice")
+    load_dataset("parquet", data_files=emoji, split="train").select(range(0, 3596, 100)).to_parquet(
+        str(folder / "train-00000-of-00001.parquet")
+    )
+    return str(folder)
+
+
+def test_registry_has_an_entry_per_extractor_and_refuses_unknown_names(tmp_path, monkeypatch):
+    from hf_dgm.evaluation import features
+    from hf_dgm.evaluation.evaluate import feature_names, load_spaces
+
+    named = features.zoo_extractors()
+    assert named["inception"] == "inception"
+    assert named["mnist-classifier"] == named["emoji-classifier"] == "hf_dgm_classifier"
+    GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path / "gan")
+    for name in ("no-such-space", str(tmp_path / "gan")):  # nothing of that name; a model that is no extractor
+        with pytest.raises(ValueError, match="is not a feature extractor: expected one of inception, ") as err:
+            features.load_feature_space(name)
+        assert "\n" not in str(err.value) and "mnist-classifier" in str(err.value)
+    # a new kind is an entry, not a protocol
+    pixels = features.FeatureSpace(
+        "pixels", "pixel", "raw pixels", ["flat"], lambda x, p: (x.flatten(1).double(), None)
+    )
+    monkeypatch.setitem(features.FEATURE_EXTRACTORS, "pixels", lambda name, device: pixels)
+    assert features.load_feature_space("pixels") is pixels
+    # which spaces a request names
+    emoji = str(tmp_path / "data" / "emoji")
+    assert feature_names("auto", MNIST) == ["mnist-classifier"]
+    assert feature_names("auto", emoji) == ["inception", "emoji-classifier"]
+    assert feature_names("auto", "someone/faces") == ["inception"]
+    assert feature_names("classifier", emoji, inception=True) == ["emoji-classifier", "inception"]
+    assert feature_names("pixels, emoji-classifier", "someone/faces") == ["pixels", "emoji-classifier"]
+    with pytest.raises(ValueError, match="no classifier is trained on 'someone/faces'"):
+        feature_names("classifier", "someone/faces")
+    with pytest.raises(ValueError, match=r"names 2 classifiers \(mnist-classifier, clf\): one per evaluation"):
+        load_spaces(["mnist-classifier", str(tiny_classifier(tmp_path / "clf"))], "cpu")
+
+
+def test_unknown_feature_space_is_one_line_from_the_cli(tmp_path):
+    import subprocess
+    import sys
+
+    GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path)
+    cmd = [sys.executable, "-m", "hf_dgm.cli", "evaluate", str(tmp_path), "--features", "inceptoin", "--no-write"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert "'inceptoin' is not a feature extractor" in proc.stderr
+
+
+def test_classifier_features_on_a_tiny_classifier_folder(tmp_path):
+    from hf_dgm.evaluation.features import classifier_input, load_feature_space
+
+    space = load_feature_space(str(tiny_classifier(tmp_path / "clf")))
+    assert space.label == "classifier-feature" and space.name == "clf" and space.record["held_out_accuracy"] == 0.5
+    grey = (torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    feats, logits = space(grey)
+    assert feats.shape == (5, 8) and feats.dtype == torch.float64 and logits.shape == (5, 9)
+    x = classifier_input(grey, 3, 16)  # grey repeated to RGB, 28 -> 16 px
+    assert x.shape == (5, 3, 16, 16) and torch.equal(x[:, 0], x[:, 2]) and 0 <= x.min() and x.max() <= 1
+    out = space.classifier(x)
+    assert torch.allclose(feats, out.features.double()) and torch.allclose(logits, out.logits.double())
+    rgb = torch.zeros(1, 3, 4, 4, dtype=torch.uint8)
+    rgb[:, 1] = 255  # pure green -> luma 0.587
+    assert classifier_input(rgb, 1, 4).flatten().tolist() == pytest.approx([0.587] * 16)
+    assert not space.is_cached(grey)
+    cached_feats, cached_logits = space.cached(grey)
+    assert space.is_cached(grey) and torch.equal(cached_feats, feats) and torch.equal(cached_logits, logits)
+
+
+def test_per_class_accuracy_of_a_conditional_model():
+    from types import SimpleNamespace
+
+    from hf_dgm.evaluation.evaluate import class_results
+
+    clf = ImageClassifierConfig(num_classes=3, id2label={0: "a", 1: "b", 2: "c"})
+    space = SimpleNamespace(name="clf", classifier=SimpleNamespace(config=clf), record={"held_out_accuracy": 0.9,
+                            "held_out_accuracy_per_class": [1.0, 0.8, 0.9]})  # fmt: skip
+    requested = torch.tensor([0, 0, 1, 1, 1, 1])  # none of class 2
+    predicted = torch.tensor([0, 0, 1, 0, 2, 1])
+    logits = torch.nn.functional.one_hot(predicted, 3).double() * 10
+    model_cfg = GANConfig(**tiny_gan_kwargs(num_classes=3, id2label={0: "a", 1: "b", 2: "c"}))
+    rows, extra = class_results(space, logits, requested, model_cfg)
+    values = {r["name"]: r["value"] for r in rows}
+    assert (
+        values["conditional accuracy"] == pytest.approx(4 / 6) and values["clf held-out accuracy (real images)"] == 0.9
+    )
+    assert extra["conditional_accuracy_per_class"] == [1.0, 0.5, None] and extra["requested_per_class"] == [2, 4, 0]
+    assert extra["classifier_held_out_accuracy_per_class"] == [1.0, 0.8, 0.9] and extra["class_names"] == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert extra["class_histogram"] == pytest.approx([3 / 6, 2 / 6, 1 / 6], rel=1e-5)
+    other = GANConfig(**tiny_gan_kwargs(num_classes=3, id2label={0: "x", 1: "y", 2: "z"}))  # other classes: no accuracy
+    rows, extra = class_results(space, logits, requested, other)
+    assert (
+        "conditional accuracy" not in {r["name"] for r in rows}
+        and "are not the model's" in extra["conditional_accuracy_note"]
+    )
+
+
+def _conditional_emoji_gan(folder, emoji_slice):
+    torch.manual_seed(0)
+    config = GANConfig(
+        **tiny_gan_kwargs(image_size=32, num_channels=3, num_classes=9, id2label=dict(enumerate(EMOJI_GROUPS)))
+    )
+    GANModel(config).save_pretrained(folder)
+    _write_json(folder / "training_args.json", {"dataset": emoji_slice, "split": "train"})  # converted as trained
+    return folder
+
+
+def test_classifier_space_and_conditional_accuracy_end_to_end(tmp_path, emoji_slice):
+    from hf_dgm.evaluation.evaluate import evaluate
+
+    model = _conditional_emoji_gan(tmp_path / "gan", emoji_slice)
+    clf = tiny_classifier(tmp_path / "clf")
+    results = evaluate(model, features=str(clf), num_samples=8, progress=False)
+    names = {m["name"]: m["value"] for m in results["metrics"]}
+    counts = "8 samples vs 8 real"
+    fid, floor = (
+        names[f"classifier-feature FID ({counts})"],
+        names["classifier-feature FID (real-data floor, 8 vs 8 real)"],
+    )
+    assert names[f"classifier-feature FID / floor ({counts})"] == pytest.approx(fid / floor, rel=1e-3)
+    assert f"classifier-feature KID ({counts})" in names and f"precision (k=3, {counts})" in names
+    assert 0 <= names["conditional accuracy"] <= 1 and names["clf held-out accuracy (real images)"] == 0.5
+    assert len(results["conditional_accuracy_per_class"]) == 9 and sum(results["requested_per_class"]) == 8
+    assert results["class_names"] == EMOJI_GROUPS and results["feature_extractor"].startswith("hf-dgm clf (8-d")
+
+
+def test_real_image_work_follows_the_request(tmp_path, emoji_slice, random_classifier, monkeypatch):
+    """A small request featurizes 2N real images (reference and floor), the full protocol all 36; MNIST's NLL is
+    measured on N test images."""
+    from hf_dgm.evaluation import features
+    from hf_dgm.evaluation.evaluate import evaluate
+
+    model = _conditional_emoji_gan(tmp_path / "gan", emoji_slice)
+    clf = str(tiny_classifier(tmp_path / "clf"))
+    seen = []
+
+    def counting(name, device):
+        space = features._classifier(name, device)
+        extract = space.extract
+        space.extract = lambda images, progress: seen.append(len(images)) or extract(images, progress)
+        return space
+
+    monkeypatch.setitem(features.FEATURE_EXTRACTORS, features.CLASSIFIER_TYPE, counting)
+    sized = evaluate(model, features=clf, num_samples=4, progress=False)
+    assert seen == [8, 4] and "memorized share (4 samples vs 4 real)" in {m["name"] for m in sized["metrics"]}
+    assert "sized to the request" in sized["memorization_protocol"]
+    seen.clear()
+    full = evaluate(model, features=clf, num_samples=4, full_protocol=True, progress=False)
+    assert seen == [36, 4] and "memorized share (4 samples vs 36 real)" in {m["name"] for m in full["metrics"]}
+    monkeypatch.undo()
+    torch.manual_seed(0)
+    VAEModel(VAEConfig(**tiny_vae_kwargs())).save_pretrained(tmp_path / "vae")
+    vae = evaluate(tmp_path / "vae", dataset=MNIST, classifier_path=random_classifier, num_samples=16, iwae_k=2,
+                   progress=False)  # fmt: skip
+    assert "NLL (IWAE bound, k=2, 16 test images, REDUCED) nats" in {m["name"] for m in vae["metrics"]}
+
+
+def test_checkpoints_are_ranked_by_kid(tmp_path, random_classifier, capsys):
+    from conftest import run_python, tiny_train_kwargs
+
+    from hf_dgm.evaluation.checkpoints import evaluate_checkpoints, format_table
+    from hf_dgm.training.gan import GANTrainingArguments, train_gan
+
+    run = tmp_path / "run"
+    tiny = dict(generator_channels=4, discriminator_channels=4, latent_dim=8, ema_decay=0.9)
+    train_gan(
+        GANTrainingArguments(**tiny_train_kwargs(run, max_steps=2, checkpoint_every=1, keep_checkpoints=0, **tiny))
+    )
+    results = evaluate_checkpoints(run, features=str(random_classifier), num_samples=16)
+    assert [r["step"] for r in results["checkpoints"]] == [1, 2] and results["best_step"] in (1, 2)
+    best = min(results["checkpoints"], key=lambda r: r["kid"])
+    assert results["best_step"] == best["step"] and results["best_model"].endswith(
+        f"checkpoint-{best['step']:08d}/model"
+    )
+    assert "<- best" in format_table(results) and "16 samples (seed 0) of each checkpoint" in results["protocol"]
+    proc = run_python(
+        f"from hf_dgm.cli import main; raise SystemExit(main(['evaluate', {str(tmp_path)!r}, '--checkpoints']))"
+    )
+    assert proc.returncode == 2 and "holds no checkpoints" in proc.stderr and "Traceback" not in proc.stderr
