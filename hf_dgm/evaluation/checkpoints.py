@@ -4,7 +4,7 @@ cheap KID (a few hundred samples, one feature space) and names the best step.
 Checkpoints are ``RUN/checkpoints/checkpoint-NNNNNNNN/model`` (training/checkpointing.py), saved with the EMA
 weights where the run keeps an EMA; samples come from the same pipeline as the final model's, so from the EMA
 generator. A run keeps its last ``--keep-checkpoints`` (default 2); train with ``--keep-checkpoints 0`` to keep
-them all. Every checkpoint is compared with the same real images (real_data.py, sized to the request), so the
+them all. Every checkpoint is compared with the same N real images (real_data.py, sized to the request), so the
 KIDs rank the checkpoints; the real-data floor (N other real images) says how far from the data they are.
 """
 
@@ -56,8 +56,9 @@ def evaluate_checkpoints(
         if sets is None:  # the same real images for every checkpoint
             sets = real_sets(model, run_dir, dataset, None, None, num_samples or DEFAULT_SAMPLES, False)
             space = cheapest(load_spaces(names, device))
-            real = real_features(space, sets, [sets.reference, sets.floor], progress=False)
-            reference = real(sets.reference)[0]
+            few = sets.reference[: sets.num_samples]  # MNIST's reference is the whole test set: N of it
+            real = real_features(space, sets, [few, sets.floor], progress=False)
+            reference = real(few)[0]
             floor_kid, floor_std = metrics.kernel_distance(reference, real(sets.floor)[0], seed=seed)
         fake, _ = generate_uint8(model, sets.num_samples, seed, labels=sets.labels)
         fake_features, _ = space(fake)

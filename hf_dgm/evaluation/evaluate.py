@@ -75,7 +75,7 @@ def real_sets(model, model_dir, dataset, split, holdout_fraction, num_samples, f
 class Names:
     """The metrics' names of one space (the module docstring)."""
 
-    def __init__(self, label: str, counts: str | None, primary: bool):
+    def __init__(self, label: str, counts: tuple[int, int] | None, primary: bool):
         self.label, self.counts, self.pr = label, counts, "" if primary else f"{label} "
 
     def __call__(self, metric: str, floor: bool = False) -> str:
@@ -90,14 +90,14 @@ class Names:
 
 def distance_metrics(name: Names, real, fake, floor, seed: int) -> list[dict]:
     """FID (and the ratio to its floor), KID and precision/recall of the samples and of the floor images."""
-    rows, fids = [], {}
+    fid, fid_floor = metrics.frechet_distance(real, fake), metrics.frechet_distance(real, floor)
+    rows = [
+        {"name": name("FID"), "type": "fid", "value": significant(fid)},
+        {"name": name("FID", floor=True), "type": "fid", "value": significant(fid_floor)},
+        {"name": name("FID / floor"), "type": "fid_ratio", "value": significant(fid / max(fid_floor, 1e-12))},
+    ]
     for is_floor, other in ((False, fake), (True, floor)):
-        fids[is_floor] = metrics.frechet_distance(real, other)
         kid, kid_std = metrics.kernel_distance(real, other, seed=seed)
-        rows += [{"name": name("FID", is_floor), "type": "fid", "value": significant(fids[is_floor])}]
-        if not is_floor:
-            ratio = fids[False] / max(metrics.frechet_distance(real, floor), 1e-12)
-            rows += [{"name": name("FID / floor"), "type": "fid_ratio", "value": significant(ratio)}]
         rows += [{"name": name("KID", is_floor), "type": "kid", "value": significant(kid), "std": significant(kid_std)}]
     for is_floor, other in ((False, fake), (True, floor)):
         precision, recall = metrics.precision_recall(real, other, k=3)
@@ -175,7 +175,7 @@ def space_results(space, num: int, sets, fake, requested, cfg, primary: bool, se
     start = time.time()
     fake_f, fake_logits = space(fake[:num], f"{space.name} features: {num} samples" if progress else None)
     seconds = (time.time() - start) / num * 1000
-    mnist_full = sets.memorization is None and num == sets.num_samples  # MNIST's test set at the request's count
+    mnist_full = sets.kind == "mnist-test" and num == sets.num_samples  # MNIST's test set at the request's count
     names = Names(space.label, None if mnist_full else (num, len(reference)), primary)
     out = {"metrics": distance_metrics(names, real(reference)[0], fake_f, real(floor)[0], seed), "extra": {}}
     out["timing"] = {space.name: significant(seconds, 3)}
