@@ -299,7 +299,7 @@ def test_registry_has_an_entry_per_extractor_and_refuses_unknown_names(tmp_path,
         "pixels", "pixel", "raw pixels", ["flat"], lambda x, p: (x.flatten(1).double(), None)
     )
     monkeypatch.setitem(features.FEATURE_EXTRACTORS, "pixels", lambda name, device: pixels)
-    assert features.load_feature_space("pixels") is pixels
+    assert features.load_feature_space("pixels") is pixels and features.zoo_extractors()["pixels"] == "pixels"
     # which spaces a request names
     emoji = str(tmp_path / "data" / "emoji")
     assert feature_names("auto", MNIST) == ["mnist-classifier"]
@@ -421,7 +421,7 @@ def test_real_image_work_follows_the_request(tmp_path, emoji_slice, random_class
         space.extract = lambda images, progress: seen.append(len(images)) or extract(images, progress)
         return space
 
-    monkeypatch.setitem(features.FEATURE_EXTRACTORS, features.CLASSIFIER_TYPE, counting)
+    monkeypatch.setitem(features.FOLDER_EXTRACTORS, features.CLASSIFIER_TYPE, counting)
     sized = evaluate(model, features=clf, num_samples=4, progress=False)
     assert seen == [8, 4] and "memorized share (4 samples vs 4 real)" in {m["name"] for m in sized["metrics"]}
     assert "sized to the request" in sized["memorization_protocol"]

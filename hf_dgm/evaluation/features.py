@@ -9,8 +9,8 @@ for a classifier, logits (N, classes). Entries:
   repo id. Images are converted to the classifier's channels (grey repeated, or RGB to luma) and resized to its
   resolution (bilinear, antialiased), fakes and real images alike.
 
-`register_feature_extractor(kind, loader)` adds a kind: a built-in name such as ``inception``, or a folder's
-model_type. Features of real images are cached on disk, keyed by the images' content, the preprocessing and the
+`register_feature_extractor(name, loader)` adds a named extractor such as ``inception``; with
+``folder_type=True`` a loader for folders whose config.json has that model_type. Features of real images are cached on disk, keyed by the images' content, the preprocessing and the
 extractor's weights.
 """
 
@@ -125,15 +125,15 @@ def _classifier(folder: str, device) -> FeatureSpace:
     )
 
 
-# kind -> loader(name or folder, device). Kinds are built-in names or a folder's config model_type.
-FEATURE_EXTRACTORS: dict[str, Callable[[str, torch.device], FeatureSpace]] = {
-    INCEPTION: _inception,
-    CLASSIFIER_TYPE: _classifier,
-}
+# name -> loader(name, device): extractors named on the command line
+FEATURE_EXTRACTORS: dict[str, Callable[[str, torch.device], FeatureSpace]] = {INCEPTION: _inception}
+# a folder's config model_type -> loader(folder, device): extractors that are model folders
+FOLDER_EXTRACTORS: dict[str, Callable[[str, torch.device], FeatureSpace]] = {CLASSIFIER_TYPE: _classifier}
 
 
-def register_feature_extractor(kind: str, loader: Callable[[str, torch.device], FeatureSpace]) -> None:
-    FEATURE_EXTRACTORS[kind] = loader
+def register_feature_extractor(name: str, loader: Callable[[str, torch.device], FeatureSpace], folder_type=False):
+    """Add an extractor: by `name`, or (`folder_type=True`) for folders whose config.json has model_type `name`."""
+    (FOLDER_EXTRACTORS if folder_type else FEATURE_EXTRACTORS)[name] = loader
 
 
 def _folder_kind(path: Path) -> str | None:
@@ -144,29 +144,27 @@ def _folder_kind(path: Path) -> str | None:
 
 
 def zoo_extractors() -> dict[str, str]:
-    """The named entries, name -> kind: the built-ins and the zoo's classifiers (its folders, else the Hub's)."""
+    """The named entries, name -> kind: the built-ins and the zoo's extractor folders (its own, else the Hub's)."""
     from ..zoo import zoo_dir
 
-    named = {kind: kind for kind in FEATURE_EXTRACTORS if "_" not in kind}
+    named = {name: name for name in FEATURE_EXTRACTORS} | {name: CLASSIFIER_TYPE for name in ZOO_CLASSIFIERS}
     folders = sorted(zoo_dir().iterdir()) if zoo_dir().is_dir() else []
-    named |= {name: CLASSIFIER_TYPE for name in ZOO_CLASSIFIERS}
-    named |= {f.name: _folder_kind(f) for f in folders if _folder_kind(f) in FEATURE_EXTRACTORS}
-    return named
+    return named | {f.name: _folder_kind(f) for f in folders if _folder_kind(f) in FOLDER_EXTRACTORS}
 
 
 def load_feature_space(name: str, device="cpu") -> FeatureSpace:
     """A registered name (``inception``, a zoo classifier) or an extractor folder; anything else: one clear line."""
-    if name in FEATURE_EXTRACTORS and "_" not in name:
+    if name in FEATURE_EXTRACTORS:
         return FEATURE_EXTRACTORS[name](name, torch.device(device))
     folder = _resolve_folder(name)
     kind = _folder_kind(folder) if folder else None
-    if kind not in FEATURE_EXTRACTORS:
+    if kind not in FOLDER_EXTRACTORS:
         raise ValueError(
             f"--features {name!r} is not a feature extractor: expected one of {', '.join(zoo_extractors())} or a "
             f"folder holding a classifier trained by scripts/train_classifier.py (config.json with model_type "
             f"{CLASSIFIER_TYPE!r})."
         )
-    return FEATURE_EXTRACTORS[kind](str(folder), torch.device(device))
+    return FOLDER_EXTRACTORS[kind](str(folder), torch.device(device))
 
 
 def _resolve_folder(name: str) -> Path | None:
