@@ -7,7 +7,7 @@ for a classifier, logits (N, classes). Entries:
 * any classifier folder (config.json with model_type ``hf_dgm_classifier``, trained by
   `scripts/train_classifier.py`): a zoo name (``mnist-classifier``, ``emoji-classifier``), a local folder or a Hub
   repo id. Images are converted to the classifier's channels (grey repeated, or RGB to luma) and resized to its
-  resolution (bilinear, antialiased), fakes and real images alike.
+  resolution (bicubic, antialiased), fakes and real images alike.
 
 `register_feature_extractor(name, loader)` adds a named extractor such as ``inception``; with
 ``folder_type=True`` a loader for folders whose config.json has that model_type. Features of real images are cached on disk, keyed by the images' content, the preprocessing and the
@@ -78,7 +78,8 @@ def _inception(name: str, device) -> FeatureSpace:
 
 def classifier_input(images: torch.Tensor, num_channels: int, size: int) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float (N, num_channels, size, size) in [0, 1]: grey repeated to RGB or RGB to luma
-    (ITU-R 601), then resized (bilinear, antialiased) where the resolution differs."""
+    (ITU-R 601), then resized where the resolution differs: bicubic and antialiased, like the PIL resize that
+    made a classifier's training images of another size."""
     x = images.float() / 255.0
     if x.shape[1] != num_channels:
         if num_channels == 3:
@@ -86,7 +87,7 @@ def classifier_input(images: torch.Tensor, num_channels: int, size: int) -> torc
         else:
             x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+        x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
     return x
 
 
@@ -118,7 +119,7 @@ def _classifier(folder: str, device) -> FeatureSpace:
             f"hf-dgm {name} ({cfg.feature_dim}-d penultimate layer of a {cfg.num_classes}-class classifier at "
             f"{cfg.image_size}x{cfg.image_size}, weights {weights}; classifier-feature metrics, not Inception)"
         ),
-        key=[f"uint8->[0,1]->{cfg.num_channels}ch->{cfg.image_size}px-bilinear-aa", weights],
+        key=[f"uint8->[0,1]->{cfg.num_channels}ch->{cfg.image_size}px-bicubic-aa", weights],
         extract=extract,
         classifier=model,
         record=record,
