@@ -112,7 +112,7 @@ def mnist_sets(cfg, model_dir, dataset: str, num_samples: int | None, full: bool
         num_samples=num,
         num_real=len(test),
         words=f"the {len(test)} MNIST test images; real-data floor: the last {num} training images vs the test images",
-        full=full or num_samples is None,
+        full=full or num >= MAX_DEFAULT_SAMPLES,
         kind="mnist-test",
     )
 
