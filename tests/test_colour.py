@@ -12,6 +12,7 @@ import torch
 from conftest import MNIST, requires_inception_weights, tiny_gan_kwargs, tiny_train_kwargs
 
 from hf_dgm import GANConfig, GANModel
+from hf_dgm.records import dataset_sha256
 
 EMOJI = os.path.join(os.path.dirname(MNIST), "emoji")
 
@@ -79,7 +80,10 @@ def test_colour_model_trains_saves_samples_evaluates_and_cards(tmp_path, emoji_s
     results = evaluate(tmp_path, num_samples=8, iwae_k=4, progress=False)
     metrics = {m["name"]: m for m in results["metrics"]}
     num_real = 36 if family == "gan" else 27
-    assert results["dataset"] == emoji_slice and results["num_real_images"] == num_real
+    assert results["num_real_images"] == num_real  # the dataset named portably: its folder name and content hash
+    assert results["dataset"] == os.path.basename(emoji_slice) and results["dataset_sha256"] == dataset_sha256(
+        emoji_slice
+    )
     kid = metrics["Inception KID (8 samples vs 8 real)"]
     floor = metrics["Inception KID (real-data floor, 8 vs 8 real)"]
     assert kid["std"] > 0 and kid["value"] > floor["value"]  # two steps of training are far from real emoji

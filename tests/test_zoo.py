@@ -34,6 +34,30 @@ def test_generators_are_complete_and_carry_no_code(name):
     assert "auto_map" not in json.loads((folder / "config.json").read_text())
 
 
+# what every generative model's eval_results.json says, whichever protocol measured it
+EVAL_FIELDS = {"model", "model_type", "seed", "device", "dataset", "split", "protocol", "num_samples",
+               "num_reference_images", "feature_extractor", "metrics", "time_s"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "mnist-classifier"])
+def test_records_are_portable_and_complete(name):
+    """The records name the model by its zoo path and the data by name and content hash (hf_dgm.records), never by a
+    path of the machine that trained it; every eval_results.json has the same fields."""
+    from hf_dgm.model_card import KNOWN_DATASETS
+
+    folder = zoo_dir() / name
+    results = json.loads((folder / "eval_results.json").read_text())
+    run = json.loads((folder / "training_args.json").read_text())
+    assert EVAL_FIELDS <= set(results), f"zoo/{name}/eval_results.json lacks {EVAL_FIELDS - set(results)}"
+    assert results["model"] == f"zoo/{name}"
+    for record in (results, run):
+        assert record["dataset"] in ("mnist", "emoji") and len(record["dataset_sha256"]) == 64
+        assert all(not str(record.get(k) or "").startswith(("/", "~")) for k in ("output_dir", "init_from"))
+    if run["dataset"] == "emoji":  # the card knows the emoji by its hash: Noto Emoji artwork, Apache-2.0
+        assert run["dataset_sha256"] in KNOWN_DATASETS
+        assert "license: apache-2.0" in (folder / "README.md").read_text()
+
+
 def _recipe_args(recipe: str, extra=()):
     from dataclasses import fields
 
