@@ -1,8 +1,9 @@
 """How the records a run writes (training_args.json, eval_results.json) name datasets and model folders, so that they
 hold no path of the machine that wrote them.
 
-* A dataset is recorded as the user named it when that is a Hub id; a local folder or file by its name and a content
-  hash, ``{"dataset": "emoji", "dataset_sha256": "..."}``. The hash is the SHA-256 of the ``sha256sum`` listing of
+* A dataset is recorded as the user named it when that is a Hub id; a local folder or file by its name (its path
+  below the working directory, else its last component: see `portable_path`) and a content hash,
+  ``{"dataset": "data/emoji", "dataset_sha256": "..."}``. The hash is the SHA-256 of the ``sha256sum`` listing of
   the data files that ``datasets.load_dataset`` reads (relative paths, sorted): for a folder of one parquet file,
   ``sha256sum train-00000-of-00001.parquet | sha256sum``.
 * A path (output folder, model folder, checkpoint) is kept as given when relative, made relative to the working
@@ -55,11 +56,11 @@ def dataset_sha256(path) -> str:
 
 
 def dataset_record(dataset: str) -> dict:
-    """The record's fields for a dataset: ``{"dataset": id}`` for a Hub id, name and content hash for a local one."""
+    """The record's fields for a dataset: ``{"dataset": id}`` for a Hub id, name and content hash for local data."""
     path = Path(dataset).expanduser()
     if not path.exists():
         return {"dataset": dataset}
-    return {"dataset": path.resolve().name, "dataset_sha256": dataset_sha256(path)}
+    return {"dataset": portable_path(path), "dataset_sha256": dataset_sha256(path)}
 
 
 def is_recorded_dataset(record: dict, dataset: str | None) -> bool:

@@ -52,9 +52,18 @@ def test_a_run_records_no_machine_path(tmp_path, monkeypatch):
     assert str(tmp_path) not in json.dumps(record) and MNIST not in json.dumps(record)
 
 
-def test_default_dataset_of_a_record():
+def test_default_dataset_of_a_record(tmp_path, monkeypatch):
+    """`hf-dgm evaluate` without --dataset: the recorded data where it is found with its hash, else MNIST's or ask."""
     from hf_dgm.evaluation.evaluate import default_dataset
 
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "pics").mkdir(parents=True)
+    (tmp_path / "data" / "pics" / "train.parquet").write_bytes(b"rows")
+    record = dataset_record(str(tmp_path / "data" / "pics"))
+    assert record["dataset"] == "data/pics" and default_dataset(record) == "data/pics"
+    (tmp_path / "data" / "pics" / "train.parquet").write_bytes(b"changed")
+    with pytest.raises(ValueError, match="local dataset 'data/pics' .*not found here: pass --dataset"):
+        default_dataset(record)
     assert default_dataset({}) == "ylecun/mnist"
     assert default_dataset({"dataset": "you/pics"}) == "you/pics"
     assert default_dataset({"dataset": "mnist", "dataset_sha256": "0" * 64}) == "ylecun/mnist"

@@ -17,7 +17,7 @@ import torch
 from ..data import MNIST_ID, is_mnist
 from ..families import family_of
 from ..file_utils import write_json_atomic
-from ..records import dataset_record, model_reference
+from ..records import dataset_record, is_recorded_dataset, model_reference
 from . import FEATURES, metrics
 from .common import cached, file_hash, generate_uint8, load_model, significant
 
@@ -54,18 +54,18 @@ def inception_fid(fake, test, floor_images, dataset: str, num: int, device="cpu"
 
 
 def default_dataset(record: dict) -> str:
-    """The dataset a model was trained on (its training_args.json), where it can be read from here: a Hub id, or an
-    older record's local path; else ylecun/mnist for MNIST models and models without a record. A local dataset
-    recorded by its name and content hash (hf_dgm.records) must be passed with --dataset."""
+    """The dataset a model was trained on (its training_args.json), where it can be read from here: a Hub id, or local
+    data at the recorded path with the recorded content hash (hf_dgm.records); else ylecun/mnist for MNIST models
+    and models without a record. Local data found nowhere must be passed with --dataset."""
     recorded = record.get("dataset")
     if not recorded:
         return MNIST_ID
-    if not record.get("dataset_sha256") and (Path(recorded).exists() or not Path(recorded).is_absolute()):
+    if is_recorded_dataset(record, recorded) or not (record.get("dataset_sha256") or Path(recorded).is_absolute()):
         return recorded
     if is_mnist(recorded):
         return MNIST_ID
     sha = f" (sha256 {record['dataset_sha256']})" if record.get("dataset_sha256") else ""
-    raise ValueError(f"the model was trained on the local dataset {recorded!r}{sha}, not given here: pass --dataset.")
+    raise ValueError(f"the model was trained on the local dataset {recorded!r}{sha}, not found here: pass --dataset.")
 
 
 def evaluate(
