@@ -1,4 +1,4 @@
-"""Colour images end to end (issue #14): tiny residual models at 32 and 64 px trained on a slice of the emoji data,
+"""Colour images end to end: tiny residual models at 32 and 64 px trained on a slice of the emoji data,
 saved, loaded, sampled, evaluated with Inception features and carded; and the bad inputs around them."""
 
 import json

@@ -74,17 +74,18 @@ def _recipe_args(recipe: str, extra=()):
 
 
 def _script(name: str):
-    """A module of scripts/ (which import each other by name)."""
+    """A module of scripts/ or scripts/experiments/ (which import each other by name)."""
     import importlib
     import sys
 
-    if str(ROOT / "scripts") not in sys.path:
-        sys.path.insert(0, str(ROOT / "scripts"))
+    for folder in (ROOT / "scripts", ROOT / "scripts" / "experiments"):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     return importlib.import_module(name)
 
 
 def test_recipe_side_by_side_differs_only_by_the_tricks():
-    """scripts/compare_gan_recipes.py: the plain recipe is pytorch/examples' (no EMA, no R1), ours is the zoo's
+    """scripts/experiments/compare_gan_recipes.py: the plain recipe is pytorch/examples' (no EMA, no R1), ours is the zoo's
     dcgan-mnist recipe, both at the same steps on the same networks."""
     compare = _script("compare_gan_recipes")
     pair = compare.recipes(1234)
@@ -126,7 +127,7 @@ def test_shipped_models_were_trained_with_their_recipe(name):
 
 @pytest.mark.slow
 def test_gpu_zoo_smoke(tmp_path):
-    """scripts/gpu_zoo.py end to end at tiny settings on the CPU: runs stopped at the time limit are finalised at
+    """scripts/experiments/gpu_zoo.py end to end at tiny settings on the CPU: runs stopped at the time limit are finalised at
     their last checkpoint, evaluated, and the best folders packed. About 3 minutes on 2 cores."""
     import subprocess
     import sys
@@ -134,7 +135,7 @@ def test_gpu_zoo_smoke(tmp_path):
 
     cmd = [
         sys.executable,
-        str(ROOT / "scripts" / "gpu_zoo.py"),
+        str(ROOT / "scripts" / "experiments" / "gpu_zoo.py"),
         "--smoke",
         "--data",
         str(ROOT.parent / "shared" / "data" / "mnist"),
