@@ -7,7 +7,7 @@
 Each model trains in runs/<name> (checkpoints every --checkpoint-every steps; rerunning the command resumes from the
 latest checkpoint) and its final folder is copied into zoo/<name> (config, safetensors, card, sample grid,
 training_args.json), then evaluated there. A recipe whose name is not one of the zoo's (hf_dgm.zoo.ZOO_MODELS) is a
-candidate: trained and evaluated in runs/<name>, compared in the README, not shipped. The device and wall time of
+candidate: trained and evaluated in runs/<name>, compared in docs/zoo.md, not shipped. The device and wall time of
 each run are recorded in its training_args.json.
 """
 
@@ -44,7 +44,7 @@ RECIPES = {
     "--batch-size 128 --max-steps 3000 --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999",
     # The residual GAN of resnet-gan-emoji on MNIST, trained on this CPU (64 images/s on one core at widths 32): a
     # candidate for the MNIST GAN, to ship only if its classifier-feature FID beats dcgan-mnist's 2.45. At 4500 steps
-    # it is 8.26 (README, "The model zoo"), so it is a candidate, not a zoo model.
+    # it is 8.26 (docs/zoo.md), so it is a candidate, not a zoo model.
     "resnet-gan-mnist": "gan --architecture resnet --generator-channels 32 --discriminator-channels 32 "
     "--batch-size 64 --max-steps 4500 --lr-g 2e-4 --lr-d 2e-4 --beta1-g 0 --beta1-d 0 --beta2-g 0.9 --beta2-d 0.9 "
     "--ema-decay 0.999",
@@ -64,7 +64,7 @@ RECIPES = {
     # the projection discriminator uses the labels), spectral norm and hinge loss, DiffAugment for the 3,596 images, EMA
     # of G, twice G's learning rate for D (TTUR), bf16 autocast. About 140 images/s on one core (22 at 64 px), so 7000
     # steps of 64 (each emoji about 125 times) take under an hour. Chosen over resnet-gan-emoji below, G 64, equal
-    # learning rates and a minibatch-std layer in D by their Inception KID at the same 448k images (README).
+    # learning rates and a minibatch-std layer in D by their Inception KID at the same 448k images (docs/zoo.md).
     "gan-emoji": "gan --architecture dcgan --conditional --image-size 32 --num-channels 3 --generator-channels 128 "
     "--discriminator-channels 64 --spectral-norm --loss hinge --diffaugment color,translation,cutout --batch-size 64 "
     "--max-steps 7000 --lr-g 2e-4 --lr-d 4e-4 --beta1-g 0.5 --beta1-d 0.5 --beta2-g 0.999 --beta2-d 0.999 "

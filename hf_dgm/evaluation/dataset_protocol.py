@@ -1,5 +1,5 @@
 """`hf-dgm evaluate` on any image dataset: Inception features, a real-data floor, memorization, and for VAEs with an
-8-bit likelihood the held-out NLL in bits per dimension. See the README's "Evaluation" section.
+8-bit likelihood the held-out NLL in bits per dimension. See docs/evaluation.md.
 
 * Real images: the dataset split at the model's resolution and channels (a dataset of another resolution or
   channel count is refused, unless the model was trained on it: then it is converted as the trainer converted it),

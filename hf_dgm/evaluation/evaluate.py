@@ -1,5 +1,5 @@
 """`hf-dgm evaluate MODEL`: `evaluate()` picks the protocol: the MNIST classifier's below, or the Inception protocol
-for any dataset (dataset_protocol.py). See the README's "Evaluation" section. The MNIST protocol:
+for any dataset (dataset_protocol.py). See docs/evaluation.md. The MNIST protocol:
 
 * Samples: `num_samples` (10 000) images from the model with `torch.Generator().manual_seed(seed)`, quantised to
   uint8 like a saved PNG; conditional models get balanced labels 0, 1, ..., 9, 0, 1, ...
