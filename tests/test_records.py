@@ -88,3 +88,20 @@ def test_card_pipeline_tag_and_source(tmp_path, num_classes):
     assert f"pip install git+{SOURCE_REPOSITORY}" in card and "not on PyPI" not in card
     pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
     assert pyproject["project"]["urls"]["Repository"] == SOURCE_REPOSITORY
+
+
+def test_the_known_emoji_hash_is_the_built_files():
+    """The card's Noto Emoji entry is the hash of the file scripts/build_emoji_dataset.py checks against."""
+    import importlib.util
+    from pathlib import Path
+
+    from hf_dgm.model_card import KNOWN_DATASETS
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "build_emoji_dataset.py"
+    spec = importlib.util.spec_from_file_location("build_emoji_dataset", path)
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    listing = f"{build.EXPECTED_SHA256[64]}  {build.PARQUET}\n"
+    (emoji,) = [d for d in KNOWN_DATASETS.values() if d.name == "emoji"]
+    assert KNOWN_DATASETS[hashlib.sha256(listing.encode()).hexdigest()] is emoji
+    assert emoji.license[0] == "apache-2.0" and "Noto Emoji" in emoji.license[1]
