@@ -247,7 +247,7 @@ def generate(choice, custom, seed, num_images, class_name, spread):
     z = _latents(pipe, config, seed, n, _number(spread, "The truncation / temperature", 0.1, 3.0))
     images = pipe(latents=z, class_labels=_labels(config, class_name, n, name), output_type="pt").images
     # One grid, shown (upscaled, see GRID_TILE) and offered for download at 1x: a gallery of 64 separate files spent
-    # most of each request in Gradio's per-file saving, caching and serving (profiled with py-spy; see the README).
+    # most of each request in Gradio's per-file saving, caching and serving (profiled with py-spy; see docs/benchmarks.md).
     grid = make_grid(to_uint8(images))
     shown = _upscale(grid, config.image_size, GRID_TILE)
     return shown, grid  # PIL images: Gradio owns their files (and deletes them, see CACHE_TTL_S)

@@ -450,8 +450,9 @@ def test_checkpoints_are_ranked_by_kid(tmp_path, random_classifier, capsys):
     results = evaluate_checkpoints(run, features=str(random_classifier), num_samples=16)
     assert [r["step"] for r in results["checkpoints"]] == [1, 2] and results["best_step"] in (1, 2)
     best = min(results["checkpoints"], key=lambda r: r["kid"])
-    assert results["best_step"] == best["step"] and results["best_model"].endswith(
-        f"checkpoint-{best['step']:08d}/model"
+    assert (
+        results["best_step"] == best["step"]
+        and results["best_model"] == f"checkpoints/checkpoint-{best['step']:08d}/model"
     )
     assert "<- best" in format_table(results) and "16 samples (seed 0) of each checkpoint" in results["protocol"]
     proc = run_python(

@@ -515,7 +515,7 @@ def test_streaming_is_chosen_automatically_for_large_datasets(tmp_path):
 
 def test_ema_only_reads_the_generator(tmp_path):
     """A run with an EMA generator trains exactly like the plain recipe without one: same seed, bit-identical G and D
-    (the recipe side-by-side in the README compares the raw and EMA generators of one run on this basis)."""
+    (the recipe side-by-side in docs/zoo.md compares the raw and EMA generators of one run on this basis)."""
     weights = {}
     for decay in (0.0, 0.999):
         model = train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / str(decay), ema_decay=decay)))

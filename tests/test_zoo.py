@@ -34,6 +34,30 @@ def test_generators_are_complete_and_carry_no_code(name):
     assert "auto_map" not in json.loads((folder / "config.json").read_text())
 
 
+# what every generative model's eval_results.json says, whichever protocol measured it
+EVAL_FIELDS = {"model", "model_type", "seed", "device", "dataset", "split", "protocol", "num_samples",
+               "num_reference_images", "feature_extractor", "metrics", "time_s"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "mnist-classifier"])
+def test_records_are_portable_and_complete(name):
+    """The records name the model by its zoo path and the data by name and content hash (hf_dgm.records), never by a
+    path of the machine that trained it; every eval_results.json has the same fields."""
+    from hf_dgm.model_card import KNOWN_DATASETS
+
+    folder = zoo_dir() / name
+    results = json.loads((folder / "eval_results.json").read_text())
+    run = json.loads((folder / "training_args.json").read_text())
+    assert EVAL_FIELDS <= set(results), f"zoo/{name}/eval_results.json lacks {EVAL_FIELDS - set(results)}"
+    assert results["model"] == f"zoo/{name}"
+    for record in (results, run):
+        assert record["dataset"] in ("mnist", "emoji") and len(record["dataset_sha256"]) == 64
+        assert all(not str(record.get(k) or "").startswith(("/", "~")) for k in ("output_dir", "init_from"))
+    if run["dataset"] == "emoji":  # the card knows the emoji by its hash: Noto Emoji artwork, Apache-2.0
+        assert run["dataset_sha256"] in KNOWN_DATASETS
+        assert "license: apache-2.0" in (folder / "README.md").read_text()
+
+
 def _recipe_args(recipe: str, extra=()):
     from dataclasses import fields
 
@@ -50,17 +74,18 @@ def _recipe_args(recipe: str, extra=()):
 
 
 def _script(name: str):
-    """A module of scripts/ (which import each other by name)."""
+    """A module of scripts/ or scripts/experiments/ (which import each other by name)."""
     import importlib
     import sys
 
-    if str(ROOT / "scripts") not in sys.path:
-        sys.path.insert(0, str(ROOT / "scripts"))
+    for folder in (ROOT / "scripts", ROOT / "scripts" / "experiments"):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     return importlib.import_module(name)
 
 
 def test_recipe_side_by_side_differs_only_by_the_tricks():
-    """scripts/compare_gan_recipes.py: the plain recipe is pytorch/examples' (no EMA, no R1), ours is the zoo's
+    """scripts/experiments/compare_gan_recipes.py: the plain recipe is pytorch/examples' (no EMA, no R1), ours is the zoo's
     dcgan-mnist recipe, both at the same steps on the same networks."""
     compare = _script("compare_gan_recipes")
     pair = compare.recipes(1234)
@@ -102,7 +127,7 @@ def test_shipped_models_were_trained_with_their_recipe(name):
 
 @pytest.mark.slow
 def test_gpu_zoo_smoke(tmp_path):
-    """scripts/gpu_zoo.py end to end at tiny settings on the CPU: runs stopped at the time limit are finalised at
+    """scripts/experiments/gpu_zoo.py end to end at tiny settings on the CPU: runs stopped at the time limit are finalised at
     their last checkpoint, evaluated, and the best folders packed. About 3 minutes on 2 cores."""
     import subprocess
     import sys
@@ -110,7 +135,7 @@ def test_gpu_zoo_smoke(tmp_path):
 
     cmd = [
         sys.executable,
-        str(ROOT / "scripts" / "gpu_zoo.py"),
+        str(ROOT / "scripts" / "experiments" / "gpu_zoo.py"),
         "--smoke",
         "--data",
         str(ROOT.parent / "shared" / "data" / "mnist"),

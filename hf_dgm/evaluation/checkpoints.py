@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
+from ..records import dataset_record, portable_path
 from . import metrics
 from .common import generate_uint8, load_model, significant
-from .evaluate import feature_names, load_spaces, real_features, real_sets
+from .evaluate import default_dataset, feature_names, load_spaces, real_features, real_sets
 
 DEFAULT_SAMPLES = 256
 
@@ -43,11 +44,11 @@ def evaluate_checkpoints(
 ) -> dict:
     """KID (with std) and FID of every checkpoint of `run_dir` in the cheapest requested space, and the best step
     (the lowest KID)."""
-    from .real_data import default_dataset, training_record
+    from .real_data import training_record
 
     run_dir = Path(run_dir)
     found = checkpoint_models(run_dir)
-    dataset = dataset or default_dataset(training_record(run_dir).get("dataset"))
+    dataset = dataset or default_dataset(training_record(run_dir))
     names = feature_names(features, dataset)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
     space, sets, rows = None, None, []
@@ -68,15 +69,15 @@ def evaluate_checkpoints(
         print(f"step {step}: KID {kid:.5f} ± {kid_std:.5f}, FID {fid:.4g}", flush=True)
     best = min(rows, key=lambda r: r["kid"])
     return {
-        "run": str(run_dir),
-        "dataset": dataset,
+        "run": portable_path(run_dir),
+        **dataset_record(dataset),
         "feature_space": space.description,
         "protocol": f"{sets.num_samples} samples (seed {seed}) of each checkpoint vs {sets.words}.",
         "kid_floor": significant(floor_kid),
         "kid_floor_std": significant(floor_std),
         "checkpoints": rows,
         "best_step": best["step"],
-        "best_model": str(dict(found)[best["step"]]),
+        "best_model": str(dict(found)[best["step"]].relative_to(run_dir)),  # within the run
     }
 
 
@@ -86,5 +87,5 @@ def format_table(results: dict) -> str:
         mark = "  <- best" if r["step"] == results["best_step"] else ""
         lines.append(f"{r['step']:>10}  {r['kid']:>10.5f}  {r['kid_std']:>9.5f}  {r['fid']:>9.4g}{mark}")
     lines.append(f"{'floor':>10}  {results['kid_floor']:>10.5f}  {results['kid_floor_std']:>9.5f}")
-    lines.append(f"best: step {results['best_step']} ({results['best_model']}); {results['feature_space']}")
+    lines.append(f"best: step {results['best_step']} (RUN/{results['best_model']}); {results['feature_space']}")
     return "\n".join(lines)

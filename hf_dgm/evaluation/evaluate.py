@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
+from ..data import MNIST_ID, is_mnist
 from ..families import family_of
 from ..file_utils import write_json_atomic
+from ..records import dataset_record, is_recorded_dataset, model_reference
 from . import metrics
 from .common import generate_uint8, load_model, significant
 from .features import INCEPTION, load_feature_space
@@ -28,11 +30,25 @@ from .features import INCEPTION, load_feature_space
 MEMORIZATION_QUANTILE = 0.01
 
 
+def default_dataset(record: dict) -> str:
+    """The dataset a model was trained on (its training_args.json), where it can be read from here: a Hub id, or local
+    data at the recorded path with the recorded content hash (hf_dgm.records); else ylecun/mnist for MNIST models
+    and models without a record. Local data found nowhere must be passed with --dataset."""
+    recorded = record.get("dataset")
+    if not recorded:
+        return MNIST_ID
+    if is_recorded_dataset(record, recorded) or not (record.get("dataset_sha256") or Path(recorded).is_absolute()):
+        return recorded
+    if is_mnist(recorded):
+        return MNIST_ID
+    sha = f" (sha256 {record['dataset_sha256']})" if record.get("dataset_sha256") else ""
+    raise ValueError(f"the model was trained on the local dataset {recorded!r}{sha}, not found here: pass --dataset.")
+
+
 def feature_names(features, dataset: str, classifier_path=None, inception: bool = False) -> list[str]:
     """The requested spaces, in order. `features`: "auto" (MNIST: its classifier; any other dataset: Inception and
     the zoo classifier trained on it, if any), "classifier" (the dataset's), or names and folders (a list or
     comma-separated). `classifier_path` replaces the dataset's classifier; `inception` adds Inception."""
-    from ..data import is_mnist
     from .features import dataset_classifier
 
     requested = [f.strip() for f in features.split(",")] if isinstance(features, str) else [str(f) for f in features]
@@ -64,7 +80,6 @@ def load_spaces(names: list[str], device) -> list:
 
 
 def real_sets(model, model_dir, dataset, split, holdout_fraction, num_samples, full):
-    from ..data import is_mnist
     from .real_data import halves_sets, mnist_sets
 
     if is_mnist(dataset) and split in (None, "test"):
@@ -263,11 +278,11 @@ def evaluate(
     `device`: "auto" (CUDA when available, else the CPU), "cpu", "cuda", ... Latents and the IWAE noise are drawn on
     the CPU with fixed seeds whatever the device (CPU runs are the bit-reproducible ones)."""
     from ..zoo import resolve_model
-    from .real_data import default_dataset, training_record
+    from .real_data import training_record
 
     start = time.time()
     model_dir = resolve_model(model_path)
-    dataset = dataset or default_dataset(training_record(model_dir).get("dataset"))
+    dataset = dataset or default_dataset(training_record(model_dir))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
     spaces = load_spaces(feature_names(features, dataset, classifier_path, inception), device)
     model = load_model(model_dir).to(device)
@@ -278,7 +293,8 @@ def evaluate(
         likelihood = likelihood_request(model, sets, iwae_k, num_test_images)
     if progress:
         print(plan(spaces, counts, sets, likelihood and likelihood[2], device), file=sys.stderr, flush=True)
-    results = {"model": str(model_dir), "model_type": model.config.model_type, "seed": seed, "device": str(device)}
+    reference = model_reference(model_path)
+    results = {"model": reference, "model_type": model.config.model_type, "seed": seed, "device": str(device)}
     results |= sample_and_measure(model, spaces, counts, sets, dataset, split, seed, progress)
     if likelihood:
         results |= measure_likelihood(model, sets, *likelihood[:2], seed, iwae_state_path, progress)
@@ -312,7 +328,7 @@ def sample_and_measure(model, spaces, counts, sets, dataset, split, seed: int, p
         for space, num in zip(spaces, counts)
     )
     results = {
-        "dataset": dataset,
+        **dataset_record(dataset),  # a Hub id as given, local data by its name and content hash
         "split": "test" if sets.kind == "mnist-test" else split or "train",
         "num_samples": sets.num_samples,
         "num_reference_images": len(sets.reference),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import MNIST_ID, is_mnist
+from ..records import dataset_record, is_recorded_dataset
 
 MAX_DEFAULT_SAMPLES = 10_000
 HALVES_SEED = 0
@@ -47,22 +47,6 @@ class RealSets:
 def training_record(model_dir) -> dict:
     path = Path(model_dir) / "training_args.json"
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def default_dataset(recorded: str | None) -> str:
-    """The dataset a model was trained on (its training_args.json), where this machine has it; else ylecun/mnist
-    for MNIST models and models without a record."""
-    if recorded and (Path(recorded).exists() or not Path(recorded).is_absolute()):
-        return recorded
-    if recorded and not is_mnist(recorded):
-        raise ValueError(f"the model was trained on {recorded!r}, which is not on this machine: pass --dataset.")
-    return MNIST_ID
-
-
-def same_dataset(a: str | None, b: str | None) -> bool:
-    if a is None or b is None:
-        return False
-    return Path(a).resolve() == Path(b).resolve() if Path(a).exists() and Path(b).exists() else a == b
 
 
 def check_dataset_matches(cfg, dataset: str, split: str, image_column: str, trained_on_it: bool) -> None:
@@ -94,7 +78,7 @@ def mnist_sets(cfg, model_dir, dataset: str, num_samples: int | None, full: bool
     from ..data import load_image_tensors
 
     record = training_record(model_dir)
-    check_dataset_matches(cfg, dataset, "test", "image", same_dataset(record.get("dataset"), dataset))
+    check_dataset_matches(cfg, dataset, "test", "image", is_recorded_dataset(record, dataset))
     load = dict(resolution=cfg.image_size, num_channels=cfg.num_channels)
     test = load_image_tensors(dataset, "test", **load)
     train = load_image_tensors(dataset, "train", label_column=None, **load)
@@ -123,7 +107,7 @@ def real_images(cfg, model_dir, dataset, split, image_column, label_column, hold
     from ..data import holdout_indices, load_image_tensors
 
     record = training_record(model_dir)
-    trained_on_it = same_dataset(record.get("dataset"), dataset) and record.get("split", "train") == split
+    trained_on_it = is_recorded_dataset(record, dataset) and record.get("split", "train") == split
     image_column = image_column or (record.get("image_column", "image") if trained_on_it else "image")
     label_column = label_column or (record.get("label_column", "label") if trained_on_it else "label")
     check_dataset_matches(cfg, dataset, split, image_column, trained_on_it)
@@ -155,7 +139,7 @@ def halves_sets(cfg, model_dir, dataset, split, holdout_fraction, num_samples, f
         memorization = (reference, floor, reference)
         likelihood = held_out.select(torch.arange(min(num, len(held_out)))) if held_out is not None else real.select(b)
     words = (
-        f"{num} of the {len(real)} real images of {dataset!r} ({split}{held}) at {cfg.image_size}x{cfg.image_size}; "
+        f"{num} of the {len(real)} real images of {dataset_record(dataset)['dataset']!r} ({split}{held}) at {cfg.image_size}x{cfg.image_size}; "
         f"real-data floor: {num} other real images vs the same {num}"
     )
     labels = real.labels[b] if cfg.num_classes else None

@@ -6,15 +6,23 @@ import os
 
 from ..file_utils import write_json_atomic
 from ..image_processing import make_grid, save_image_atomic, to_uint8
+from ..records import dataset_record, portable_path
 
 logger = logging.getLogger("hf_dgm.training")
 
 
+PATH_ARGUMENTS = ("output_dir", "init_from", "resume_from")  # recorded without the machine's directories
+
+
 def training_args_record(trainer) -> dict:
-    """training_args.json: every argument, plus the processes, device and data the run had."""
+    """training_args.json: every argument, plus the processes, device and data the run had. The dataset and the paths
+    are recorded portably (hf_dgm.records): a Hub id as given, a local dataset by its name and content hash."""
+    args = trainer.args.to_dict()
     return {
         "trainer": trainer.model_kind,
-        **trainer.args.to_dict(),
+        **args,
+        **{k: portable_path(args[k]) for k in PATH_ARGUMENTS if k in args},
+        **dataset_record(args["dataset"]),
         "num_processes": trainer.accelerator.num_processes,
         "device": str(trainer.device),
         **trainer.data.record(),
