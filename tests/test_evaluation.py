@@ -447,7 +447,7 @@ def test_checkpoints_are_ranked_by_kid(tmp_path, random_classifier, capsys):
     train_gan(
         GANTrainingArguments(**tiny_train_kwargs(run, max_steps=2, checkpoint_every=1, keep_checkpoints=0, **tiny))
     )
-    results = evaluate_checkpoints(run, features=str(random_classifier), num_samples=16)
+    results = evaluate_checkpoints(run, dataset=MNIST, features=str(random_classifier), num_samples=16)
     assert [r["step"] for r in results["checkpoints"]] == [1, 2] and results["best_step"] in (1, 2)
     best = min(results["checkpoints"], key=lambda r: r["kid"])
     assert (
