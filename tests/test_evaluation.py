@@ -454,7 +454,10 @@ def test_checkpoints_are_ranked_by_kid(tmp_path, random_classifier, capsys):
         results["best_step"] == best["step"]
         and results["best_model"] == f"checkpoints/checkpoint-{best['step']:08d}/model"
     )
-    assert "<- best" in format_table(results) and "16 samples (seed 0) of each checkpoint" in results["protocol"]
+    assert (
+        "<- best" in format_table(results)
+        and "16 samples (torch.Generator seed 0) of each checkpoint vs the same 16 real" in results["protocol"]
+    )
     proc = run_python(
         f"from hf_dgm.cli import main; raise SystemExit(main(['evaluate', {str(tmp_path)!r}, '--checkpoints']))"
     )

@@ -72,7 +72,10 @@ def evaluate_checkpoints(
         "run": portable_path(run_dir),
         **dataset_record(dataset),
         "feature_space": space.description,
-        "protocol": f"{sets.num_samples} samples (seed {seed}) of each checkpoint vs {sets.words}.",
+        "protocol": (
+            f"{sets.num_samples} samples (torch.Generator seed {seed}) of each checkpoint vs the same {len(reference)} "
+            f"real images; real-data floor: {sets.num_samples} other real images vs them (from {sets.words})."
+        ),
         "kid_floor": significant(floor_kid),
         "kid_floor_std": significant(floor_std),
         "checkpoints": rows,

@@ -245,7 +245,7 @@ def plan(spaces, counts, sets, likelihood: str | None, device) -> str:
             f"  {space.name}: {num} samples, {len(needed)} real images ({'cached' if not todo else 'to compute'})"
         )
     if likelihood:
-        lines.append(f"  likelihood: {likelihood}")
+        lines.append(f"  likelihood: {likelihood} (k decodes per image: --iwae-k or --skip-likelihood for less)")
     if device.type == "cpu" and seconds > 60:
         lines.append(f"  Inception features: about {seconds / 60:.0f} min on {torch.get_num_threads()} CPU thread(s)")
     if not sets.full:
