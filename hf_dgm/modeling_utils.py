@@ -140,9 +140,15 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch
             f"This model is class-conditional (num_classes={cfg.num_classes}): pass class_labels, "
             f"ints in [0, {cfg.num_classes - 1}]."
         )
+    expected = f"ints in [0, {cfg.num_classes - 1}]"
     if isinstance(class_labels, int) and not isinstance(class_labels, bool):
+        if not 0 <= class_labels < cfg.num_classes:  # before a list of batch_size copies is made
+            raise ValueError(f"class label {class_labels} is out of range: expected {expected}.")
         class_labels = [class_labels] * batch_size
-    labels = torch.as_tensor(class_labels)
+    try:
+        labels = torch.as_tensor(class_labels)
+    except (ValueError, TypeError, RuntimeError, OverflowError):  # ints beyond int64, strings, None entries
+        raise ValueError(f"class_labels must be {expected}, got {_short_repr(class_labels)}.") from None
     if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1:
         raise ValueError(
             f"class_labels must be a 1-D sequence of ints, got dtype {labels.dtype} and shape {tuple(labels.shape)}."
@@ -151,8 +157,13 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch
         raise ValueError(f"class_labels has {labels.shape[0]} entries, expected one per image ({batch_size}).")
     if labels.numel() and (labels.min() < 0 or labels.max() >= cfg.num_classes):
         bad = labels[(labels < 0) | (labels >= cfg.num_classes)][0].item()
-        raise ValueError(f"class label {bad} is out of range: expected ints in [0, {cfg.num_classes - 1}].")
+        raise ValueError(f"class label {bad} is out of range: expected {expected}.")
     return labels.to(device=device, dtype=torch.long)
+
+
+def _short_repr(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def check_latents(cfg, latents) -> None:
