@@ -274,6 +274,18 @@ def check_footprint(num_parameters: int, activations: int, where: str, max_param
         )
 
 
+def check_model_footprint(meta_model: nn.Module, config, where: str, max_parameters=None, max_activations=None):
+    """Refuse a model built on the meta device whose config declares more than the budgets: its parameters first
+    (cheap), then its sampling network's activations for one image. Returns its state's tensor shapes. Loading
+    (``from_pretrained``) and training (before any data or weight) both check this."""
+    expected = meta_state_shapes(meta_model)
+    check_footprint(count_parameters(expected), 0, where, max_parameters, max_activations)
+    budget = MAX_ACTIVATIONS if max_activations is None else max_activations
+    activations = activation_elements(meta_model.sampling_network, config, budget)
+    check_footprint(0, activations, where, max_parameters, max_activations)
+    return expected
+
+
 def local_model_folder(name_or_path, kwargs: dict) -> Path:
     """A local folder holding config.json and model.safetensors: the folder itself, or a download of a Hub repo
     (config and safetensors only; never code or pickles) with `from_pretrained`'s hub arguments."""
@@ -357,10 +369,7 @@ class HfDgmModelMixin:
         where = f"{str(pretrained_model_name_or_path)!r} ({cls.config_class.__name__})"
         with torch.device("meta"):
             meta_model = cls(config)
-        expected = meta_state_shapes(meta_model)
-        budget = MAX_ACTIVATIONS if max_activations is None else max_activations
-        activations = activation_elements(meta_model.sampling_network, config, budget)
-        check_footprint(count_parameters(expected), activations, where, max_parameters, max_activations)
+        expected = check_model_footprint(meta_model, config, where, max_parameters, max_activations)
         check_weight_shapes(expected, read_weight_shapes(folder / "model.safetensors"), where)
         with quiet_progress_bars():
             return super().from_pretrained(folder, *args, config=config, **kwargs)
