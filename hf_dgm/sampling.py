@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from . import modeling_utils
 from .families import Family, family_of, load_config
 from .image_processing import to_uint8
 from .modeling_utils import (
-    MAX_ACTIVATIONS,
     activation_elements,
     check_class_labels,
     check_footprint,
@@ -43,7 +43,7 @@ def load_sampling_network(model_dir) -> tuple[SimpleNamespace, Family, torch.nn.
         raise ValueError(f"config.json in {str(model_dir)!r} lacks a field: {err}") from None
     weights = Path(model_dir) / "model.safetensors"
     expected = meta_state_shapes(meta_net)
-    activations = activation_elements(meta_net, cfg, MAX_ACTIVATIONS)
+    activations = activation_elements(meta_net, cfg, modeling_utils.MAX_ACTIVATIONS)
     check_footprint(count_parameters(expected), activations, repr(str(model_dir)))
     found = {k[len(prefix) :]: v for k, v in read_weight_shapes(weights).items() if k.startswith(prefix)}
     check_weight_shapes(expected, found, repr(str(weights)))
@@ -58,7 +58,7 @@ def images_per_chunk(cfg, max_activations: int | None = None) -> int:
     stay within `max_activations` elements (default MAX_ACTIVATIONS, ``HF_DGM_MAX_ACTIVATIONS``). Counted on the
     meta device (an upper bound where that is cheap, see ``activation_elements``); a model whose single image exceeds
     the budget is refused."""
-    budget = MAX_ACTIVATIONS if max_activations is None else max_activations
+    budget = modeling_utils.MAX_ACTIVATIONS if max_activations is None else max_activations
     with torch.device("meta"):
         meta_net, _ = family_of(cfg.model_type).networks.sampling_network(cfg)
     per_image = activation_elements(meta_net, cfg, budget)
