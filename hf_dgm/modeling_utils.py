@@ -17,8 +17,10 @@ from torch import nn
 
 FORMAT_VERSION = 1
 
-# What a config may make a process allocate, checked on the meta device before anything is built: parameters, and the
-# activations of the sampling network for one image (elements). Raise them with these variables; the Space lowers them.
+# What a config may make a process allocate, checked on the meta device before anything is built (loading, and training
+# before any data): parameters, and the activations of the sampling network (elements) for one image; generation
+# (hf_dgm.sampling.generate_images) draws in chunks whose activations together stay within the same budget. Raise them
+# with these variables; the Space lowers them.
 MAX_PARAMETERS = int(os.environ.get("HF_DGM_MAX_PARAMETERS", 1_000_000_000))  # 4 GB of float32 weights
 MAX_ACTIVATIONS = int(os.environ.get("HF_DGM_MAX_ACTIVATIONS", 100_000_000))  # 400 MB per image
 
