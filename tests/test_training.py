@@ -587,13 +587,17 @@ def test_a_finished_run_is_not_overwritten_without_a_word(tmp_path):
     train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=2, **TINY_GAN)))
     shutil.rmtree(tmp_path / "checkpoints")
     before = (tmp_path / "model.safetensors").read_bytes()
-    with pytest.raises(ValueError, match=r"already holds a trained model \(config.json, model.safetensors"):
+    with pytest.raises(ValueError, match=r"already holds a trained model \(config.json, model.safetensors\)"):
         train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=2, seed=1, **TINY_GAN)))
     assert (tmp_path / "model.safetensors").read_bytes() == before
+    (tmp_path / "eval_results.json").write_text("{}")  # the old model's evaluation: gone with it
     train_gan(
         GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=2, seed=1, overwrite_output_dir=True, **TINY_GAN))
     )
-    assert (tmp_path / "model.safetensors").read_bytes() != before
+    assert (tmp_path / "model.safetensors").read_bytes() != before and not (tmp_path / "eval_results.json").exists()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.md").write_text("a folder without a model is no finished run")
+    train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "notes", max_steps=1, **TINY_GAN)))
 
 
 def test_a_model_over_the_size_budget_is_refused_before_any_data(tmp_path, run_cli, monkeypatch):

@@ -27,9 +27,9 @@ from .publishing import publish_run, push_or_record, training_args_record, unpus
 
 logger = logging.getLogger("hf_dgm.training")
 
-# what a finished run leaves in its output folder (publishing.publish_run, evaluate --write): a folder holding any is
-# not trained into again without --overwrite-output-dir
-FINAL_FILES = ("config.json", "model.safetensors", "samples.png", "eval_results.json", "README.md")
+# what a finished run leaves in its output folder (publishing.publish_run, evaluate --write): removed when
+# --overwrite-output-dir starts afresh in a folder that holds a model
+MODEL_FOLDER_FILES = ("config.json", "model.safetensors", "samples.png", "eval_results.json", "README.md")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -125,18 +125,19 @@ class BaseTrainer:
 
     def prepare_output_dir(self):
         """Refuse to mix two runs in one folder (another run's checkpoints, or a finished run's model), unless told to
-        start afresh there: then the old run's checkpoints, metrics and final model files are removed first."""
+        start afresh there: then the old run's checkpoints, metrics and model folder files are removed first (its
+        card and evaluation would otherwise describe the new weights)."""
         if self.args.resume_from:
             return
         has_checkpoints = bool(list_checkpoints(self.output_dir))
-        finished = [name for name in FINAL_FILES if (self.output_dir / name).is_file()]
-        if not (has_checkpoints or finished):
+        has_model = any((self.output_dir / name).is_file() for name in ("config.json", "model.safetensors"))
+        if not (has_checkpoints or has_model):
             return
         if not self.args.overwrite_output_dir:
             what, how = (
                 ("checkpoints of another run", "pass --resume-from latest to continue it, ")
                 if has_checkpoints
-                else (f"a trained model ({', '.join(finished)})", "")
+                else ("a trained model (config.json, model.safetensors)", "")
             )
             raise ValueError(
                 f"{str(self.output_dir)!r} already holds {what}: {how}pass --overwrite-output-dir to start afresh "
@@ -144,8 +145,8 @@ class BaseTrainer:
             )
         shutil.rmtree(self.output_dir / "checkpoints", ignore_errors=True)
         (self.output_dir / "logs" / "metrics.jsonl").unlink(missing_ok=True)
-        for name in finished:
-            (self.output_dir / name).unlink()
+        for name in MODEL_FOLDER_FILES if has_model else ():
+            (self.output_dir / name).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------------------------------- hooks
     def build_model(self):
