@@ -28,6 +28,16 @@ TINY_GAN = dict(generator_channels=4, discriminator_channels=4, latent_dim=8)
 TINY_VAE = dict(base_channels=4, hidden_dim=16, latent_dim=4)
 
 
+def tiny_model(family: str, **options) -> dict:
+    """The tiny model flags of `family` ("gan" or "vae") with `options`; the `mlp` architecture takes its own widths
+    (a width flag of another architecture is refused)."""
+    tiny = TINY_GAN if family == "gan" else TINY_VAE
+    if options.get("architecture") == "mlp":
+        mlp = dict(generator_hidden_dims=[16, 16], discriminator_hidden_dims=[16, 16]) if family == "gan" else {}
+        tiny = {"latent_dim": tiny["latent_dim"], **mlp, **({"hidden_dims": [16, 8]} if family == "vae" else {})}
+    return {**tiny, **options}
+
+
 def cli(*args, env=None):
     return subprocess.run(
         [sys.executable, "-m", "hf_dgm.cli", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
@@ -187,7 +197,7 @@ def gan_baseline(tmp_path_factory):
     ],
 )
 def test_gan_options_train(tmp_path, options, expect, gan_baseline):
-    args = GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=4, **TINY_GAN, **options))
+    args = GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=4, **tiny_model("gan", **options)))
     torch.manual_seed(0)
     model = train_gan(args)
     rows = [json.loads(line) for line in (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()]
@@ -215,7 +225,7 @@ def test_gan_options_train(tmp_path, options, expect, gan_baseline):
     ],
 )
 def test_vae_options_train(tmp_path, options, keys):
-    args = VAETrainingArguments(**tiny_train_kwargs(tmp_path, **TINY_VAE, **options))
+    args = VAETrainingArguments(**tiny_train_kwargs(tmp_path, **tiny_model("vae", **options)))
     model = train_vae(args)
     rows = [json.loads(line) for line in (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()]
     for key in keys:
@@ -577,3 +587,35 @@ def test_colour_residual_gan_with_diffaugment_resumes_exactly(tmp_path):
     assert full.config.num_classes == 9 and full.config.num_channels == 3
     images = full.generate(9, class_labels=list(range(9))).sample
     assert images.shape == (9, 3, 32, 32) and torch.isfinite(images).all()
+
+
+def test_lr_schedule_is_diffusers_and_resumes_exactly(tmp_path):
+    """--lr-schedule cosine with --warmup-steps: diffusers' get_scheduler (linear warm-up from 0, then a half
+    cosine to 0 at --max-steps), and a run resumed from a mid-run checkpoint ends bit-identical."""
+    import math
+    import shutil
+
+    kw = dict(**TINY_VAE, lr_schedule="cosine", warmup_steps=2, log_every=1, max_steps=6, checkpoint_every=3)
+    full = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "full", **kw)))
+    rows = [json.loads(line) for line in (tmp_path / "full" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    expected = [1e-3 * (s / 2 if s < 2 else 0.5 * (1 + math.cos(math.pi * (s - 2) / 4))) for s in range(1, 7)]
+    assert [r["lr_vae"] for r in rows] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    (tmp_path / "part" / "checkpoints").mkdir(parents=True)
+    name = "checkpoint-00000003"
+    shutil.copytree(tmp_path / "full" / "checkpoints" / name, tmp_path / "part" / "checkpoints" / name)
+    resumed = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "part", resume_from="latest", **kw)))
+    a, b = full.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_flag_of_another_architecture_is_refused(tmp_path, run_cli):
+    """--generator-hidden-dims (an mlp width) with dcgan, --base-channels (conv) with mlp: one line, not ignored."""
+    proc = run_cli("train", "gan", "--output-dir", str(tmp_path / "o"), "--generator-hidden-dims", "32", "32")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "--generator-hidden-dims applies to --architecture mlp, not 'dcgan'" in proc.stderr
+    with pytest.raises(ValueError, match="--base-channels applies to --architecture conv or resnet, not 'mlp'"):
+        VAETrainingArguments(output_dir=str(tmp_path / "o"), architecture="mlp", base_channels=8).validate()
+    with pytest.raises(ValueError, match="--activation applies to --architecture mlp, not 'resnet'"):
+        GANTrainingArguments(output_dir=str(tmp_path / "o"), architecture="resnet", activation="tanh").validate()
+    GANTrainingArguments(output_dir=str(tmp_path / "o"), **tiny_model("gan", architecture="mlp")).validate()
+    assert not (tmp_path / "o").exists()

@@ -82,5 +82,8 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
             self.spectral_norm = self.architecture == "resnet"
         super().__post_init__(**kwargs)
 
+    # the registry a field picks from; an entry's `fields` are the other fields it reads (a flag for another entry is
+    # refused by `hf-dgm train`)
+    field_registries = {"architecture": ARCHITECTURES}
     # the values a field accepts, from the registries (the command line offers them as choices)
     field_choices = {"architecture": tuple(ARCHITECTURES), "activation": tuple(ACTIVATIONS)}

@@ -123,6 +123,8 @@ class TrainingArguments:
         check_holdout_fraction(self.holdout_fraction, "--holdout-fraction")
         if self.warmup_steps < 0 or self.keep_checkpoints < 0:
             raise ValueError("--warmup-steps and --keep-checkpoints must be >= 0.")
+        if self.init_from is None:
+            check_model_flags_apply(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,9 +168,28 @@ def with_model_fields(config_class, exclude=()):
             setattr(cls, name, arg(default, docs.get(name, ""), "model", choices.get(name)))
         cls.__annotations__ = {**annotations, **inspect.get_annotations(cls)}
         cls.model_fields = tuple(annotations)
+        cls.model_config_class = config_class
         return cls
 
     return decorate
+
+
+def check_model_flags_apply(args) -> None:
+    """Refuse a model flag set away from its default that the chosen entry of a registry does not read (for example
+    --generator-hidden-dims, an `mlp` width, with --architecture dcgan): it would be accepted and ignored."""
+    registries = getattr(getattr(args, "model_config_class", None), "field_registries", {})
+    defaults = {f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(args)}
+    for selector, registry in registries.items():
+        chosen = registry.get(getattr(args, selector))
+        if chosen is None:
+            continue  # an unknown choice: the choices check names it
+        for name in dict.fromkeys(name for entry in registry.values() for name in entry.fields):
+            if name not in chosen.fields and getattr(args, name) != defaults[name]:
+                readers = [key for key, entry in registry.items() if name in entry.fields]
+                raise ValueError(
+                    f"--{name.replace('_', '-')} applies to --{selector.replace('_', '-')} {' or '.join(readers)}, "
+                    f"not {getattr(args, selector)!r}: drop it, or choose one of those."
+                )
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -433,12 +433,13 @@ class VAEArchitecture:
     encoder: Callable[..., nn.Module]
     decoder: Callable[..., nn.Module]
     validate: Callable[..., None]  # checks the architecture's own config fields
+    fields: tuple[str, ...] = ()  # the config fields it reads that not every architecture reads
 
 
 ARCHITECTURES = {
-    "mlp": VAEArchitecture(MLPEncoder, MLPDecoder, _validate_mlp),
-    "conv": VAEArchitecture(ConvEncoder, ConvDecoder, _validate_conv),
-    "resnet": VAEArchitecture(ResidualEncoder, ResidualDecoder, _validate_conv),
+    "mlp": VAEArchitecture(MLPEncoder, MLPDecoder, _validate_mlp, fields=("hidden_dims",)),
+    "conv": VAEArchitecture(ConvEncoder, ConvDecoder, _validate_conv, fields=("base_channels", "hidden_dim")),
+    "resnet": VAEArchitecture(ResidualEncoder, ResidualDecoder, _validate_conv, fields=("base_channels", "hidden_dim")),
 }
 
 
