@@ -1,12 +1,11 @@
 """What the GAN and VAE families share: checks of config fields and inputs, the latent prior, activations, and the
 loading rules of their Hugging Face classes (strict, structured weight checks before anything is built).
 
-It imports only torch at module level, so ``hf-dgm sample`` can use it without transformers. On upload this file is
-bundled with a family's networks, configuration and modeling files into one module (``hf_dgm.remote_code``), so it
-may only import siblings relatively and third-party packages.
+It imports only torch (and ``file_utils``) at module level, so ``hf-dgm sample`` can use it without transformers. On
+upload this file is bundled with ``file_utils`` and a family's networks, configuration and modeling files into one
+module (``hf_dgm.remote_code``), so it may only import siblings relatively and third-party packages.
 """
 
-import json
 import math
 import os
 from contextlib import contextmanager
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from .file_utils import count_parameters, read_weight_shapes
 
 FORMAT_VERSION = 1
 
@@ -175,20 +176,6 @@ def check_pixel_values(cfg, pixel_values) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 # Weights: a structured check of model.safetensors against a config, before any tensor is allocated
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def read_weight_shapes(weights_path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes from a safetensors header (no tensor is read)."""
-    from safetensors import SafetensorError, safe_open
-
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"No model.safetensors in {str(weights_path.parent)!r}.")
-    try:
-        with safe_open(weights_path, framework="pt") as f:
-            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
-    except (SafetensorError, OSError, json.JSONDecodeError) as err:
-        raise OSError(f"{str(weights_path)!r} can't be read: truncated or corrupt ({err}).") from None
 
 
 def check_weight_shapes(expected: dict, found: dict, where: str) -> None:
@@ -372,7 +359,3 @@ class HfDgmModelMixin:
         except ImportError:
             return super().push_to_hub(repo_id, **kwargs)
         return push_model_to_hub(self, repo_id, **kwargs)
-
-
-def count_parameters(shapes: dict) -> int:
-    return sum(math.prod(shape) for shape in shapes.values())
