@@ -40,6 +40,7 @@ MAX_GRID_PIXELS = 100_000_000  # about 100 MB of uint8 grey (300 MB RGB): what o
 
 def cmd_sample(args) -> int:
     from .image_processing import check_image_path, make_grid, save_image_atomic
+    from .modeling_utils import class_id
     from .sampling import load_sampling_network, sample_images
     from .zoo import resolve_model
 
@@ -54,14 +55,15 @@ def cmd_sample(args) -> int:
             "different --seed values, or save images one by one with the pipeline."
         )
     labels = None
-    if getattr(cfg, "num_classes", None):
-        labels = (
-            [args.class_label] * args.num_images
-            if args.class_label is not None
-            else [i % cfg.num_classes for i in range(args.num_images)]
-        )
-    elif args.class_label is not None:
+    if args.class_label is not None and not getattr(cfg, "num_classes", None):
         raise ValueError(f"--class-label {args.class_label} given, but {model_dir} is unconditional.")
+    if args.class_label is not None:
+        try:
+            labels = [class_id(cfg, args.class_label)] * args.num_images
+        except ValueError as err:
+            raise ValueError(f"--class-label {err}") from None
+    elif getattr(cfg, "num_classes", None):
+        labels = [i % cfg.num_classes for i in range(args.num_images)]
     images = sample_images(
         cfg, family, net, args.num_images, seed=args.seed, class_labels=labels, temperature=args.temperature
     )
@@ -158,13 +160,25 @@ def cmd_app(args) -> int:
     return 0
 
 
-def cmd_cache(args) -> int:
-    from .data import cache_dir, clear_cache
+# what hf-dgm caches under its cache folder ($HF_DGM_CACHE, default ~/.cache/hf_dgm), by subfolder
+CACHES = {"datasets": "decoded-dataset", "reference_stats": "reference-statistics"}
 
-    if args.action == "clear":
-        print(f"removed {clear_cache()} cached dataset file(s) from {cache_dir()}")
-    else:
-        print(cache_dir())
+
+def cmd_cache(args) -> int:
+    import shutil
+
+    from .data import cache_dir
+
+    root = cache_dir().parent
+    if args.action == "dir":
+        print(root)
+        return 0
+    removed = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        count = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder)
+        removed.append(f"{count} {CACHES.get(folder.name, folder.name)} file(s)")
+    print(f"removed {', '.join(removed) or 'nothing'} from {root}")
     return 0
 
 
@@ -172,14 +186,22 @@ def _add_sample_command(sub, formatter) -> None:
     from .zoo import DEFAULT_MODEL
 
     p = sub.add_parser(
-        "sample", help="sample an image grid from a model folder, zoo name or Hub repo id", formatter_class=formatter
+        "sample",
+        help="sample an image grid from a model folder, zoo name or Hub repo id",
+        formatter_class=formatter,
+        description="Draw --num-images images from a GAN's generator (its EMA copy where present) or a VAE's decoder "
+        "and write them as one grid image. Only the sampling network's weights are read, without importing "
+        "transformers or diffusers. The same --seed gives the same images as the model's pipeline.",
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="model folder, zoo name or Hub repo id")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--num-images", type=_positive_int, default=64, help="images in the grid")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the latents: the same seed gives the same grid")
     p.add_argument(
-        "--class-label", type=int, default=None, help="class for conditional models; none: 0, 1, 2, ... in turn"
+        "--class-label",
+        default=None,
+        help="conditional models: the class of every image, by name (the names the model's config.id2label holds, "
+        "as the demo app lists them; a model without names uses ids) or by id; none: 0, 1, 2, ... in turn",
     )
     p.add_argument("--temperature", type=float, default=1.0, help="VAE prior temperature")
     p.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row; none: a square grid")
@@ -188,7 +210,13 @@ def _add_sample_command(sub, formatter) -> None:
 
 
 def _add_train_command(sub, formatter) -> None:
-    p = sub.add_parser("train", help="train a GAN or a VAE: hf-dgm train gan|vae [--help]")
+    p = sub.add_parser(
+        "train",
+        help="train a GAN or a VAE: hf-dgm train gan|vae [--help]",
+        formatter_class=formatter,
+        description="Train a model with the family's trainer (accelerate: one or more GPUs, or the CPU). "
+        "`hf-dgm train gan --help` and `hf-dgm train vae --help` list each trainer's flags.",
+    )
     p.add_argument("family", choices=["gan", "vae"], help="the model family; `hf-dgm train gan --help` lists its flags")
 
 
@@ -256,7 +284,13 @@ def _add_evaluate_command(sub, formatter) -> None:
 
 def _add_push_command(sub, formatter) -> None:
     p = sub.add_parser(
-        "push", help="push a model folder (weights, code, card, grid, results) to the Hub", formatter_class=formatter
+        "push",
+        help="push a model folder (weights, code, card, grid, results) to the Hub",
+        formatter_class=formatter,
+        description="Upload a model folder to a Hub model repo (created if missing): config.json, model.safetensors, "
+        "a model card rendered from the folder's records, and where present samples.png, training_args.json and "
+        "eval_results.json, plus the code that loads it with trust_remote_code=True where hf-dgm is not installed. "
+        "The folder itself is only read.",
     )
     p.add_argument("model_dir", help="a model folder (config.json + model.safetensors), e.g. a training run's")
     p.add_argument("--repo-id", required=True, help="Hub repo id, e.g. user/dcgan-mnist")
@@ -269,14 +303,26 @@ def _add_push_command(sub, formatter) -> None:
 
 def _add_export_command(sub, formatter) -> None:
     p = sub.add_parser(
-        "export", help="attach the code for trust_remote_code to a local model or pipeline folder (uploads do it)"
+        "export",
+        help="attach the code for trust_remote_code to a local model or pipeline folder (uploads do it)",
+        formatter_class=formatter,
+        description="Write the model (or pipeline) code into a saved folder and point its config.json (or "
+        "model_index.json) at it, so that transformers' AutoModel (or diffusers' DiffusionPipeline) loads the folder "
+        "with trust_remote_code=True on a machine without hf-dgm. `hf-dgm push` does this for every upload.",
     )
     p.add_argument("folder", help="a model folder (config.json) or a pipeline folder (model_index.json)")
     p.set_defaults(func=cmd_export)
 
 
 def _add_deploy_space_command(sub, formatter) -> None:
-    p = sub.add_parser("deploy-space", help="upload spaces_app/ as a Gradio Space", formatter_class=formatter)
+    p = sub.add_parser(
+        "deploy-space",
+        help="upload spaces_app/ as a Gradio Space",
+        formatter_class=formatter,
+        description="Upload the demo app (a checkout's spaces_app/: app.py, its README front matter and "
+        "requirements) with the hf_dgm package beside it to a Gradio Space repo (created if missing). The Space "
+        "loads the zoo's models from their Hub repos.",
+    )
     p.add_argument("--repo-id", required=True, help="Space repo id, e.g. user/hf-dgm-demo")
     p.add_argument("--app-dir", default=None, help="default: the checkout's spaces_app/")
     p.add_argument("--private", action="store_true", help="create the Space as private")
@@ -290,22 +336,34 @@ def _add_app_command(sub, formatter) -> None:
         "app",
         help="run the Gradio demo locally (http://127.0.0.1:7860); needs the repo's spaces_app/",
         formatter_class=formatter,
+        description="Run the demo app of a checkout (spaces_app/app.py: sample, interpolate and explore the zoo's "
+        "models, or a model of your own) on this machine, at http://127.0.0.1:PORT. A pip-installed hf-dgm lacks "
+        "spaces_app/: clone the repository, or open the hosted Space.",
     )
     p.add_argument("--port", type=int, default=7860, help="local port")
     p.set_defaults(func=cmd_app)
 
 
 def _add_cache_command(sub, formatter) -> None:
-    p = sub.add_parser("cache", help="show or clear the decoded-dataset cache")
-    p.add_argument("action", choices=["dir", "clear"], help="dir: print the cache folder; clear: delete its files")
+    p = sub.add_parser(
+        "cache",
+        help="show or clear hf-dgm's caches",
+        formatter_class=formatter,
+        description="hf-dgm caches decoded datasets (training and evaluation read them in seconds) and the reference "
+        "statistics of real images (evaluation features), under $HF_DGM_CACHE (default: ~/.cache/hf_dgm). Both "
+        "are rebuilt when needed. Models downloaded from the Hub are in huggingface_hub's cache (`hf cache`), not "
+        "here.",
+    )
+    p.add_argument("action", choices=["dir", "clear"], help="dir: print the cache folder; clear: delete every cache")
     p.set_defaults(func=cmd_cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .help_formatter import HelpFormatter
 
     parser = argparse.ArgumentParser(prog="hf-dgm", description="GANs and VAEs on the Hugging Face stack.")
-    formatter = argparse.ArgumentDefaultsHelpFormatter
+    formatter = HelpFormatter
     parser.add_argument("--version", action="version", version=f"hf-dgm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add_command in (

@@ -156,6 +156,35 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch
     return labels.to(device=device, dtype=torch.long)
 
 
+def class_names(cfg) -> list[str]:
+    """The class names of a conditional model in id order ([] for an unconditional one): ``cfg.id2label`` where it
+    names every class (the trainers save a ClassLabel column's names there), else "0", "1", ... (transformers'
+    default LABEL_0, LABEL_1, ... names nothing). `cfg` is a config, or its config.json as a dict or namespace."""
+    get = cfg.get if isinstance(cfg, dict) else (lambda key: getattr(cfg, key, None))
+    num_classes = get("num_classes") or 0
+    try:
+        named = {int(k): str(v) for k, v in (get("id2label") or {}).items()}
+    except (AttributeError, TypeError, ValueError):  # not a mapping of ids to names
+        named = {}
+    if not all(i in named for i in range(num_classes)) or all(named[i] == f"LABEL_{i}" for i in range(num_classes)):
+        named = {}
+    return [named.get(i, str(i)) for i in range(num_classes)]
+
+
+def class_id(cfg, label) -> int:
+    """A class name (``class_names``) or an id (int, or its digits) -> the id; ValueError naming the classes."""
+    names = class_names(cfg)
+    text = str(label).strip()
+    if text in names:
+        return names.index(text)
+    if text.isascii() and text.isdigit() and int(text) < len(names):
+        return int(text)
+    if not names:
+        raise ValueError(f"class label {text!r} given, but the model is unconditional.")
+    shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
+    raise ValueError(f"{text!r} is not a class of this model: expected one of {shown} (or an id 0-{len(names) - 1}).")
+
+
 def check_latents(cfg, latents) -> None:
     if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
         raise ValueError(f"latents must be a floating-point tensor, got {type(latents).__name__}.")

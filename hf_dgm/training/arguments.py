@@ -15,6 +15,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..data import MNIST_ID, check_holdout_fraction
+from ..help_formatter import HelpFormatter
 
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -53,7 +54,7 @@ class TrainingArguments:
         "skip", "an undecodable image: skip it (and count it) or stop with its index", "data", ("skip", "error")
     )
     streaming: bool | None = arg(
-        None, "stream the split instead of decoding it into memory (default: when it exceeds --max-memory-gb)", "data"
+        None, "stream the split instead of decoding it into memory; none: when it exceeds --max-memory-gb", "data"
     )
     max_memory_gb: float = arg(8.0, "the decoded split's size above which it is streamed", "data")
     batch_size: int = arg(128, "images per step (per process)", "schedule")
@@ -136,7 +137,8 @@ class TrainingArguments:
 
 
 def config_field_docs(config_class) -> dict[str, str]:
-    """The first sentence of each argument's description in a config's docstring (its ``Args:`` block)."""
+    """Each argument's description in a config's docstring (its ``Args:`` block): the first sentence, or all of it for
+    an optional field (the rest says what unset means)."""
     docs, name = {}, None
     for line in inspect.getdoc(config_class).split("Args:", 1)[-1].splitlines():
         match = re.match(r"^    (\w+) \(`", line)
@@ -145,7 +147,8 @@ def config_field_docs(config_class) -> dict[str, str]:
             docs[name] = ""
         elif name and line.startswith("        "):
             docs[name] = f"{docs[name]} {line.strip()}".strip()
-    return {k: v.split(". ")[0].rstrip(".") for k, v in docs.items()}
+    optional = {f.name for f in fields(config_class) if f.default is None}
+    return {k: v.rstrip(".") if k in optional else v.split(". ")[0].rstrip(".") for k, v in docs.items()}
 
 
 def model_field_names(config_class, exclude=()) -> list[str]:
@@ -197,7 +200,7 @@ def check_model_flags_apply(args) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
     pass
 
 
