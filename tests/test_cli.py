@@ -96,10 +96,15 @@ def test_every_flag_has_help_and_enumerations_offer_choices():
             if action.dest != "help":
                 assert action.help and action.help.strip(), f"{parser.prog} {action.option_strings} has no help"
     train_gan = {a.dest: a for a in parsers[-2]._actions}
-    assert set(train_gan["architecture"].choices) == {"mlp", "dcgan", "resnet"} and "hinge" in train_gan["loss"].choices
+    from hf_dgm.gan.networks_gan import ARCHITECTURES as GAN_ARCHITECTURES
+    from hf_dgm.training.losses import GAN_LOSSES
+    from hf_dgm.vae.networks_vae import LIKELIHOODS
+
+    assert set(train_gan["architecture"].choices) == set(GAN_ARCHITECTURES)  # the choices are the registries'
+    assert set(train_gan["loss"].choices) == set(GAN_LOSSES)
     assert train_gan["latent_dim"].help.startswith("Size of the latent")  # from GANConfig's docstring
     train_vae = {a.dest: a for a in parsers[-1]._actions}
-    assert set(train_vae["likelihood"].choices) == {"bernoulli", "gaussian", "discretized_logistic", "logistic_mixture"}
+    assert set(train_vae["likelihood"].choices) == set(LIKELIHOODS)
 
 
 def test_sample_refuses_a_config_larger_than_the_budget(tmp_path, run_cli):

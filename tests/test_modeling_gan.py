@@ -6,10 +6,12 @@ import torch
 from conftest import tiny_gan_kwargs
 
 from hf_dgm import GANConfig, GANModel
+from hf_dgm.gan.networks_gan import ARCHITECTURES
 
+CONVOLUTIONAL = sorted(name for name, entry in ARCHITECTURES.items() if "generator_channels" in entry.fields)
 VARIANTS = list(
     itertools.product(
-        ["dcgan", "resnet", "mlp"],  # architecture
+        sorted(ARCHITECTURES),  # architecture
         [None, 10],  # num_classes
         [False, True],  # spectral_norm
         [(False, 0), (True, 0), (False, 3)],  # (minibatch_std, minibatch_discrimination_kernels)
@@ -47,7 +49,7 @@ def test_shapes_every_variant(arch, num_classes, sn, extras):
     assert out.sample.shape == (5, 1, 28, 28) and out.logits_fake.shape == (5,) and out.logits_real.shape == (5,)
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+@pytest.mark.parametrize("arch", CONVOLUTIONAL)
 @pytest.mark.parametrize("image_size,num_channels", [(28, 1), (32, 3), (64, 1), (48, 3)])
 def test_convolutional_image_sizes(arch, image_size, num_channels):
     model = make(architecture=arch, image_size=image_size, num_channels=num_channels)
@@ -151,7 +153,7 @@ def test_generate_uses_eval_mode_and_restores(tiny_gan):
     assert torch.equal(tiny_gan.generate(latents=z).sample, a)
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_one_optimizer_step_no_nan(arch):
     model = make(architecture=arch, num_classes=10)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -229,3 +231,18 @@ def test_load_weights_that_do_not_match_config(tmp_path, tiny_gan):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="don't match its config.*shapes differ"):
         GANModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_architecture_defaults_come_from_the_registry(arch):
+    """An unset spectral_norm is the architecture entry's, saved resolved; `hf-dgm train gan` without --loss takes
+    the entry's loss."""
+    from hf_dgm.training.gan import GANTrainingArguments
+
+    entry = ARCHITECTURES[arch]
+    assert GANConfig(architecture=arch).spectral_norm is entry.spectral_norm
+    assert GANConfig(architecture=arch, spectral_norm=not entry.spectral_norm).spectral_norm is not entry.spectral_norm
+    args = GANTrainingArguments(output_dir="unused", architecture=arch)
+    args.validate()
+    assert args.loss == entry.loss and args.spectral_norm is entry.spectral_norm
+    assert {entry.spectral_norm for entry in ARCHITECTURES.values()} == {False, True}  # the default varies
