@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_vae_kwargs
+from conftest import labels_for, nudge_and_reload, tiny_vae_kwargs
 
 from hf_dgm import VAEConfig, VAEModel
 from hf_dgm.vae.networks_vae import ARCHITECTURES, GAUSSIAN_VARIANCES, LIKELIHOODS, output_channels
@@ -21,10 +21,6 @@ VARIANTS = list(itertools.product(sorted(ARCHITECTURES), LIKELIHOOD_VARIANTS, [N
 def make(seed=0, **overrides):
     torch.manual_seed(seed)
     return VAEModel(VAEConfig(**tiny_vae_kwargs(**overrides)))
-
-
-def labels_for(model, n):
-    return None if model.config.num_classes is None else torch.arange(n) % model.config.num_classes
 
 
 @pytest.mark.parametrize("arch,likelihood,num_classes", VARIANTS)
@@ -132,14 +128,7 @@ def test_tuple_equals_dataclass(tiny_vae):
 )
 def test_save_load_round_trip_bit_exact(tmp_path, overrides):
     model = make(**overrides)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.01)
-    model.save_pretrained(tmp_path)
-    assert (tmp_path / "model.safetensors").is_file()
-    loaded = VAEModel.from_pretrained(tmp_path)
-    sd, sd2 = model.state_dict(), loaded.state_dict()
-    assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
+    loaded = nudge_and_reload(model, tmp_path)
     x = torch.rand(2, 1, 28, 28)
     labels = labels_for(model, 2)
     a = model(x, class_labels=labels, generator=torch.Generator().manual_seed(0))
