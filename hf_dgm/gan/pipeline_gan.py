@@ -4,7 +4,9 @@
 (``hf_dgm.pipeline_utils.HfDgmPipeline``); this file adds the GAN's sampling and its truncation trick."""
 
 from ..modeling_utils import check_batch_size, sample_latents
-from ..pipeline_utils import HfDgmPipeline
+from ..pipeline_utils import HfDgmPipeline, interpolate_latents
+
+__all__ = ["GANPipeline", "interpolate_latents"]  # interpolate_latents: the tutorial's path to it
 
 
 class GANPipeline(HfDgmPipeline):
