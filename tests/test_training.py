@@ -597,5 +597,7 @@ def test_a_flag_of_another_architecture_is_refused(tmp_path, run_cli):
         VAETrainingArguments(output_dir=str(tmp_path / "o"), architecture="mlp", base_channels=8).validate()
     with pytest.raises(ValueError, match="--activation applies to --architecture mlp, not 'resnet'"):
         GANTrainingArguments(output_dir=str(tmp_path / "o"), architecture="resnet", activation="tanh").validate()
+    with pytest.raises(ValueError, match="--num-mixtures applies to --likelihood logistic_mixture, not 'bernoulli'"):
+        VAETrainingArguments(output_dir=str(tmp_path / "o"), num_mixtures=3).validate()  # likelihoods likewise
     GANTrainingArguments(output_dir=str(tmp_path / "o"), **tiny_model("gan", architecture="mlp")).validate()
     assert not (tmp_path / "o").exists()
