@@ -107,7 +107,7 @@ def read_config(model_dir) -> dict:
 def config_defaults(family: Family) -> dict:
     """The defaults of the family's config class's own fields, read from its source file without importing it (the
     class imports transformers, about 0.5 s that ``hf-dgm sample`` does without). A default is a literal, a
-    ``field(default_factory=lambda: <literal>)`` or a constant of ``modeling_utils``; a test checks them against the
+    ``field(default_factory=lambda: <literal>)`` or a constant of ``file_utils``; a test checks them against the
     class."""
     tree = ast.parse(family.source_file("configuration").read_text())
     name = f"{family.name.upper()}Config"
@@ -124,7 +124,7 @@ def _default_value(node: ast.expr):
         factory = next(keyword.value for keyword in node.keywords if keyword.arg == "default_factory")
         return ast.literal_eval(factory.body)
     if isinstance(node, ast.Name):
-        return getattr(import_module("hf_dgm.modeling_utils"), node.id)
+        return getattr(import_module("hf_dgm.file_utils"), node.id)
     return ast.literal_eval(node)
 
 

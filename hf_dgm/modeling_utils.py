@@ -1,12 +1,11 @@
 """What the GAN and VAE families share: checks of config fields and inputs, the latent prior, activations, and the
 loading rules of their Hugging Face classes (strict, structured weight checks before anything is built).
 
-It imports only torch at module level, so ``hf-dgm sample`` can use it without transformers. On upload this file is
-bundled with a family's networks, configuration and modeling files into one module (``hf_dgm.remote_code``), so it
-may only import siblings relatively and third-party packages.
+It imports only torch (and ``file_utils``) at module level, so ``hf-dgm sample`` can use it without transformers. On
+upload this file is bundled with ``file_utils`` and a family's networks, configuration and modeling files into one
+module (``hf_dgm.remote_code``), so it may only import siblings relatively and third-party packages.
 """
 
-import json
 import math
 import os
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-FORMAT_VERSION = 1
+from .file_utils import FORMAT_VERSION, count_parameters, read_weight_shapes
 
 # What a config may make a process allocate, checked on the meta device before anything is built (loading, and training
 # before any data): parameters, and the activations of the sampling network (elements) for one image; generation
@@ -168,6 +167,35 @@ def _short_repr(value, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
+def class_names(cfg) -> list[str]:
+    """The class names of a conditional model in id order ([] for an unconditional one): ``cfg.id2label`` where it
+    names every class (the trainers save a ClassLabel column's names there), else "0", "1", ... (transformers'
+    default LABEL_0, LABEL_1, ... names nothing). `cfg` is a config, or its config.json as a dict or namespace."""
+    get = cfg.get if isinstance(cfg, dict) else (lambda key: getattr(cfg, key, None))
+    num_classes = get("num_classes") or 0
+    try:
+        named = {int(k): str(v) for k, v in (get("id2label") or {}).items()}
+    except (AttributeError, TypeError, ValueError):  # not a mapping of ids to names
+        named = {}
+    if not all(i in named for i in range(num_classes)) or all(named[i] == f"LABEL_{i}" for i in range(num_classes)):
+        named = {}
+    return [named.get(i, str(i)) for i in range(num_classes)]
+
+
+def class_id(cfg, label) -> int:
+    """A class name (``class_names``) or an id (int, or its digits) -> the id; ValueError naming the classes."""
+    names = class_names(cfg)
+    text = str(label).strip()
+    if text in names:
+        return names.index(text)
+    if text.isascii() and text.isdigit() and int(text) < len(names):
+        return int(text)
+    if not names:
+        raise ValueError(f"class label {text!r} given, but the model is unconditional.")
+    shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
+    raise ValueError(f"{text!r} is not a class of this model: expected one of {shown} (or an id 0-{len(names) - 1}).")
+
+
 def check_latents(cfg, latents) -> None:
     if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
         raise ValueError(f"latents must be a floating-point tensor, got {type(latents).__name__}.")
@@ -188,20 +216,6 @@ def check_pixel_values(cfg, pixel_values) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 # Weights: a structured check of model.safetensors against a config, before any tensor is allocated
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def read_weight_shapes(weights_path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes from a safetensors header (no tensor is read)."""
-    from safetensors import SafetensorError, safe_open
-
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"No model.safetensors in {str(weights_path.parent)!r}.")
-    try:
-        with safe_open(weights_path, framework="pt") as f:
-            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
-    except (SafetensorError, OSError, json.JSONDecodeError) as err:
-        raise OSError(f"{str(weights_path)!r} can't be read: truncated or corrupt ({err}).") from None
 
 
 def check_weight_shapes(expected: dict, found: dict, where: str) -> None:
@@ -394,7 +408,3 @@ class HfDgmModelMixin:
         except ImportError:
             return super().push_to_hub(repo_id, **kwargs)
         return push_model_to_hub(self, repo_id, **kwargs)
-
-
-def count_parameters(shapes: dict) -> int:
-    return sum(math.prod(shape) for shape in shapes.values())

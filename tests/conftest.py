@@ -54,6 +54,29 @@ def tiny_vae_kwargs(**overrides):
     return kwargs
 
 
+def labels_for(model, n: int):
+    """0, 1, 2, ... for `n` images of a conditional model (None for an unconditional one)."""
+    import torch
+
+    return None if model.config.num_classes is None else torch.arange(n) % model.config.num_classes
+
+
+def nudge_and_reload(model, folder):
+    """Move every weight of `model` away from its init (and an EMA copy away from its generator, so a round-trip check
+    has teeth), save it to `folder` and load it back with its class; the two state dicts are checked bit-equal."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    model.save_pretrained(folder)
+    assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+    loaded = type(model).from_pretrained(folder)
+    sd, sd2 = model.state_dict(), loaded.state_dict()
+    assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
+    return loaded
+
+
 def run_python(code: str, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter; return the completed process (stdout/stderr as text)."""
     full_env = dict(os.environ)

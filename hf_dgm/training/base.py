@@ -5,7 +5,6 @@ with its card and push (`publishing.py`). `gan.py` and `vae.py` add the model, t
 
 import json
 import logging
-import math
 import shutil
 import time
 from pathlib import Path
@@ -36,16 +35,12 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
-def lr_lambda(schedule: str, warmup_steps: int, max_steps: int):
-    def fn(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
-        return 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
+def build_scheduler(optimizer, args):
+    """--lr-schedule after --warmup-steps of linear warm-up from 0, as diffusers' (and transformers') schedules."""
+    from diffusers.optimization import get_scheduler
 
-    return fn
+    name = "constant_with_warmup" if args.lr_schedule == "constant" and args.warmup_steps else args.lr_schedule
+    return get_scheduler(name, optimizer, num_warmup_steps=args.warmup_steps, num_training_steps=args.max_steps)
 
 
 def build_accelerator(args, output_dir: Path):
@@ -100,10 +95,7 @@ class BaseTrainer:
             self.model.to(memory_format=torch.channels_last)
         self.model.train()
         self.setup_optimizers()
-        self.schedulers = {
-            name: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.lr_schedule, args.warmup_steps, args.max_steps))
-            for name, opt in self.optimizers.items()
-        }
+        self.schedulers = {name: build_scheduler(opt, args) for name, opt in self.optimizers.items()}
         self.fixed = self.fixed_sample_inputs()
         if args.resume_from:
             self.resume(resolve_resume_path(args.resume_from, self.output_dir))
