@@ -387,7 +387,7 @@ class VisitorLimit:
 
     def pending(self, who: str) -> int:
         events = list(self.blocks._queue.event_ids_to_events.values())  # Gradio's record of its queue
-        return self.joining.get(who, 0) + sum(visitor(e.request) == who for e in events)
+        return self.joining.get(who, 0) + sum(e.request is not None and visitor(e.request) == who for e in events)
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "")
