@@ -41,6 +41,7 @@ for ROOT in (Path(__file__).resolve().parent, Path(__file__).resolve().parent.pa
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
+import pydantic  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
@@ -562,6 +563,22 @@ def size_checked(sketch: gr.Sketchpad) -> gr.Sketchpad:
     return sketch
 
 
+def checked_payload(component, what: str, expected: str):
+    """The component, an API payload of the wrong shape (a number for a file...) refused in one line: Gradio's own
+    check of it ends in a blank error and a traceback. (Its data model is swapped for one of the same name whose
+    validation says so.)"""
+    model = component.data_model
+
+    def model_validate(cls, obj, *args, **kwargs):
+        try:
+            return model.model_validate(obj, *args, **kwargs)
+        except pydantic.ValidationError:
+            raise user_error(f"{what} must be {expected}, got {type(obj).__name__}.") from None
+
+    component.data_model = type(model.__name__, (model,), {"model_validate": classmethod(model_validate)})
+    return component
+
+
 def _digit(sketch, upload) -> np.ndarray:
     """The uploaded file (opened here, so its transparency survives) or the sketch's composite, preprocessed like
     MNIST: (28, 28) uint8."""
@@ -765,17 +782,13 @@ def tab_draw(choice, custom, queued: dict):
             "drawings."
         )
         with gr.Row():
-            sketch = size_checked(
-                gr.Sketchpad(
-                    type="numpy",
-                    image_mode="L",
-                    canvas_size=(280, 280),
-                    fixed_canvas=True,
-                    label="Draw (black on white)",
-                )
+            sketch = gr.Sketchpad(
+                type="numpy", image_mode="L", canvas_size=(280, 280), fixed_canvas=True, label="Draw (black on white)"
             )
+            sketch = checked_payload(size_checked(sketch), "The drawing", "an image editor's value")
             # a file, read by the app: gr.Image would convert it to RGB first, turning transparent paper black
             upload = gr.File(None, label="…or upload an image (PNG, JPEG, ...)", type="filepath")
+            upload = checked_payload(upload, "The upload", "a file (gradio_client's handle_file)")
         # preprocessed by Gradio (the files): a seed without precision reaches the event as sent, NaN included
         seed_r = gr.Number(0, label="Seed for variations")
         go_r = gr.Button("Reconstruct", variant="primary")

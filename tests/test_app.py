@@ -546,6 +546,19 @@ def test_reconstruct_takes_either_input_alone(client, tmp_path):
     assert np.array_equal(np.asarray(Image.open(by_upload[0])), np.asarray(Image.open(by_sketch[0])))
 
 
+def test_space_mode_messages_name_no_server_path(app_module, tmp_path, monkeypatch):
+    """A model that fails to load on a Space is named as the visitor named it, not by its folder on the server."""
+    import gradio as gr
+
+    (tmp_path / "dcgan-mnist").mkdir()
+    (tmp_path / "dcgan-mnist" / "config.json").write_text("{not json")
+    monkeypatch.setenv("HF_DGM_ZOO", str(tmp_path))
+    monkeypatch.setattr(app_module, "ON_SPACE", True)
+    with pytest.raises(gr.Error) as err:
+        app_module._model("dcgan-mnist", "")
+    assert err.value.message.startswith("'dcgan-mnist/config.json' is not valid JSON") and str(tmp_path) not in str(err)
+
+
 def test_every_input_is_checked_in_one_line_and_logged_in_one(client, app_url, tmp_path):
     """NaN, None and wrong types for every kind of input; a local config.json that isn't JSON; a pipeline folder. Each
     gets one line, and the server log one line per refusal, no traceback."""
@@ -570,6 +583,8 @@ def test_every_input_is_checked_in_one_line_and_logged_in_one(client, app_url, t
         ("interpolate", ["vae-mnist", "", 0, 1, 4, None, None, None], "The path must be 'spherical' or 'linear'"),
         ("explore", ["vae-mnist", "", 0, 0, {}, 0, 0, None], "z[1] must be a finite number"),
         ("reconstruct", ["vae-mnist", "", None, None, nan], "The seed must be a whole number"),
+        ("reconstruct", ["vae-mnist", "", "abc", None, 0], "The drawing must be an image editor's value, got str"),
+        ("reconstruct", ["vae-mnist", "", None, 5, 0], "The upload must be a file (gradio_client's handle_file), got"),
     ]
     log_before = APP_DIRS["log"].read_text().count("refused:")
     for api_name, data, needle in cases:
