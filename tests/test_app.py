@@ -152,6 +152,20 @@ def test_temporary_files_stay_bounded(client):
     assert len(cached) < 20, len(cached)
 
 
+def test_cache_clean_up_survives_files_added_while_it_runs(app_module):
+    """Gradio's clean-up walks the components' file sets in a thread while requests add to them: a set that changed
+    size during the walk stopped the clean-up for good (test_temporary_files_stay_bounded failed now and then)."""
+    app = app_module.build_app()
+    sets = app.temp_file_sets
+    assert sets[0] is app.upload_file_set and all(isinstance(s, app_module.SnapshotSet) for s in sets)
+    component = next(b for b in app.blocks.values() if isinstance(b, app_module.gr.components.Component))
+    assert any(s is component.temp_files for s in sets)
+    component.temp_files.update({"a", "b"})
+    for name in component.temp_files:  # a plain set raises RuntimeError here
+        component.temp_files.add(name + "-new")
+    assert component.temp_files == {"a", "b", "a-new", "b-new"}
+
+
 def test_space_mode_does_not_tell_which_folders_exist(tmp_path, monkeypatch):
     """On a Space, an existing local folder and a missing one get the same answer."""
     import importlib.util
