@@ -232,7 +232,11 @@ def _download(repo_id: str) -> Path:
         if size > MAX_DOWNLOAD_BYTES:
             raise user_error(f"{repo_id} is {size / 2**20:.0f} MB: this app loads models up to 200 MB.")
         folder = Path(hf_hub_download(repo_id, "config.json")).parent
-        if json.loads((folder / "config.json").read_text()).get("model_type") in FAMILIES:
+        try:
+            config = read_config(folder)
+        except ValueError as err:  # not JSON: one line naming the file as the visitor would
+            raise user_error(_public(str(err), folder, repo_id)) from None
+        if isinstance(config, dict) and config.get("model_type") in FAMILIES:
             hf_hub_download(repo_id, "model.safetensors")
         return folder
     except gr.Error:
