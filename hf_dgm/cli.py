@@ -38,6 +38,27 @@ def _holdout_fraction(text: str) -> float:
 MAX_GRID_PIXELS = 100_000_000  # about 100 MB of uint8 grey (300 MB RGB): what one PNG grid may hold here
 
 
+def check_grid_size(num_images: int, nrow: int | None, image_size: int) -> None:
+    """Refuse a grid (``make_grid``'s layout: 2 px padding) larger than MAX_GRID_PIXELS, before anything is drawn."""
+    import math
+
+    cell = image_size + 2  # an image and its padding
+    columns = nrow or math.ceil(math.sqrt(num_images))
+    pixels = (2 + math.ceil(num_images / columns) * cell) * (2 + columns * cell)
+    if pixels <= MAX_GRID_PIXELS:
+        return
+    if nrow is not None and nrow > num_images:
+        raise ValueError(
+            f"--nrow {nrow} makes a grid {2 + nrow * cell:,} pixels wide, more than the {MAX_GRID_PIXELS:,} pixels a "
+            f"grid may hold: expected --nrow <= --num-images ({num_images})."
+        )
+    raise ValueError(
+        f"--num-images {num_images}: one grid holds at most {MAX_GRID_PIXELS // cell**2:,} images of "
+        f"{image_size}x{image_size} ({MAX_GRID_PIXELS:,} pixels); for more, write several grids with "
+        "different --seed values, or save images one by one with the pipeline."
+    )
+
+
 def cmd_sample(args) -> int:
     from .image_processing import check_image_path, make_grid, save_image_atomic
     from .sampling import load_sampling_network, sample_images
@@ -46,22 +67,12 @@ def cmd_sample(args) -> int:
     check_image_path(args.out)  # before anything is loaded
     model_dir = resolve_model(args.model, revision=args.revision)
     cfg, family, net = load_sampling_network(model_dir)
-    cell = (cfg.image_size + 2) ** 2  # an image and its padding in the grid
-    if args.num_images * cell > MAX_GRID_PIXELS:
-        raise ValueError(
-            f"--num-images {args.num_images}: one grid holds at most {MAX_GRID_PIXELS // cell:,} images of "
-            f"{cfg.image_size}x{cfg.image_size} ({MAX_GRID_PIXELS:,} pixels); for more, write several grids with "
-            "different --seed values, or save images one by one with the pipeline."
-        )
-    labels = None
+    check_grid_size(args.num_images, args.nrow, cfg.image_size)
+    labels = args.class_label  # an int: checked against the model's classes (one line for any int, however large)
     if getattr(cfg, "num_classes", None):
-        labels = (
-            [args.class_label] * args.num_images
-            if args.class_label is not None
-            else [i % cfg.num_classes for i in range(args.num_images)]
-        )
-    elif args.class_label is not None:
-        raise ValueError(f"--class-label {args.class_label} given, but {model_dir} is unconditional.")
+        labels = labels if labels is not None else [i % cfg.num_classes for i in range(args.num_images)]
+    elif labels is not None:
+        raise ValueError(f"--class-label {labels} given, but {model_dir} is unconditional.")
     images = sample_images(
         cfg, family, net, args.num_images, seed=args.seed, class_labels=labels, temperature=args.temperature
     )

@@ -30,6 +30,9 @@ def _read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+SOURCE_REPOSITORY = "https://github.com/hf-dgm/hf-dgm"  # pyproject's [project.urls] Repository (tests/test_docs.py)
+
+
 @dataclass(frozen=True)
 class CardDataset:
     """A dataset as a card names it. A local folder is shown by its folder name only: the machine's path stays out."""
@@ -38,22 +41,45 @@ class CardDataset:
     label: str  # the training table's: "ylecun/mnist (local copy)", "emoji (a local dataset)", "huggan/pokemon"
     hub_id: str | None  # for `datasets:` metadata and the model-index's dataset type; None for a local folder
     is_mnist: bool
+    license: tuple[str, str] | None = None  # a known local dataset's (license id, sentence on the weights)
 
     @property
     def tag(self) -> str:
         return self.name.split("/")[-1].lower()
 
 
-def card_dataset(dataset: str | None) -> CardDataset:
-    """`dataset` as given to `hf-dgm train` or `hf-dgm evaluate` (a Hub id or a local folder); None: their default.
-    A local folder named ``mnist`` is taken for a copy of the Hub's MNIST (same schema)."""
+NOTO_EMOJI = "https://github.com/googlefonts/noto-emoji"
+# Local datasets a card recognises by their content hash (hf_dgm.records): what they are and their license
+KNOWN_DATASETS = {
+    # scripts/build_emoji_dataset.py at 64 px (docs/emoji_dataset.md); the hash of its one parquet file
+    "d9b3a15f81d577d5d7c2889c583bd5cfb67a8d60fd8aebad43a140f0201db7a2": CardDataset(
+        "emoji",
+        "emoji (3,596 Noto Color Emoji images, 64x64, built by scripts/build_emoji_dataset.py)",
+        None,
+        False,
+        (
+            "apache-2.0",
+            f"These weights were trained on images of the Noto Emoji artwork ({NOTO_EMOJI}, Apache-2.0) and are "
+            "released under Apache-2.0.",
+        ),
+    ),
+}
+
+
+def card_dataset(dataset: str | None, sha256: str | None = None) -> CardDataset:
+    """`dataset` as a record names it (hf_dgm.records: a Hub id, a local dataset's name with its content hash
+    `sha256`, or an older record's path); None: the default of `hf-dgm train` and `hf-dgm evaluate`. A local
+    dataset named ``mnist`` is taken for a copy of the Hub's MNIST (same schema)."""
     dataset = dataset or MNIST_ID
-    local = Path(dataset).expanduser().exists() or not HUB_DATASET_ID.fullmatch(dataset)
+    local = bool(sha256) or Path(dataset).expanduser().exists() or not HUB_DATASET_ID.fullmatch(dataset)
     folder = Path(dataset).expanduser().resolve().name if local else None  # the name only: "." works too
     if is_mnist(dataset):
         return CardDataset("MNIST", f"{MNIST_ID} (local copy)" if local else MNIST_ID, MNIST_ID, True)
+    if sha256 in KNOWN_DATASETS:
+        return KNOWN_DATASETS[sha256]
     if local:
-        return CardDataset(folder, f"{folder} (a local dataset)", None, False)
+        hashed = f", sha256 {sha256}" if sha256 else ""
+        return CardDataset(folder, f"{folder} (a local dataset{hashed})", None, False)
     return CardDataset(dataset, dataset, dataset, False)
 
 
@@ -81,13 +107,13 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
     repo_id = repo_id or f"hf-dgm/{model_dir.resolve().name}"
     model_name = repo_id.split("/")[-1]
     conditional = bool(config.get("num_classes"))
-    dataset = card_dataset((train or {}).get("dataset"))
+    dataset = card_dataset((train or {}).get("dataset"), (train or {}).get("dataset_sha256"))
     return ModelCard.from_template(
         _card_data(family, model_name, conditional, dataset, evals),
         template_path=str(template_path()),
         model_name=model_name,
         description=f"A {'class-conditional ' if conditional else ''}{family.long_name} trained with "
-        "[hf-dgm](https://huggingface.co/hf-dgm).",
+        f"[hf-dgm]({SOURCE_REPOSITORY}).",
         note=" ".join(n for n in (note, (train or {}).get("card_note")) if n),
         has_grid=(model_dir / "samples.png").is_file(),
         grid_caption=_grid_caption(model_dir / "samples.png", config["image_size"]),
@@ -104,6 +130,7 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
         pipeline_class=f"{family.name.upper()}Pipeline",
         component=family.name,
         repo_id=repo_id,
+        source_repository=SOURCE_REPOSITORY,
         batch_size=SNIPPET_BATCH_SIZE,
         label_arg=_label_arg(config.get("num_classes")),
         eval_rows=[(m["name"], _metric_value(m)) for m in evals.get("metrics", [])],
@@ -121,7 +148,7 @@ def _card_data(family, model_name: str, conditional: bool, dataset: CardDataset,
     from huggingface_hub import EvalResult, ModelCardData
 
     task = "class-conditional-image-generation" if conditional else "unconditional-image-generation"
-    evaluated = card_dataset(evals.get("dataset"))
+    evaluated = card_dataset(evals.get("dataset"), evals.get("dataset_sha256"))
     eval_results = [
         EvalResult(
             task_type=task,
@@ -139,7 +166,8 @@ def _card_data(family, model_name: str, conditional: bool, dataset: CardDataset,
         library_name="hf-dgm",
         tags=["hf-dgm", family.name, dataset.tag, task],
         datasets=[dataset.hub_id] if dataset.hub_id else None,
-        pipeline_tag="unconditional-image-generation",
+        # the Hub has no class-conditional image generation task: such a model gets none rather than a wrong one
+        pipeline_tag=None if conditional else task,
         model_name=model_name,
         eval_results=eval_results or None,
     )
@@ -149,6 +177,8 @@ def _weights_license(dataset: CardDataset) -> tuple[str, str]:
     """The weights' license: the card's `license` id and its sentence. They follow their training set's terms."""
     if dataset.is_mnist:
         return "cc-by-sa-3.0", "These weights were trained on MNIST and are released under CC BY-SA 3.0."
+    if dataset.license:
+        return dataset.license
     return "other", f"These weights were trained on {dataset.label}: the terms of that dataset's license apply to them."
 
 

@@ -17,8 +17,10 @@ from torch import nn
 
 FORMAT_VERSION = 1
 
-# What a config may make a process allocate, checked on the meta device before anything is built: parameters, and the
-# activations of the sampling network for one image (elements). Raise them with these variables; the Space lowers them.
+# What a config may make a process allocate, checked on the meta device before anything is built (loading, and training
+# before any data): parameters, and the activations of the sampling network (elements) for one image; generation
+# (hf_dgm.sampling.generate_images) draws in chunks whose activations together stay within the same budget. Raise them
+# with these variables; the Space lowers them.
 MAX_PARAMETERS = int(os.environ.get("HF_DGM_MAX_PARAMETERS", 1_000_000_000))  # 4 GB of float32 weights
 MAX_ACTIVATIONS = int(os.environ.get("HF_DGM_MAX_ACTIVATIONS", 100_000_000))  # 400 MB per image
 
@@ -140,9 +142,15 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch
             f"This model is class-conditional (num_classes={cfg.num_classes}): pass class_labels, "
             f"ints in [0, {cfg.num_classes - 1}]."
         )
+    expected = f"ints in [0, {cfg.num_classes - 1}]"
     if isinstance(class_labels, int) and not isinstance(class_labels, bool):
+        if not 0 <= class_labels < cfg.num_classes:  # before a list of batch_size copies is made
+            raise ValueError(f"class label {class_labels} is out of range: expected {expected}.")
         class_labels = [class_labels] * batch_size
-    labels = torch.as_tensor(class_labels)
+    try:
+        labels = torch.as_tensor(class_labels)
+    except (ValueError, TypeError, RuntimeError, OverflowError):  # ints beyond int64, strings, None entries
+        raise ValueError(f"class_labels must be {expected}, got {_short_repr(class_labels)}.") from None
     if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1:
         raise ValueError(
             f"class_labels must be a 1-D sequence of ints, got dtype {labels.dtype} and shape {tuple(labels.shape)}."
@@ -151,8 +159,13 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch
         raise ValueError(f"class_labels has {labels.shape[0]} entries, expected one per image ({batch_size}).")
     if labels.numel() and (labels.min() < 0 or labels.max() >= cfg.num_classes):
         bad = labels[(labels < 0) | (labels >= cfg.num_classes)][0].item()
-        raise ValueError(f"class label {bad} is out of range: expected ints in [0, {cfg.num_classes - 1}].")
+        raise ValueError(f"class label {bad} is out of range: expected {expected}.")
     return labels.to(device=device, dtype=torch.long)
+
+
+def _short_repr(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def check_latents(cfg, latents) -> None:
@@ -263,6 +276,18 @@ def check_footprint(num_parameters: int, activations: int, where: str, max_param
         )
 
 
+def check_model_footprint(meta_model: nn.Module, config, where: str, max_parameters=None, max_activations=None):
+    """Refuse a model built on the meta device whose config declares more than the budgets: its parameters first
+    (cheap), then its sampling network's activations for one image. Returns its state's tensor shapes. Loading
+    (``from_pretrained``) and training (before any data or weight) both check this."""
+    expected = meta_state_shapes(meta_model)
+    check_footprint(count_parameters(expected), 0, where, max_parameters, max_activations)
+    budget = MAX_ACTIVATIONS if max_activations is None else max_activations
+    activations = activation_elements(meta_model.sampling_network, config, budget)
+    check_footprint(0, activations, where, max_parameters, max_activations)
+    return expected
+
+
 def local_model_folder(name_or_path, kwargs: dict) -> Path:
     """A local folder holding config.json and model.safetensors: the folder itself, or a download of a Hub repo
     (config and safetensors only; never code or pickles) with `from_pretrained`'s hub arguments."""
@@ -346,10 +371,7 @@ class HfDgmModelMixin:
         where = f"{str(pretrained_model_name_or_path)!r} ({cls.config_class.__name__})"
         with torch.device("meta"):
             meta_model = cls(config)
-        expected = meta_state_shapes(meta_model)
-        budget = MAX_ACTIVATIONS if max_activations is None else max_activations
-        activations = activation_elements(meta_model.sampling_network, config, budget)
-        check_footprint(count_parameters(expected), activations, where, max_parameters, max_activations)
+        expected = check_model_footprint(meta_model, config, where, max_parameters, max_activations)
         check_weight_shapes(expected, read_weight_shapes(folder / "model.safetensors"), where)
         with quiet_progress_bars():
             return super().from_pretrained(folder, *args, config=config, **kwargs)

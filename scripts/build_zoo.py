@@ -7,12 +7,13 @@
 Each model trains in runs/<name> (checkpoints every --checkpoint-every steps; rerunning the command resumes from the
 latest checkpoint) and its final folder is copied into zoo/<name> (config, safetensors, card, sample grid,
 training_args.json), then evaluated there. A recipe whose name is not one of the zoo's (hf_dgm.zoo.ZOO_MODELS) is a
-candidate: trained and evaluated in runs/<name>, compared in the README, not shipped. The device and wall time of
+candidate: trained and evaluated in runs/<name>, compared in docs/zoo.md, not shipped. The device and wall time of
 each run are recorded in its training_args.json.
 """
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -23,8 +24,11 @@ from hf_dgm.hub import MODEL_FILES
 from hf_dgm.zoo import ZOO_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-MNIST = str(ROOT.parent / "shared" / "data" / "mnist")
-EMOJI = str(ROOT.parent / "shared" / "data" / "emoji")
+# local data: $HF_DGM_DATA, else data/ in this checkout (emoji: `python scripts/build_emoji_dataset.py data/emoji`);
+# MNIST from the Hub (ylecun/mnist) where no local copy is there
+DATA = Path(os.environ.get("HF_DGM_DATA", ROOT / "data"))
+MNIST = str(DATA / "mnist") if (DATA / "mnist").is_dir() else "ylecun/mnist"
+EMOJI = str(DATA / "emoji")
 
 COMMON = "--seed 0 --log-every 100 --sample-every 1000 --keep-checkpoints 2".split()
 
@@ -32,7 +36,7 @@ COMMON = "--seed 0 --log-every 100 --sample-every 1000 --keep-checkpoints 2".spl
 # checkpoint is the same as a shorter run.
 RECIPES = {
     # DCGAN (Radford et al.) + R1 penalty on D (gamma 1) + EMA of G: G 100 -> 256x7x7 -> 128x14x14 -> 1x28x28,
-    # D 64 -> 128. Chosen by scripts/gpu_zoo.py among six recipes (docs/gpu_zoo_results.json); trained on a GPU.
+    # D 64 -> 128. Chosen by scripts/experiments/gpu_zoo.py among six recipes (docs/gpu_zoo_results.json); trained on a GPU.
     "dcgan-mnist": "gan --architecture dcgan --generator-channels 128 --discriminator-channels 64 --batch-size 128 "
     "--max-steps 15000 --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999 --r1-gamma 1",
     # The conditional models are narrower than the unconditional ones, to keep the zoo small (tests/test_zoo.py).
@@ -40,7 +44,7 @@ RECIPES = {
     "--batch-size 128 --max-steps 3000 --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999",
     # The residual GAN of resnet-gan-emoji on MNIST, trained on this CPU (64 images/s on one core at widths 32): a
     # candidate for the MNIST GAN, to ship only if its classifier-feature FID beats dcgan-mnist's 2.45. At 4500 steps
-    # it is 8.26 (README, "The model zoo"), so it is a candidate, not a zoo model.
+    # it is 8.26 (docs/zoo.md), so it is a candidate, not a zoo model.
     "resnet-gan-mnist": "gan --architecture resnet --generator-channels 32 --discriminator-channels 32 "
     "--batch-size 64 --max-steps 4500 --lr-g 2e-4 --lr-d 2e-4 --beta1-g 0 --beta1-d 0 --beta2-g 0.9 --beta2-d 0.9 "
     "--ema-decay 0.999",
@@ -55,16 +59,16 @@ RECIPES = {
     "mlp-vae-mnist": "vae --architecture mlp --latent-dim 16 --batch-size 128 --max-steps 20000 --lr-schedule cosine",
     "vae2d-mnist": "vae --architecture conv --latent-dim 2 --base-channels 32 --hidden-dim 256 --batch-size 128 "
     "--max-steps 5000 --lr-schedule cosine",
-    # Colour, trained on this CPU (no GPU was lent), at 32 px: pytorch/examples' DCGAN networks with twice its G width
+    # Colour, trained on a 2-core CPU, at 32 px: pytorch/examples' DCGAN networks with twice its G width
     # (G 128, D 64) and hf-dgm's small-data training: conditional on the emoji group (the Space offers the group names;
     # the projection discriminator uses the labels), spectral norm and hinge loss, DiffAugment for the 3,596 images, EMA
     # of G, twice G's learning rate for D (TTUR), bf16 autocast. About 140 images/s on one core (22 at 64 px), so 7000
     # steps of 64 (each emoji about 125 times) take under an hour. Chosen over resnet-gan-emoji below, G 64, equal
-    # learning rates and a minibatch-std layer in D by their Inception KID at the same 448k images (README).
+    # learning rates and a minibatch-std layer in D by their Inception KID at the same 448k images (docs/zoo.md).
     "gan-emoji": "gan --architecture dcgan --conditional --image-size 32 --num-channels 3 --generator-channels 128 "
     "--discriminator-channels 64 --spectral-norm --loss hinge --diffaugment color,translation,cutout --batch-size 64 "
     "--max-steps 7000 --lr-g 2e-4 --lr-d 4e-4 --beta1-g 0.5 --beta1-d 0.5 --beta2-g 0.999 --beta2-d 0.999 "
-    "--ema-decay 0.999 --mixed-precision bf16 --card-note 'Trained on a 2-core CPU (no GPU was lent), at 32 px: "
+    "--ema-decay 0.999 --mixed-precision bf16 --card-note 'Trained on a 2-core CPU, at 32 px: "
     "DCGAN networks (G widths 128, D 64) run at about 140 images/s on one core in bf16 autocast, and at about 22 at "
     "64 px (over five hours for the same images). 7000 steps of 64: each emoji seen about 125 times. Conditional on "
     "the emoji group: the Space offers the group names, and the projection discriminator learns from them.'",
@@ -87,8 +91,8 @@ RECIPES = {
     # weights off; at 2e-4 the new layers (then without the neighbour prediction) learned too slowly (3.7 bits/dim on
     # the training batches after 300 steps), hence 1e-3.
     "vae-emoji": "vae --pixel-context 7 --pixel-context-channels 64 --holdout-fraction 0.1 --batch-size 32 "
-    "--max-steps 2000 --lr 1e-3 --lr-schedule cosine --warmup-steps 100 --card-note 'Trained on a 2-core CPU (no GPU "
-    "was lent), at 64 px so that its bits per dimension compare with PNG (2.99) and lossless WebP (2.23) on the same "
+    "--max-steps 2000 --lr 1e-3 --lr-schedule cosine --warmup-steps 100 --card-note 'Trained on a 2-core CPU, "
+    "at 64 px so that its bits per dimension compare with PNG (2.99) and lossless WebP (2.23) on the same "
     "images, in two stages: a residual VAE with a mixture of 5 logistics per pixel (PixelCNN++, colour channels "
     "coupled; base width 16, 3000 steps of 32), then a 7x7 pixel context added to its decoder (PixelVAE) and 2000 "
     "more steps. Images are drawn pixel by pixel, each pixel from its mixture given those before it. A tenth of the emoji is "

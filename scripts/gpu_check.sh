@@ -1,64 +1,61 @@
 #!/usr/bin/env bash
-# GPU check for a lent machine (the device tool's `run`): one command, under 8 minutes.
+# GPU check: tests, a CUDA smoke run and throughput on a machine with an NVIDIA GPU, one command, under 8 minutes.
 #
-# The device image has python3 3.12 with torch, transformers, accelerate, huggingface_hub, safetensors, pyarrow,
-# pytest and pytest-xdist, but not `datasets` or `diffusers` (and their needs dill, multiprocess), and it has no
-# network. The ../shared/data/mnist beside this checkout does not travel either. So both come in .gpu_check/
-# (ignored by git, named in `carry`), made here once with:
+# 1. Where pip has network (here, or any machine), pack what the GPU machine may lack into .gpu_check/ (about 43 MB,
+#    ignored by git): wheels of datasets, diffusers, dill and multiprocess for Python 3.12 on x86-64 Linux, MNIST
+#    (from MNIST_DIR, default data/mnist, else downloaded from ylecun/mnist) and the emoji (from EMOJI_DIR, default
+#    data/emoji, else built by scripts/build_emoji_dataset.py):
 #
-#     bash scripts/gpu_check.sh --prepare      # wheels, MNIST and emoji parquet into .gpu_check/ (about 43 MB)
+#        bash scripts/gpu_check.sh --prepare
 #
-# and then run there with:
+# 2. Copy this folder, .gpu_check/ included, to the GPU machine (python3 with torch (CUDA), transformers,
+#    accelerate, huggingface_hub, safetensors, pyarrow and pytest; no network needed), and run there, from its root:
 #
-#     run(command="bash scripts/gpu_check.sh", carry=[".gpu_check"], timeout_s=540)
+#        bash scripts/gpu_check.sh                          # the checks below
+#        DEADLINE_S=520 bash scripts/gpu_check.sh --zoo     # instead: the zoo's recipe search (scripts/experiments/gpu_zoo.py)
+#        DEADLINE_S=420 bash scripts/gpu_check.sh --emoji   # instead: the emoji GAN at 64 px beside the plain DCGAN
+#                                                           # recipe (scripts/experiments/gpu_emoji.py)
 #
-# or, for the zoo's recipe search (scripts/gpu_zoo.py):
+# 3. Copy $OUT (default gpu_check_out/) back: gpu_check.log (everything), bench.jsonl (the numbers), summary.txt
+#    (printed last too), and for --zoo / --emoji the packed model folders.
 #
-#     run(command="DEADLINE_S=520 bash scripts/gpu_check.sh --zoo", carry=[".gpu_check"], timeout_s=570)
-#
-# or, for the emoji GAN at 64 px beside the plain DCGAN recipe (scripts/gpu_emoji.py; it reads no zoo weights, so
-# move zoo/*/model.safetensors out of the checkout for that call, or the tree is over the travel limit):
-#
-#     run(command="DEADLINE_S=420 bash scripts/gpu_check.sh --emoji", carry=[".gpu_check"], timeout_s=480)
-#
-# On the device it
-#   1. installs the carried wheels into /tmp/site and links the carried MNIST where the tests look for it,
-#   2. runs the tests that train (tests/test_training.py: device "auto", so CUDA there) and the model/pipeline
-#      tests (CPU, but against the image's torch/transformers versions),
-#   3. smoke-trains on CUDA what the tests don't: fp16 (GradScaler) + channels_last GAN with checkpoint and
+# The checks:
+#   1. install the packed wheels into .gpu_check/site and link the packed MNIST where the tests look for it,
+#   2. the tests that train (tests/test_training.py: device "auto", so CUDA there) and the model/pipeline tests
+#      (CPU, but against that machine's torch/transformers versions),
+#   3. a CUDA smoke run of what the tests don't train: fp16 (GradScaler) + channels_last GAN with checkpoint and
 #      resume, fp16 conv VAE,
-#   4. measures training images/s of DCGAN (G 128, D 64) and the conv VAE, batch 256: hf-dgm trainer vs the bare
-#      loop of scripts/benchmark_train.py in fp32 eager, then the trainer in bf16 eager and bf16 + torch.compile
-#      (one process per precision: accelerate fixes the mixed precision once per process), and warm sampling
-#      images/s (pipeline vs bare forward, batch 64 and 1024).
+#   4. training images/s of DCGAN (G 128, D 64) and the conv VAE, batch 256: hf-dgm trainer vs the bare loop of
+#      scripts/benchmark_train.py in fp32 eager, then the trainer in bf16 eager and bf16 + torch.compile (one process
+#      per precision: accelerate fixes the mixed precision once per process), and warm sampling images/s (pipeline
+#      vs bare forward, batch 64 and 1024).
 # Every step has a time limit inside one overall deadline (DEADLINE_S, default 450 s), so the whole script ends
-# under 8 minutes; a step that fails or runs out of time is reported and the next one still runs. Output:
-# $OUT/gpu_check.log (everything), $OUT/bench.jsonl (the numbers), $OUT/summary.txt (printed last too). The exit
-# status is non-zero if any step failed, timed out or was skipped.
+# under 8 minutes; a step that fails or runs out of time is reported and the next one still runs. The exit status is
+# non-zero if any step failed, timed out or was skipped.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."  # the repository root (the device tool starts there anyway)
+cd "$(dirname "${BASH_SOURCE[0]}")/.."  # the repository root
 
-WHEELS=(datasets==5.2.0 diffusers==0.42.1 dill==0.4.1 multiprocess==0.70.19)  # the versions of .venv
+WHEELS=(datasets==5.2.0 diffusers==0.42.1 dill==0.4.1 multiprocess==0.70.19)  # the versions the project is tested with
 
-if [[ "${1:-}" == "--prepare" ]]; then  # here, not on the device
-  exclude=$(git rev-parse --git-path info/exclude)
-  mkdir -p "$(dirname "$exclude")"
-  grep -qxF '/.gpu_check/' "$exclude" 2>/dev/null || echo '/.gpu_check/' >>"$exclude"
-  rm -rf .gpu_check && mkdir -p .gpu_check/wheels .gpu_check/mnist .gpu_check/emoji
+if [[ "${1:-}" == "--prepare" ]]; then  # where pip has network, not on the GPU machine
+  rm -rf .gpu_check && mkdir -p .gpu_check/wheels .gpu_check/mnist
   py=.venv/bin/python; [[ -x $py ]] || py=python3
   "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .gpu_check/wheels "${WHEELS[@]}"
-  cp ../shared/data/mnist/*.parquet .gpu_check/mnist/
-  cp ../shared/data/emoji/*.parquet .gpu_check/emoji/
-  tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
-  carried=$(du -sb .gpu_check | cut -f1)
-  echo "carried: $((carried / 1048576)) MiB; working tree: $((tree / 1048576)) MiB; limit 64 MiB together"
-  ((tree + carried < 64 * 1048576)) || { echo "too large to travel" >&2; exit 1; }
+  mnist=${MNIST_DIR:-data/mnist} emoji=${EMOJI_DIR:-data/emoji}
+  if [[ -d $mnist ]]; then cp "$mnist"/*.parquet .gpu_check/mnist/
+  else "$py" -c "import datasets; [datasets.load_dataset('ylecun/mnist', split=s).to_parquet(
+    f'.gpu_check/mnist/{s}-00000-of-00001.parquet') for s in ('train', 'test')]"
+  fi
+  if [[ -d $emoji ]]; then mkdir -p .gpu_check/emoji && cp "$emoji"/*.parquet .gpu_check/emoji/
+  else "$py" scripts/build_emoji_dataset.py .gpu_check/emoji
+  fi
+  echo "packed: $(du -sh .gpu_check | cut -f1) in .gpu_check/"
   exit 0
 fi
 
-export OUT=${OUT:-/tmp/gpu_check_out}  # the device tool sets it; what is under it comes back
+export OUT=${OUT:-$PWD/gpu_check_out}  # what to copy back
 mkdir -p "$OUT"
 LOG=$OUT/gpu_check.log
 DATA=$PWD/.gpu_check/mnist
@@ -87,17 +84,17 @@ step() {
   fi
 }
 
-# ---- 1. carried wheels and data (missing ones fail here, loudly)
+# ---- 1. the packed wheels and data (missing ones fail here, loudly)
 compgen -G ".gpu_check/wheels/*.whl" >/dev/null && compgen -G "$DATA/*.parquet" >/dev/null || {
-  echo "no .gpu_check/: run 'bash scripts/gpu_check.sh --prepare' here and carry .gpu_check" >&2
+  echo "no .gpu_check/: run 'bash scripts/gpu_check.sh --prepare' where pip has network, and copy it here" >&2
   exit 1
 }
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .gpu_check/site \
   .gpu_check/wheels/*.whl
-export PYTHONPATH=/tmp/site:$PWD
+export PYTHONPATH=$PWD/.gpu_check/site:$PWD
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1
 export HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error
-export HF_DGM_CACHE=/tmp/hf_dgm_cache
+export HF_DGM_CACHE=$PWD/.gpu_check/cache
 # tests/conftest.py and scripts/benchmark_train.py read MNIST from ../shared/data/mnist
 if [[ ! -e ../shared/data/mnist ]]; then
   mkdir -p ../shared/data && ln -s "$DATA" ../shared/data/mnist || say "warning: could not link ../shared/data/mnist"
@@ -114,16 +111,15 @@ assert torch.cuda.is_available(), 'torch sees no CUDA device'
 print('cuda', torch.version.cuda, torch.cuda.get_device_name(0))
 "
 
-# ---- --zoo / --emoji: training instead of the checks below. --zoo is the recipe search of scripts/gpu_zoo.py (the
-# working tree must stay under the travel limit with .gpu_check: move the zoo weights it does not read, all but
-# mnist-classifier and vae-mnist, out of the checkout for that call); --emoji is scripts/gpu_emoji.py.
+# ---- --zoo / --emoji: training instead of the checks below: scripts/experiments/gpu_zoo.py (the zoo's recipe
+# search) or scripts/experiments/gpu_emoji.py.
 if [[ "${1:-}" == --zoo || "${1:-}" == --emoji ]]; then
   [[ ${STATUS[0]} == "versions: ok"* ]] || { say "versions failed: not training"; exit 1; }
   if [[ $1 == --zoo ]]; then
-    step zoo $((DEADLINE - SECONDS)) python3 scripts/gpu_zoo.py --data "$DATA" --out "$OUT" \
+    step zoo $((DEADLINE - SECONDS)) python3 scripts/experiments/gpu_zoo.py --data "$DATA" --out "$OUT" \
       --train-s "${ZOO_TRAIN_S:-300}" --total-s $((DEADLINE - SECONDS - 15))
   else
-    step emoji $((DEADLINE - SECONDS)) python3 scripts/gpu_emoji.py --data "$PWD/.gpu_check/emoji" --out "$OUT" \
+    step emoji $((DEADLINE - SECONDS)) python3 scripts/experiments/gpu_emoji.py --data "$PWD/.gpu_check/emoji" --out "$OUT" \
       --train-s $((DEADLINE - SECONDS - 100)) --total-s $((DEADLINE - SECONDS - 10))
   fi
   printf '%s\n' "${STATUS[@]}" | tee -a "$LOG"
@@ -136,7 +132,7 @@ OMP_NUM_THREADS=2 step tests 170 python3 -m pytest -q -rfE -p no:cacheprovider "
   tests/test_training.py tests/test_modeling_gan.py tests/test_modeling_vae.py tests/test_pipelines.py
 
 # ---- 3. CUDA smoke: fp16 + channels_last GAN (checkpoint at 10, resume to 30) and fp16 VAE
-cat >/tmp/gpu_check_smoke.py <<'PY'
+cat >.gpu_check/smoke.py <<'PY'
 import sys, tempfile
 from pathlib import Path
 import torch
@@ -156,10 +152,10 @@ with tempfile.TemporaryDirectory() as tmp:
     assert all(torch.isfinite(p).all() for m in (g, v) for p in m.parameters()), "non-finite weights"
     print("RESULT smoke: fp16 channels_last GAN 20 + resume to 30 steps, fp16 VAE 20 steps on", torch.cuda.get_device_name(0))
 PY
-step smoke 90 python3 /tmp/gpu_check_smoke.py "$DATA"
+step smoke 90 python3 .gpu_check/smoke.py "$DATA"
 
 # ---- 4. throughput, one process per precision (accelerate allows one mixed precision per process)
-cat >/tmp/gpu_check_bench.py <<'PY'
+cat >.gpu_check/bench.py <<'PY'
 import argparse, json, os, statistics, sys, tempfile, time
 import torch
 
@@ -259,11 +255,11 @@ for kind in ("gan", "vae"):
         if a.sample:
             sampling(kind, trainer.model)
 PY
-step "bench fp32 eager (+ bare loop, sampling)" 120 python3 /tmp/gpu_check_bench.py --data "$DATA" --bare --sample
-step "bench bf16 eager" 60 python3 /tmp/gpu_check_bench.py --data "$DATA" --precision bf16
-step "bench bf16 + torch.compile" 180 python3 /tmp/gpu_check_bench.py --data "$DATA" --precision bf16 --compile
+step "bench fp32 eager (+ bare loop, sampling)" 120 python3 .gpu_check/bench.py --data "$DATA" --bare --sample
+step "bench bf16 eager" 60 python3 .gpu_check/bench.py --data "$DATA" --precision bf16
+step "bench bf16 + torch.compile" 180 python3 .gpu_check/bench.py --data "$DATA" --precision bf16 --compile
 
-# ---- summary (printed last: the run tool's output_tail holds it)
+# ---- summary (printed last, so that the end of the output holds it)
 {
   echo "==== gpu_check summary: $CARD, $((SECONDS))s"
   printf '%s\n' "${STATUS[@]}"

@@ -52,6 +52,7 @@ from hf_dgm.families import FAMILIES, family_of_folder, read_config  # noqa: E40
 from hf_dgm.image_processing import make_grid, mnist_preprocess, save_gif, to_uint8  # noqa: E402
 from hf_dgm.modeling_utils import activation_elements  # noqa: E402
 from hf_dgm.pipeline_utils import interpolate_latents  # noqa: E402
+from hf_dgm.sampling import generate_images  # noqa: E402
 from hf_dgm.zoo import REPO_ID, ZOO_MODELS, check_model_name, hub_repo_id, zoo_dir  # noqa: E402
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -439,28 +440,14 @@ def _latents(model: Model, seed: int, n: int, spread: float):
 
 
 def draw(model: Model, latents: torch.Tensor, labels=None) -> np.ndarray:
-    """uint8 images (N, H, W, C) for these latents: the one place the app runs a model to draw images. Drawn in
-    chunks whose activations together stay within the request budget (MAX_ACTIVATIONS counts the batch); the pixel
-    context's draws come from one generator, so the chunks draw the images one batch would. (The package's chunked
-    generation under a budget, planned in hf_dgm.sampling for the CLI too, is to replace this loop.)"""
-    chunk = max(1, MAX_ACTIVATIONS // max(1, model.activations))
-    generator = torch.Generator().manual_seed(0)
-    out = np.empty(
-        (len(latents), model.config.image_size, model.config.image_size, model.config.num_channels), np.uint8
-    )
-    for start in range(0, len(latents), chunk):
-        part = slice(start, start + chunk)
-        images = model.pipe(
-            latents=latents[part],
-            class_labels=labels[part] if labels is not None else None,
-            generator=generator,
-            output_type="pt",
-        ).images
-        out[part] = to_uint8(images)
-    return out
+    """uint8 images (N, H, W, C) for these latents: the one place the app runs a model to draw images, with the
+    package's chunked generation (hf_dgm.sampling.generate_images, as the CLI): chunks whose activations together
+    stay within the request budget, MAX_ACTIVATIONS, which counts the batch. Its pixel-by-pixel draws come from one
+    generator (seeded with 0, as the pipelines'), so the chunks draw the images one batch would."""
+    net = getattr(model.pipe, model.pipe.component).sampling_network
+    return generate_images(model.config, net, latents, labels, max_activations=MAX_ACTIVATIONS)
 
 
-# ---------------------------------------------------------------------------------------------------- events
 @gpu
 @torch.no_grad()
 def generate(choice, custom, seed, num_images, class_name, spread):
@@ -472,7 +459,7 @@ def generate(choice, custom, seed, num_images, class_name, spread):
     with lane(model):
         images = draw(model, _latents(model, seed, n, spread), labels)
     # One grid, shown (upscaled, see GRID_TILE) and offered for download at 1x: a gallery of 64 separate files spent
-    # most of each request in Gradio's per-file saving, caching and serving (profiled with py-spy; see the README).
+    # most of each request in Gradio's per-file saving, caching and serving (py-spy; see docs/benchmarks.md).
     grid = make_grid(images)
     shown = _upscale(grid, model.config.image_size, GRID_TILE)
     return shown, grid  # PIL images: Gradio owns their files (and deletes them, see CACHE_TTL_S)

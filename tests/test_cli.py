@@ -166,3 +166,88 @@ def test_fast_path_stays_light(tmp_path, tiny_gan):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_sample_grid_layout_and_class_labels_are_bounded(tmp_path, run_cli):
+    """--nrow counts in the grid limit (10 000 000 used to take 9.5 GB, then a MemoryError traceback), and a class
+    label beyond int64 gets one line (it was "Overflow when unpacking long long")."""
+    torch.manual_seed(0)
+    GANModel(GANConfig(**tiny_gan_kwargs(num_classes=10))).save_pretrained(tmp_path / "m")
+    base = ["sample", "--model", tmp_path / "m", "--num-images", "4", "--out", tmp_path / "g.png"]
+    proc = run_cli(*base, "--nrow", "10000000")
+    assert proc.returncode == 2 and "--nrow 10000000 makes a grid 300,000,002 pixels wide" in proc.stderr
+    for label in (2**70, -(2**70), 10):
+        proc = run_cli(*base, "--class-label", label)
+        assert proc.returncode == 2 and f"class label {label} is out of range: expected ints in [0, 9]" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "g.png").exists()
+    proc = run_cli(*base, "--nrow", "4", "--class-label", "9")
+    assert proc.returncode == 0 and Image.open(tmp_path / "g.png").size == (2 + 4 * 30, 32), proc.stderr
+
+
+def test_config_reading_applies_the_config_class_defaults(tmp_path, run_cli):
+    """The fast path reads config.json with the config class's defaults for the fields the file lacks (fields newer
+    than the file): `hf-dgm sample --model vae-mnist` failed with "lacks a field: ... 'num_mixtures'". The defaults
+    are read from the class's source; they must equal the class's own."""
+    import dataclasses
+    import inspect
+    import json
+
+    from hf_dgm.families import FAMILIES, config_defaults, load_config
+
+    for family in FAMILIES.values():
+        names = inspect.get_annotations(family.config_class)  # the class's own fields, not PretrainedConfig's
+        own = {f.name: f for f in dataclasses.fields(family.config_class) if f.name in names}
+        expected = {n: f.default_factory() if f.default is dataclasses.MISSING else f.default for n, f in own.items()}
+        assert config_defaults(family) == expected
+    torch.manual_seed(0)
+    VAEModel(VAEConfig(**tiny_vae_kwargs())).save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    newer = ("num_mixtures", "pixel_context", "pixel_context_channels", "gaussian_fixed_std")
+    (tmp_path / "m" / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k not in newer}))
+    assert {k: load_config(tmp_path / "m")[1][k] for k in newer} == {k: config[k] for k in newer}
+    proc = run_cli("sample", "--model", tmp_path / "m", "--num-images", "4", "--out", tmp_path / "g.png")
+    assert proc.returncode == 0, proc.stderr
+    for text, needle in (("{not json", "is not valid JSON"), ("[1, 2]", "holds a JSON list: expected an object")):
+        (tmp_path / "m" / "config.json").write_text(text)
+        proc = run_cli("sample", "--model", tmp_path / "m", "--num-images", "4", "--out", tmp_path / "g.png")
+        assert proc.returncode == 2 and needle in proc.stderr and "config.json" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("family", ["gan", "vae"])
+def test_generation_memory_counts_the_batch(family, monkeypatch, run_cli, tmp_path):
+    """generate_images draws in chunks whose activations (every layer's output, summed, for the whole chunk) stay
+    within the budget, whatever the number of images, with the pixels of one pass; `hf-dgm sample` uses it with the
+    HF_DGM_MAX_ACTIVATIONS budget (the size check used to count one image while 64 were drawn at once)."""
+    from hf_dgm.modeling_utils import activation_elements
+    from hf_dgm.sampling import generate_images, images_per_chunk, load_sampling_network
+
+    torch.manual_seed(0)
+    model = GANModel(GANConfig(**tiny_gan_kwargs())) if family == "gan" else VAEModel(VAEConfig(**tiny_vae_kwargs()))
+    model.save_pretrained(tmp_path / "m")
+    net = model.sampling_network.eval()
+    with torch.device("meta"):
+        meta_net = type(model)(model.config).sampling_network
+    per_image = activation_elements(meta_net, model.config, 0)  # the exact count
+    budget = 5 * per_image
+    chunks, elements = [], []
+    leaves = [m for m in net.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(lambda m, i, out: elements.append(out.numel())) for m in leaves]
+    net.register_forward_pre_hook(lambda m, args: chunks.append((args[0].shape[0], sum(elements))))
+    latents = torch.randn(23, model.config.latent_dim, generator=torch.Generator().manual_seed(1))
+    images = generate_images(model.config, net, latents, max_activations=budget)
+    for hook in hooks:
+        hook.remove()
+    used = [b - a for (_, a), (_, b) in zip(chunks, [*chunks[1:], (0, sum(elements))])]
+    assert 1 <= images_per_chunk(model.config, budget) <= 5 and len(chunks) >= 5
+    assert max(used) <= budget and sum(n for n, _ in chunks) == 23, (chunks, used, budget)
+    expected = generate_images(model.config, net, latents, max_activations=23 * per_image)  # one pass
+    np.testing.assert_array_equal(images, expected)
+    monkeypatch.setattr("hf_dgm.modeling_utils.MAX_ACTIVATIONS", budget)  # as HF_DGM_MAX_ACTIVATIONS would
+    cfg, fam, cli_net = load_sampling_network(tmp_path / "m")
+    calls = []
+    cli_net.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[0]))
+    monkeypatch.setattr("hf_dgm.sampling.load_sampling_network", lambda folder: (cfg, fam, cli_net))
+    proc = run_cli("sample", "--model", tmp_path / "m", "--num-images", "23", "--out", tmp_path / "g.png")
+    assert proc.returncode == 0 and sum(calls) == 23 and max(calls) <= 5, (proc.stderr, calls)

@@ -1,4 +1,4 @@
-"""Colour images end to end (issue #14): tiny residual models at 32 and 64 px trained on a slice of the emoji data,
+"""Colour images end to end: tiny residual models at 32 and 64 px trained on a slice of the emoji data,
 saved, loaded, sampled, evaluated with Inception features and carded; and the bad inputs around them."""
 
 import json
@@ -12,6 +12,7 @@ import torch
 from conftest import MNIST, requires_inception_weights, tiny_gan_kwargs, tiny_train_kwargs
 
 from hf_dgm import GANConfig, GANModel
+from hf_dgm.records import dataset_sha256
 
 EMOJI = os.path.join(os.path.dirname(MNIST), "emoji")
 
@@ -76,10 +77,14 @@ def test_colour_model_trains_saves_samples_evaluates_and_cards(tmp_path, emoji_s
     assert fast.shape == (4, size, size, 3)
     assert torch.equal(torch.from_numpy(fast), torch.from_numpy((images.images * 255).round().astype("uint8")))
 
-    results = evaluate(tmp_path, num_samples=8, iwae_k=4, progress=False)
+    # the record names the data by its folder's name and hash, so data outside the working directory is passed again
+    results = evaluate(tmp_path, dataset=emoji_slice, num_samples=8, iwae_k=4, progress=False)
     metrics = {m["name"]: m for m in results["metrics"]}
     num_real = 36 if family == "gan" else 27
-    assert results["dataset"] == emoji_slice and results["num_real_images"] == num_real
+    assert results["num_real_images"] == num_real  # the dataset named portably: its folder name and content hash
+    assert results["dataset"] == os.path.basename(emoji_slice) and results["dataset_sha256"] == dataset_sha256(
+        emoji_slice
+    )
     kid = metrics["Inception KID (8 samples vs 8 real)"]
     floor = metrics["Inception KID (real-data floor, 8 vs 8 real)"]
     assert kid["std"] > 0 and kid["value"] > floor["value"]  # two steps of training are far from real emoji

@@ -515,7 +515,7 @@ def test_streaming_is_chosen_automatically_for_large_datasets(tmp_path):
 
 def test_ema_only_reads_the_generator(tmp_path):
     """A run with an EMA generator trains exactly like the plain recipe without one: same seed, bit-identical G and D
-    (the recipe side-by-side in the README compares the raw and EMA generators of one run on this basis)."""
+    (the recipe side-by-side in docs/zoo.md compares the raw and EMA generators of one run on this basis)."""
     weights = {}
     for decay in (0.0, 0.999):
         model = train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / str(decay), ema_decay=decay)))
@@ -577,3 +577,39 @@ def test_colour_residual_gan_with_diffaugment_resumes_exactly(tmp_path):
     assert full.config.num_classes == 9 and full.config.num_channels == 3
     images = full.generate(9, class_labels=list(range(9))).sample
     assert images.shape == (9, 3, 32, 32) and torch.isfinite(images).all()
+
+
+def test_a_finished_run_is_not_overwritten_without_a_word(tmp_path):
+    """A run whose checkpoints/ was deleted still holds its model: training into it again is refused (it used to
+    overwrite model.safetensors silently) unless --overwrite-output-dir, which replaces it."""
+    import shutil
+
+    train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=2, **TINY_GAN)))
+    shutil.rmtree(tmp_path / "checkpoints")
+    before = (tmp_path / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match=r"already holds a trained model \(config.json, model.safetensors\)"):
+        train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=2, seed=1, **TINY_GAN)))
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    (tmp_path / "eval_results.json").write_text("{}")  # the old model's evaluation: gone with it
+    train_gan(
+        GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=2, seed=1, overwrite_output_dir=True, **TINY_GAN))
+    )
+    assert (tmp_path / "model.safetensors").read_bytes() != before and not (tmp_path / "eval_results.json").exists()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.md").write_text("a folder without a model is no finished run")
+    train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "notes", max_steps=1, **TINY_GAN)))
+
+
+def test_a_model_over_the_size_budget_is_refused_before_any_data(tmp_path, run_cli, monkeypatch):
+    """`train gan --image-size 4096 --generator-channels 100000` used to allocate 8.8 GB and end in a traceback: the
+    flags' model is sized on the meta device against the budgets loading uses (HF_DGM_MAX_*), in one line."""
+    out = tmp_path / "run"
+    proc = run_cli(
+        "train", "gan", "--image-size", "4096", "--generator-channels", "100000", "--dataset", tmp_path / "nowhere",
+        "--output-dir", out, "--report-to", "none",
+    )  # fmt: skip
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "parameters" in proc.stderr and "HF_DGM_MAX_PARAMETERS" in proc.stderr and not out.exists()
+    monkeypatch.setattr("hf_dgm.modeling_utils.MAX_ACTIVATIONS", 10_000)  # HF_DGM_MAX_ACTIVATIONS=10000
+    proc = run_cli("train", "vae", "--dataset", tmp_path / "nowhere", "--output-dir", out, "--report-to", "none")
+    assert proc.returncode == 2 and "HF_DGM_MAX_ACTIVATIONS" in proc.stderr and not out.exists(), proc.stderr

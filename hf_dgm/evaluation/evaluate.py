@@ -1,5 +1,5 @@
 """`hf-dgm evaluate MODEL`: `evaluate()` picks the protocol: the MNIST classifier's below, or the Inception protocol
-for any dataset (dataset_protocol.py). See the README's "Evaluation" section. The MNIST protocol:
+for any dataset (dataset_protocol.py). See docs/evaluation.md. The MNIST protocol:
 
 * Samples: `num_samples` (10 000) images from the model with `torch.Generator().manual_seed(seed)`, quantised to
   uint8 like a saved PNG; conditional models get balanced labels 0, 1, ..., 9, 0, 1, ...
@@ -17,6 +17,7 @@ import torch
 from ..data import MNIST_ID, is_mnist
 from ..families import family_of
 from ..file_utils import write_json_atomic
+from ..records import dataset_record, is_recorded_dataset, model_reference
 from . import FEATURES, metrics
 from .common import cached, file_hash, generate_uint8, load_model, significant
 
@@ -52,14 +53,19 @@ def inception_fid(fake, test, floor_images, dataset: str, num: int, device="cpu"
     return metrics.frechet_distance(real, extractor(fake[:num])), metrics.frechet_distance(real, floor)
 
 
-def default_dataset(recorded: str | None) -> str:
-    """The dataset a model was trained on (its training_args.json), where this machine has it; else ylecun/mnist
-    for MNIST models and models without a record."""
-    if recorded and (Path(recorded).exists() or not Path(recorded).is_absolute()):
+def default_dataset(record: dict) -> str:
+    """The dataset a model was trained on (its training_args.json), where it can be read from here: a Hub id, or local
+    data at the recorded path with the recorded content hash (hf_dgm.records); else ylecun/mnist for MNIST models
+    and models without a record. Local data found nowhere must be passed with --dataset."""
+    recorded = record.get("dataset")
+    if not recorded:
+        return MNIST_ID
+    if is_recorded_dataset(record, recorded) or not (record.get("dataset_sha256") or Path(recorded).is_absolute()):
         return recorded
-    if recorded and not is_mnist(recorded):
-        raise ValueError(f"the model was trained on {recorded!r}, which is not on this machine: pass --dataset.")
-    return MNIST_ID
+    if is_mnist(recorded):
+        return MNIST_ID
+    sha = f" (sha256 {record['dataset_sha256']})" if record.get("dataset_sha256") else ""
+    raise ValueError(f"the model was trained on the local dataset {recorded!r}{sha}, not found here: pass --dataset.")
 
 
 def evaluate(
@@ -93,13 +99,13 @@ def evaluate(
     check_choice("features", features, FEATURES)
     start = time.time()
     model_dir = resolve_model(model_path)
-    dataset = dataset or default_dataset(training_record(model_dir).get("dataset"))
+    dataset = dataset or default_dataset(training_record(model_dir))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
     model = load_model(model_dir).to(device)
     cfg = model.config
     if features == "auto":
         features = "classifier" if (cfg.image_size, cfg.num_channels) == (28, 1) and is_mnist(dataset) else "inception"
-    results = {"model": str(model_dir), "model_type": cfg.model_type, "seed": seed, "device": str(device)}
+    results = {"model": model_reference(model_path), "model_type": cfg.model_type, "seed": seed, "device": str(device)}
     if features == "classifier":
         results |= mnist_protocol(
             model, dataset, classifier_path, num_samples or 10_000, seed, device, inception, inception_num_samples
@@ -146,7 +152,7 @@ def mnist_protocol(model, dataset, classifier_path, num_samples, seed, device, i
         f"real-data floor: the last {num_samples} training images vs the test images."
     )
     results = {
-        "dataset": dataset,
+        **dataset_record(dataset),
         "split": "test",
         "protocol": protocol,
         "num_samples": num_samples,

@@ -86,8 +86,9 @@ class TrainingArguments:
         ("stop", "skip"),
     )  # fmt: skip
     overwrite_output_dir: bool = arg(
-        False, "start afresh in a folder that holds another run's checkpoints", "checkpoints"
-    )
+        False, "start afresh in a folder that holds another run's checkpoints or trained model (they are replaced)",
+        "checkpoints",
+    )  # fmt: skip
     push_to_hub: bool = arg(
         False, "push the final model to --hub-model-id (token: HF_TOKEN or the login cache)", "sharing"
     )

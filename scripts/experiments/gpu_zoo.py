@@ -1,9 +1,9 @@
-"""Search the zoo's recipes on a lent GPU: train candidates side by side, evaluate them, pack what comes back.
+"""Search the zoo's recipes on one GPU: train candidates side by side, evaluate them, pack the best for the zoo.
 
-Run on the device through `bash scripts/gpu_check.sh --zoo` (which installs the carried wheels and data first), or
-anywhere with a GPU:
+On the GPU machine, through `bash scripts/gpu_check.sh --zoo` (which installs the wheels and data that
+`gpu_check.sh --prepare` packed first), or anywhere with a GPU and hf-dgm installed:
 
-    python scripts/gpu_zoo.py --data ../shared/data/mnist --out OUT [--train-s 300] [--total-s 450]
+    python scripts/experiments/gpu_zoo.py --data data/mnist --out OUT [--train-s 300] [--total-s 450]
 
 * Every candidate in CANDIDATES trains in its own process (`python -m hf_dgm.training.gan|vae`, the same command
   build_zoo.py runs), all at once on the one GPU, checkpointing every --checkpoint-every steps.
@@ -17,7 +17,7 @@ anywhere with a GPU:
 * Out: results.json (every evaluation: run, step, metrics), summary.txt, logs.tar.gz (logs, sample grids, training
   args, IWAE state), and a tar of the finished folder of the best GAN candidates and the best conditional VAE.
 
-`--smoke` runs tiny settings on the CPU, to check the script before spending device time on it.
+`--smoke` runs tiny settings on the CPU, to check the script before spending GPU time on it.
 """
 
 import argparse
@@ -32,9 +32,9 @@ import tarfile
 import time
 from pathlib import Path
 
-from build_zoo import train_command
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from build_zoo import train_command  # noqa: E402
 
 GAN_NET = "--architecture dcgan --generator-channels 128 --discriminator-channels 64 --batch-size 128"
 CANDIDATES = {
@@ -124,11 +124,11 @@ def stop(proc: subprocess.Popen, grace: float = 20):
         proc.wait()
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--out", default=os.environ.get("OUT", "gpu_zoo_out"))
-    parser.add_argument("--runs", default="/tmp/gpu_zoo_runs")
+    parser.add_argument("--data", required=True, help="the MNIST folder (ylecun/mnist's parquet layout)")
+    parser.add_argument("--out", default=os.environ.get("OUT", "gpu_zoo_out"), help="what to copy back")
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "gpu_zoo"), help="the candidates' run folders")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--train-s", type=float, default=300)
     parser.add_argument("--total-s", type=float, default=450)
@@ -146,81 +146,98 @@ def main():
         args.gan_max_steps = args.gan_max_steps or 8
         args.num_samples, args.iwae_k = 500, 2
     args.gan_max_steps = args.gan_max_steps or GAN_MAX_STEPS
-    t0 = time.time()
-    out, runs_dir = Path(args.out), Path(args.runs)
-    out.mkdir(parents=True, exist_ok=True)
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    names = args.only or list(CANDIDATES)
-    runs = {n: Run(n, CANDIDATES[n], args) for n in names}
+    return args
 
-    # the likelihood protocol of the shipped vae-mnist, beside the training runs
-    iwae_state = runs_dir / f"vae-mnist.iwae-k{args.iwae_k}.json"
-    iwae_cmd = [sys.executable, "-m", "hf_dgm.cli", "evaluate", str(ROOT / "zoo" / "vae-mnist"), "--dataset", args.data]
-    iwae_cmd += ["--device", args.device, "--iwae-k", str(args.iwae_k), "--iwae-state", str(iwae_state), "--no-write"]
-    iwae_cmd += ["--num-samples", str(args.num_samples)]
+
+def start_iwae(args, runs_dir: Path) -> tuple[subprocess.Popen, Path]:
+    """The full likelihood protocol of the shipped vae-mnist, beside the training runs (resumable state file)."""
+    state = runs_dir / f"vae-mnist.iwae-k{args.iwae_k}.json"
+    cmd = [sys.executable, "-m", "hf_dgm.cli", "evaluate", str(ROOT / "zoo" / "vae-mnist"), "--dataset", args.data]
+    cmd += ["--device", args.device, "--iwae-k", str(args.iwae_k), "--iwae-state", str(state), "--no-write"]
+    cmd += ["--num-samples", str(args.num_samples)]
     if args.smoke:
-        iwae_cmd += ["--num-test-images", "20"]
-    iwae_out = open(runs_dir / "vae-mnist.eval.json", "w")
-    iwae = subprocess.Popen(
-        iwae_cmd,
-        stdout=iwae_out,
-        stderr=open(runs_dir / "vae-mnist.eval.log", "w"),
-        env=dict(os.environ, OMP_NUM_THREADS="2"),
-        start_new_session=True,
-    )
-    for r in sorted(runs.values(), key=lambda r: r.family != "vae"):  # the VAEs must finish: they start first
-        r.start()
-    log(f"started {len(runs)} runs and the vae-mnist IWAE")
+        cmd += ["--num-test-images", "20"]
+    with open(runs_dir / "vae-mnist.eval.json", "w") as out, open(runs_dir / "vae-mnist.eval.log", "w") as err:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=err, env=dict(os.environ, OMP_NUM_THREADS="2"), start_new_session=True
+        )
+    return proc, state
 
-    results: dict[str, dict[int, dict]] = {n: {} for n in runs}
-    pool = cf.ProcessPoolExecutor(args.eval_workers, mp_context=multiprocessing.get_context("spawn"))
-    pending: dict[cf.Future, tuple[str, int]] = {}
-    submitted: set[tuple[str, int]] = set()
 
-    def submit(name: str, step: int, path: Path):
-        if (name, step) not in submitted:
-            submitted.add((name, step))
-            pending[pool.submit(evaluate_one, str(path), args.data, args.device, args.num_samples)] = (name, step)
+class Evaluations:
+    """Checkpoints evaluated in worker processes while training goes on; results.json rewritten as they come."""
 
-    def collect(timeout: float):
-        if not pending:
+    def __init__(self, args, out: Path, names):
+        self.args, self.out = args, out
+        self.results: dict[str, dict[int, dict]] = {n: {} for n in names}
+        self.pool = cf.ProcessPoolExecutor(args.eval_workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pending: dict[cf.Future, tuple[str, int]] = {}
+        self.submitted: set[tuple[str, int]] = set()
+
+    def submit(self, name: str, step: int, path: Path):
+        if (name, step) not in self.submitted:
+            self.submitted.add((name, step))
+            a = self.args
+            self.pending[self.pool.submit(evaluate_one, str(path), a.data, a.device, a.num_samples)] = (name, step)
+
+    def collect(self, timeout: float):
+        if not self.pending:
             time.sleep(timeout)
             return
-        done, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        done, _ = cf.wait(list(self.pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
         for fut in done:
-            name, step = pending.pop(fut)
+            name, step = self.pending.pop(fut)
             try:
-                results[name][step] = fut.result()
-                row = results[name][step]
+                row = self.results[name][step] = fut.result()
                 log(
                     f"eval {name} step {step}: FID {row['classifier-feature FID']:.4g}, P {row['precision (k=3)']:.3f}"
                     f", R {row['recall (k=3)']:.3f}, acc {row.get('conditional accuracy', '-')}"
                 )
             except Exception as e:  # noqa: BLE001 - reported, and the others go on
-                results[name][step] = {"error": repr(e)}
+                self.results[name][step] = {"error": repr(e)}
                 log(f"eval {name} step {step} FAILED: {e!r}")
-        write_results()
+        self.write()
 
-    def write_results():
-        (out / "results.json").write_text(
-            json.dumps({"args": vars(args), "candidates": CANDIDATES, "results": results}, indent=1)
-        )
+    def cancel_queued(self) -> list[tuple[str, int]]:
+        """Take back the evaluations not started yet (to run the finished folders first)."""
+        queued = [key for fut, key in list(self.pending.items()) if fut.cancel() and self.pending.pop(fut)]
+        self.submitted.difference_update(queued)
+        return queued
+
+    def shutdown(self):
+        for fut in self.pending:
+            fut.cancel()
+        for p in list(getattr(self.pool, "_processes", {}).values()):
+            p.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.write()
+
+    def write(self):
+        report = {"args": vars(self.args), "candidates": CANDIDATES, "results": self.results}
+        (self.out / "results.json").write_text(json.dumps(report, indent=1))
+
+
+def train(runs: dict, evals: Evaluations, args, t0: float):
+    """Train until --train-s (or all finish), evaluating every --eval-every steps' checkpoint; then stop them."""
 
     def scan():
         for r in runs.values():
             for step, path in r.checkpoints().items():
                 if step % args.eval_every == 0:
-                    submit(r.name, step, path)
+                    evals.submit(r.name, step, path)
 
     while time.time() - t0 < args.train_s and any(r.proc.poll() is None for r in runs.values()):
         scan()
-        collect(timeout=5)
+        evals.collect(timeout=5)
     scan()
     for r in runs.values():
         stop(r.proc)
         log(f"{r.name}: rc {r.proc.returncode}, checkpoints {sorted(r.checkpoints())[-3:]}")
 
-    # finalise: a finished run's folder, or a stopped GAN run resumed at its last checkpoint with --max-steps X
+
+def finalise(runs: dict, evals: Evaluations, args, t0: float):
+    """A finished run's folder, or a stopped GAN run resumed at its last checkpoint with --max-steps X; then the
+    final folders are evaluated first, the checkpoints still queued after them."""
     finalising = []
     for r in runs.values():
         if (r.dir / "model.safetensors").is_file():
@@ -236,39 +253,31 @@ def main():
             stop(r.proc)
         if r.proc.returncode == 0 and (r.dir / "model.safetensors").is_file():
             r.final_step = last
-    queued = [key for fut, key in list(pending.items()) if fut.cancel() and pending.pop(fut)]
-    submitted.difference_update(queued)
-    for r in runs.values():  # the finished folders first, then the checkpoints still queued
+    queued = evals.cancel_queued()
+    for r in runs.values():
         if r.final_step is not None:
-            submit(r.name, r.final_step, r.dir)  # skipped when that step's checkpoint was evaluated already
+            evals.submit(r.name, r.final_step, r.dir)  # skipped when that step's checkpoint was evaluated already
     for name, step in queued:
-        submit(name, step, runs[name].checkpoints()[step])
+        evals.submit(name, step, runs[name].checkpoints()[step])
     log("finalised: " + ", ".join(f"{r.name}@{r.final_step}" for r in runs.values()))
+    while evals.pending and time.time() - t0 < args.total_s - 25:
+        evals.collect(timeout=min(5, max(0.1, args.total_s - 25 - (time.time() - t0))))
 
-    while pending and time.time() - t0 < args.total_s - 25:
-        collect(timeout=min(5, max(0.1, args.total_s - 25 - (time.time() - t0))))
-    for fut in pending:
-        fut.cancel()
-    for p in list(getattr(pool, "_processes", {}).values()):
-        p.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
-    stop(iwae, grace=5)
-    iwae_out.close()
-    write_results()
 
-    # what comes back: at most 8 files of 16 MiB
-    def final_fid(name):
+def pack(runs: dict, results: dict, out: Path, runs_dir: Path) -> list[str]:
+    """Tar the finished folders of the three best GAN candidates (not gan-plain) and the best conditional VAE, and
+    the logs; returns the names packed."""
+
+    def final(name) -> dict:
         r = runs[name]
-        row = results[name].get(r.final_step, {}) if r.final_step is not None else {}
-        return row.get("classifier-feature FID", float("inf"))
+        return results[name].get(r.final_step, {}) if r.final_step is not None else {}
 
-    gans = sorted((n for n in runs if runs[n].family == "gan" and runs[n].final_step), key=final_fid)
-    cvaes = sorted(
-        (n for n in runs if runs[n].family == "vae" and runs[n].final_step),
-        key=lambda n: -results[n].get(runs[n].final_step, {}).get("conditional accuracy", 0),
-    )
-    shipped = [n for n in gans if n != "gan-plain"][:3] + cvaes[:1]
-    for name in shipped:
+    gans = sorted((n for n in runs if runs[n].family == "gan" and runs[n].final_step),
+                  key=lambda n: final(n).get("classifier-feature FID", float("inf")))  # fmt: skip
+    cvaes = sorted((n for n in runs if runs[n].family == "vae" and runs[n].final_step),
+                   key=lambda n: -final(n).get("conditional accuracy", 0))  # fmt: skip
+    packed = [n for n in gans if n != "gan-plain"][:3] + cvaes[:1]
+    for name in packed:
         with tarfile.open(out / f"{name}.tar", "w") as tar:
             for f in sorted(runs[name].dir.iterdir()):
                 if f.is_file():
@@ -280,17 +289,41 @@ def main():
             for f in ("training_args.json", "samples.png", "eval_results.json"):
                 if (r.dir / f).is_file():
                     tar.add(r.dir / f, arcname=f"{r.name}/{f}")
-    lines = [f"gpu_zoo: {time.time() - t0:.0f}s, device {args.device}, returned {shipped}"]
+    return packed
+
+
+def summary(runs: dict, results: dict) -> list[str]:
+    """One line per candidate: every evaluated step's FID, precision, recall (and conditional accuracy)."""
+    lines = []
     for n in runs:
-        steps = sorted(results[n])
-        cells = [
-            f"{s}: FID {results[n][s].get('classifier-feature FID', float('nan')):.4g} "
-            f"P {results[n][s].get('precision (k=3)', float('nan')):.3f} "
-            f"R {results[n][s].get('recall (k=3)', float('nan')):.3f}"
-            + (f" acc {results[n][s]['conditional accuracy']:.4f}" if "conditional accuracy" in results[n][s] else "")
-            for s in steps
-        ]
+        cells = []
+        for s in sorted(results[n]):
+            row = results[n][s]
+            cell = f"{s}: FID {row.get('classifier-feature FID', float('nan')):.4g} "
+            cell += f"P {row.get('precision (k=3)', float('nan')):.3f} R {row.get('recall (k=3)', float('nan')):.3f}"
+            cells.append(cell + (f" acc {row['conditional accuracy']:.4f}" if "conditional accuracy" in row else ""))
         lines.append(f"{n} (final {runs[n].final_step}): " + " | ".join(cells))
+    return lines
+
+
+def main():
+    args = parse_args()
+    t0 = time.time()
+    out, runs_dir = Path(args.out), Path(args.runs)
+    out.mkdir(parents=True, exist_ok=True)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    runs = {n: Run(n, CANDIDATES[n], args) for n in args.only or list(CANDIDATES)}
+    iwae, iwae_state = start_iwae(args, runs_dir)
+    for r in sorted(runs.values(), key=lambda r: r.family != "vae"):  # the VAEs must finish: they start first
+        r.start()
+    log(f"started {len(runs)} runs and the vae-mnist IWAE")
+    evals = Evaluations(args, out, runs)
+    train(runs, evals, args, t0)
+    finalise(runs, evals, args, t0)
+    evals.shutdown()
+    stop(iwae, grace=5)
+    packed = pack(runs, evals.results, out, runs_dir)
+    lines = [f"gpu_zoo: {time.time() - t0:.0f}s, device {args.device}, packed {packed}", *summary(runs, evals.results)]
     lines.append(
         f"vae-mnist IWAE: rc {iwae.returncode}, state {iwae_state.stat().st_size if iwae_state.is_file() else 0} B"
     )

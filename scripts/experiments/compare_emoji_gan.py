@@ -2,7 +2,7 @@
 data at the same resolution for the same number of images seen, both scored with `hf-dgm evaluate`'s Inception
 protocol (KID with its std, FID, precision/recall, each with its real-data floor).
 
-    python scripts/compare_emoji_gan.py [--device cpu] [--num-samples N]
+    python scripts/experiments/compare_emoji_gan.py [--device cpu] [--num-samples N]
 
 * Plain (pytorch/examples/dcgan): the DCGAN networks with widths 64 (ngf = ndf = 64), a 100-d latent, BCE (the
   non-saturating generator loss), Adam lr 2e-4 with betas (0.5, 0.999), no EMA, no augmentation, unconditional;
@@ -12,7 +12,7 @@ protocol (KID with its std, FID, precision/recall, each with its real-data floor
 
 The plain run trains in runs/compare-emoji/plain (rerunning resumes it). A folder that already holds an
 eval_results.json of the same protocol (dataset, sample count, seed) is not evaluated again. Writes
-docs/emoji_gan_comparison.json. Target (issue #14): hf-dgm's KID at most half the plain recipe's.
+docs/emoji_gan_comparison.json. Target: hf-dgm's KID at most half the plain recipe's.
 """
 
 import argparse
@@ -22,9 +22,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
 from build_zoo import EMOJI, RECIPES, train_command  # noqa: E402
+
+from hf_dgm.records import is_recorded_dataset  # noqa: E402
 
 
 def flag(recipe: str, name: str) -> str:
@@ -48,7 +50,7 @@ def evaluation(folder: Path, num_samples: int | None, device: str) -> dict:
     if path.is_file():
         results = json.loads(path.read_text())
         if (
-            results.get("dataset") == EMOJI
+            is_recorded_dataset(results, EMOJI)
             and results.get("seed") == 0
             and num_samples in (None, results["num_samples"])
         ):

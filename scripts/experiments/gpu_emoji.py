@@ -1,27 +1,26 @@
-"""Train the emoji GAN at 64 px on a lent GPU, side by side with the plain pytorch/examples DCGAN recipe (the
-comparison of scripts/compare_emoji_gan.py, issue #14), and bring both back to be evaluated here.
+"""Train the emoji GAN at 64 px on one GPU, side by side with the plain pytorch/examples DCGAN recipe (the comparison
+of compare_emoji_gan.py), and bring both back to be evaluated on another machine.
 
-On the device (after `bash scripts/gpu_check.sh --prepare` here, which packs the wheels and the emoji data):
-
-    run(command="DEADLINE_S=420 bash scripts/gpu_check.sh --emoji", carry=[".gpu_check"], timeout_s=480)
-
-or anywhere with a GPU: `python scripts/gpu_emoji.py --data ../shared/data/emoji --out OUT [--train-s 300]`.
+On the GPU machine (a copy of this repository with .gpu_check/, which `bash scripts/gpu_check.sh --prepare` fills
+with the wheels and the emoji data): `DEADLINE_S=420 bash scripts/gpu_check.sh --emoji`, or anywhere with a GPU and
+hf-dgm installed: `python scripts/experiments/gpu_emoji.py --data data/emoji --out OUT [--train-s 300]`.
 
 * Both runs train at once on the one GPU: OURS (build_zoo.py's gan-emoji recipe at 64 px) and the plain recipe
   built from it by compare_emoji_gan.py (widths 64, BCE, Adam 2e-4 with beta1 0.5, no EMA, no augmentation).
 * At --train-s both stop. Their learning rates are constant, so each is finalised at the last step X for which both
   have a checkpoint, by resuming that checkpoint with --max-steps X: two folders of runs of X steps, which have seen
   the same images.
-* Nothing is evaluated there: the TF-Inception weights (87 MB) do not travel. What comes back (at most 8 files of
-  16 MiB): each final folder as a tar in parts of at most 15 MiB, and logs.tar.gz.
-* Here: `python scripts/gpu_emoji.py --unpack FILES_AT` puts ours into zoo/gan-emoji and the plain run into
-  runs/compare-emoji/plain; then `python scripts/compare_emoji_gan.py` evaluates both (writing zoo/gan-emoji's
-  eval_results.json and card), and OURS becomes build_zoo.py's gan-emoji recipe (tests/test_zoo.py checks it).
+* Nothing is evaluated there (the TF-Inception weights, 87 MB, need not be installed on the GPU machine). OUT holds
+  each final folder as a tar in parts of at most 15 MiB (small enough for any file transfer), and logs.tar.gz.
+* Back on the first machine, with OUT copied to DIR: `python scripts/experiments/gpu_emoji.py --unpack DIR` puts ours
+  into zoo/gan-emoji and the plain run into runs/compare-emoji/plain; then
+  `python scripts/experiments/compare_emoji_gan.py` evaluates both (writing zoo/gan-emoji's eval_results.json and
+  card), and OURS becomes build_zoo.py's gan-emoji recipe (tests/test_zoo.py checks it).
 
 Sizes: ours is 64 px with widths 32 (3.2 M parameters with its EMA copy and D, 13 MB), which the zoo's 100 MB weight
 budget leaves room for; widths 64 would be 42 MB. The plain run's folder is 26 MB.
 
-`--smoke` runs tiny settings on the CPU, to check the script before spending device time on it.
+`--smoke` runs tiny settings on the CPU, to check the script before spending GPU time on it.
 """
 
 import argparse
@@ -33,12 +32,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from build_zoo import EMOJI, RECIPES, ROOT, SHIPPED
-from compare_emoji_gan import plain_recipe
-from gpu_zoo import Run, log, stop
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from build_zoo import EMOJI, RECIPES, ROOT, SHIPPED  # noqa: E402
+from compare_emoji_gan import plain_recipe  # noqa: E402
+from gpu_zoo import Run, log, stop  # noqa: E402
 
 GPU_FLAGS = (
-    "--image-size 64 --generator-channels 32 --discriminator-channels 32 --card-note 'Trained on a lent GPU at 64 px; "
+    "--image-size 64 --generator-channels 32 --discriminator-channels 32 --card-note 'Trained on one GPU at 64 px; "
     "widths 32 keep it within the zoo budget. Conditional on the emoji group: the Space offers the group names, and "
     "the projection discriminator learns from them.'"
 )
@@ -64,12 +64,12 @@ def pack(folder: Path, name: str, out: Path) -> list[str]:
     return parts
 
 
-def unpack(files_at: Path, root: Path):
+def unpack(folder: Path, root: Path):
     for name, folder in FOLDERS.items():
         dest = root / folder
-        parts = sorted(files_at.glob(f"{name}.tar.[0-9][0-9][0-9]"))
+        parts = sorted(folder.glob(f"{name}.tar.[0-9][0-9][0-9]"))
         if not parts:
-            sys.exit(f"no {name}.tar.* in {files_at}")
+            sys.exit(f"no {name}.tar.* in {folder}")
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             whole = Path(tmp) / f"{name}.tar"
@@ -84,13 +84,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=EMOJI)
     parser.add_argument("--out", default="gpu_emoji_out")
-    parser.add_argument("--runs", default="/tmp/gpu_emoji_runs")
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "gpu_emoji"))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--train-s", type=float, default=300)
     parser.add_argument("--total-s", type=float, default=400, help="finalising and packing end before this")
     parser.add_argument("--checkpoint-every", type=int, default=1000)
     parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU")
-    parser.add_argument("--unpack", default=None, help="here, after the run: the folder the returned files are in")
+    parser.add_argument("--unpack", default=None, help="after the run: the folder OUT was copied into")
     parser.add_argument("--root", default=str(ROOT), help="--unpack: the checkout to unpack into")
     args = parser.parse_args()
     if args.unpack:

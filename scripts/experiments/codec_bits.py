@@ -1,7 +1,7 @@
 """Bits per dimension of lossless codecs on a dataset's images: the numbers a VAE's held-out NLL is compared with.
 
-    python scripts/codec_bits.py                                  # the emoji, all images and the zoo's held-out tenth
-    python scripts/codec_bits.py --dataset DIR --holdout-fraction F
+    python scripts/experiments/codec_bits.py                      # the emoji, all images and the zoo's held-out tenth
+    python scripts/experiments/codec_bits.py --dataset DIR --holdout-fraction F
 
 Each image is encoded on its own, as the models see it (decoded by hf_dgm.data: RGB at --image-size), with PNG
 (zlib level 9, optimize) and lossless WebP (quality 100 and method 6: the slowest and smallest) through Pillow;
@@ -20,7 +20,7 @@ from PIL import Image
 
 from hf_dgm.data import holdout_indices, load_image_tensors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CODECS = {
     "PNG": dict(format="PNG", optimize=True, compress_level=9),
     "WebP": dict(format="WEBP", lossless=True, quality=100, method=6),
@@ -35,7 +35,7 @@ def encoded_bits_per_dim(image, options: dict) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "emoji"))
+    parser.add_argument("--dataset", default=str(ROOT / "data" / "emoji"), help="scripts/build_emoji_dataset.py's")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--holdout-fraction", type=float, default=0.1, help="the zoo's vae-emoji holds out a tenth")
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 """Side by side: hf-dgm's default GAN recipe against the plain pytorch/examples DCGAN recipe (same networks, same
 number of steps, same seed), with the `hf-dgm evaluate` protocol.
 
-    python scripts/compare_gan_recipes.py [--steps 5000] [--device cpu] [--plain-from DIR]
+    python scripts/experiments/compare_gan_recipes.py [--steps 5000] [--device cpu] [--plain-from DIR]
 
 * Plain recipe (pytorch/examples/dcgan): BCE on D's output (the non-saturating generator loss), Adam lr 2e-4,
   beta1 0.5, no EMA and no other tricks.
@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_zoo import RECIPES, train_command  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from build_zoo import MNIST, RECIPES, train_command  # noqa: E402
 
 PLAIN = {
     "loss": "non_saturating",
@@ -55,24 +55,8 @@ def recipes(steps: int) -> dict[str, str]:
     return {"plain": " ".join(plain + ["--ema-decay", "0"]), "ours": " ".join(ours)}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5000)
-    parser.add_argument("--device", default="cpu", help="for training and evaluation")
-    parser.add_argument("--plain-from", default=None, help="a finished plain-recipe run with an EMA generator")
-    parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "compare"))
-    parser.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "mnist"))
-    parser.add_argument("--num-samples", type=int, default=10_000)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "gan_recipe_comparison.json"))
-    args = parser.parse_args()
-
-    from hf_dgm import GANConfig, GANModel
-    from hf_dgm.evaluation.evaluate import evaluate
-
-    commands = recipes(args.steps)
-    dirs = {name: Path(args.runs_dir) / name for name in commands}
-    if args.plain_from:
-        dirs["plain"] = Path(args.plain_from)
+def train_runs(commands: dict, dirs: dict, args):
+    """Train (or resume) each run that has no finished folder yet; --plain-from must name a finished one."""
     for name, out in dirs.items():
         if (out / "model.safetensors").is_file() and json.loads((out / "training_args.json").read_text())["steps"]:
             continue
@@ -82,7 +66,9 @@ def main():
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
 
-    run = {name: json.loads((out / "training_args.json").read_text()) for name, out in dirs.items()}
+
+def check_like_for_like(run: dict, steps: int):
+    """Exit unless the plain run has the plain recipe and both share networks, batch, seed and steps."""
     plain_run, ours_run = run["plain"], run["ours"]
     problems = [
         f"plain run has {k}={plain_run.get(k)!r}, not {v!r}" for k, v in PLAIN.items() if plain_run.get(k, v) != v
@@ -92,48 +78,79 @@ def main():
         for k in SAME
         if plain_run.get(k) != ours_run.get(k)
     ]
-    if ours_run["steps"] != args.steps:
-        problems.append(f"ours ran {ours_run['steps']} steps, expected --steps {args.steps}")
+    if ours_run["steps"] != steps:
+        problems.append(f"ours ran {ours_run['steps']} steps, expected --steps {steps}")
     if problems:
         sys.exit("not a like-for-like comparison: " + "; ".join(problems))
 
+
+def raw_generator(plain_dir: Path, tmp: str) -> tuple[Path, str]:
+    """The plain run's folder to evaluate, and a note: where it kept an (unused) EMA copy, its raw generator alone,
+    saved in `tmp` (see the docstring)."""
+    from hf_dgm import GANConfig, GANModel
+
+    model = GANModel.from_pretrained(plain_dir)
+    if model.generator_ema is None:
+        return plain_dir, f"{plain_dir.name}: trained without EMA"
+    plain = GANModel(GANConfig(**{**model.config.to_dict(), "use_ema": False}))  # every weight replaced
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("generator_ema.")}
+    plain.load_state_dict(state, strict=True)
+    plain.save_pretrained(tmp)
+    return Path(tmp), f"{plain_dir.name}: the raw generator of a plain run that also kept an unused EMA copy"
+
+
+def evaluate_row(path, run: dict, args) -> tuple[dict, str]:
+    """The comparison's row of one model folder, and the protocol's text."""
+    from hf_dgm.evaluation.evaluate import evaluate
+
+    results = evaluate(path, dataset=args.dataset, num_samples=args.num_samples, progress=False, device=args.device)
+    metrics = {m["name"]: m["value"] for m in results["metrics"]}
+    row = {
+        "classifier-feature FID": metrics["classifier-feature FID"],
+        "FID / real-data floor": metrics["classifier-feature FID / floor"],
+        "precision (k=3)": metrics["precision (k=3)"],
+        "recall (k=3)": metrics["recall (k=3)"],
+        "class histogram range": [min(results["class_histogram"]), max(results["class_histogram"])],
+        "training": {k: run.get(k) for k in ("hardware", "training_time_s", "r1_gamma", "ema_decay")},
+    }
+    return row, results["protocol"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--device", default="cpu", help="for training and evaluation")
+    parser.add_argument("--plain-from", default=None, help="a finished plain-recipe run with an EMA generator")
+    parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "compare"))
+    parser.add_argument("--dataset", default=MNIST, help="default: build_zoo.py's MNIST")
+    parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "gan_recipe_comparison.json"))
+    args = parser.parse_args()
+
+    commands = recipes(args.steps)
+    dirs = {name: Path(args.runs_dir) / name for name in commands}
+    if args.plain_from:
+        dirs["plain"] = Path(args.plain_from)
+    train_runs(commands, dirs, args)
+    run = {name: json.loads((out / "training_args.json").read_text()) for name, out in dirs.items()}
+    check_like_for_like(run, args.steps)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        plain_dir = dirs["plain"]
-        model = GANModel.from_pretrained(plain_dir)
-        plain_note = f"{dirs['plain'].name}: trained without EMA"
-        if model.generator_ema is not None:  # its raw generator is the plain recipe (see the docstring)
-            plain_note = f"{dirs['plain'].name}: the raw generator of a plain run that also kept an unused EMA copy"
-            plain = GANModel(GANConfig(**{**model.config.to_dict(), "use_ema": False}))  # every weight replaced
-            state = {k: v for k, v in model.state_dict().items() if not k.startswith("generator_ema.")}
-            plain.load_state_dict(state, strict=True)
-            plain.save_pretrained(tmp)
-            plain_dir = tmp
+        plain_dir, plain_note = raw_generator(dirs["plain"], tmp)
         for name, path, label in (
             ("plain", plain_dir, "pytorch/examples recipe"),
             ("ours", dirs["ours"], "hf-dgm default (R1 + EMA generator)"),
         ):
             start = time.time()
-            results = evaluate(
-                path, dataset=args.dataset, num_samples=args.num_samples, progress=False, device=args.device
-            )
-            metrics = {m["name"]: m["value"] for m in results["metrics"]}
-            rows[label] = {
-                "classifier-feature FID": metrics["classifier-feature FID"],
-                "FID / real-data floor": metrics["classifier-feature FID / floor"],
-                "precision (k=3)": metrics["precision (k=3)"],
-                "recall (k=3)": metrics["recall (k=3)"],
-                "class histogram range": [min(results["class_histogram"]), max(results["class_histogram"])],
-                "training": {k: run[name].get(k) for k in ("hardware", "training_time_s", "r1_gamma", "ema_decay")},
-            }
+            rows[label], protocol = evaluate_row(path, run[name], args)
             print(f"{label}: {rows[label]} ({time.time() - start:.0f} s)", flush=True)
     report = {
         "steps": args.steps,
-        "batch_size": ours_run["batch_size"],
-        "seed": ours_run["seed"],
+        "batch_size": run["ours"]["batch_size"],
+        "seed": run["ours"]["seed"],
         "commands": {"plain": commands["plain"], "ours": commands["ours"]},
         "plain_run": plain_note,
-        "protocol": results["protocol"],
+        "protocol": protocol,
         "recipes": rows,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
