@@ -11,15 +11,23 @@ it starts the app), errors, and p50/p95 latency.
 Fair queueing: the latency of a 1-image request on a fast model (--model) on the idle app, then while visitors
 (each its own local address, 127.0.0.x) keep asking a slow model for SLOW_IMAGES images; prints both medians and
 their ratio, and how many slow requests were served or told "busy".
+
+    python scripts/load_test_app.py --peak-memory [--images 16]
+
+The app's per-request memory: its peak RSS (VmHWM) with a model at the Space's limits loaded (a residual GAN at
+256 px, 37.4 M parameters, 17.3 M activation values per image, random weights), then after two concurrent Generate
+requests for --images images each (16: its cap). Needs the app started here (Linux /proc).
 """
 
 import argparse
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -104,6 +112,40 @@ def fairness(url: str, args) -> None:
     )
 
 
+def peak_memory(url: str, pid: int, args) -> None:
+    """The app's peak RSS with the model at the limits loaded, then after two concurrent requests of --images."""
+    from hf_dgm import GANConfig, GANModel
+
+    def peak_gb() -> float:
+        line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM"))
+        return int(line.split()[1]) / 2**20
+
+    folder = Path(tempfile.mkdtemp()) / "gan-at-limit"
+    try:
+        config = GANConfig(
+            architecture="resnet", image_size=256, num_channels=3, generator_channels=35, discriminator_channels=35
+        )
+        GANModel(config).save_pretrained(folder)
+        request = ["dcgan-mnist", str(folder), 0, 1, "all", 1.0]
+        assert call(url, "generate", request, "127.0.0.2")[0] == "complete"
+        loaded = peak_gb()
+        request[3], outcomes = args.images, []
+        threads = [
+            threading.Thread(target=lambda i=i: outcomes.append(call(url, "generate", request, f"127.0.0.{3 + i}")))
+            for i in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        print(
+            f"peak RSS with the model at the limits loaded: {loaded:.2f} GB; after two concurrent {args.images}-image "
+            f"requests ({', '.join(o for o, _ in outcomes)}, {max(s for _, s in outcomes):.1f} s): {peak_gb():.2f} GB"
+        )
+    finally:
+        shutil.rmtree(folder.parent)
+
+
 def assert_grid(out):
     """The answer holds the 64-image grid (8 x 8 images of 28 px, 2 px padding)."""
     from PIL import Image
@@ -124,6 +166,8 @@ def main():
     parser.add_argument("--probes", type=int, default=10)
     parser.add_argument("--warm-s", type=float, default=5.0, help="seconds of slow load before the probes")
     parser.add_argument("--retry-s", type=float, default=1.0, help="a slow visitor told busy asks again after this")
+    parser.add_argument("--peak-memory", action="store_true", help="measure the per-request memory instead")
+    parser.add_argument("--images", type=int, default=SLOW_IMAGES, help="images per request for --peak-memory")
     args = parser.parse_args()
     from gradio_client import Client
 
@@ -142,6 +186,10 @@ def main():
     try:
         if args.fairness:
             return fairness(url, args)
+        if args.peak_memory:
+            if proc is None:
+                raise SystemExit("--peak-memory reads the memory of an app it starts: leave --url out")
+            return peak_memory(url, proc.pid, args)
         if proc is not None:
             first = Client(url, verbose=False).predict(args.model, "", 0, 64, "all", 1.0, api_name="/generate")
             assert_grid(first)
