@@ -159,7 +159,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-APP_DIRS = {}  # where the test app writes: "tmp" (its own files) and "gradio" (Gradio's cache)
+APP_DIRS = {}  # where the test app writes: "tmp" (its own files), "gradio" (Gradio's cache) and "log" (its stderr)
 
 
 @pytest.fixture(scope="session")
@@ -178,6 +178,7 @@ def app_url(tmp_path_factory):
     port = free_port()
     for folder in APP_DIRS.values():
         folder.mkdir(parents=True, exist_ok=True)
+    APP_DIRS["log"] = APP_DIRS["tmp"].parent / "app_stderr.log"
     env = {
         **os.environ,
         "HF_DGM_ZOO": str(zoo),
@@ -191,7 +192,7 @@ def app_url(tmp_path_factory):
         [sys.executable, os.path.join(REPO_ROOT, "spaces_app", "app.py")],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=APP_DIRS["log"].open("w"),  # a file: tests read it, and a full pipe would block the app
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -202,7 +203,7 @@ def app_url(tmp_path_factory):
         except OSError:
             time.sleep(0.5)
         if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-3000:])
+            raise RuntimeError(APP_DIRS["log"].read_text()[-3000:])
     else:
         proc.kill()
         raise RuntimeError("the app did not start")
