@@ -55,15 +55,16 @@ def load_sampling_network(model_dir) -> tuple[SimpleNamespace, Family, torch.nn.
     return cfg, family, net.eval()
 
 
-def images_per_chunk(cfg, max_activations: int | None = None) -> int:
+def images_per_chunk(cfg, max_activations: int | None = None, num_images: int = 1) -> int:
     """How many images one forward pass of the sampling network may draw so that the activations of the whole chunk
     stay within `max_activations` elements (default MAX_ACTIVATIONS, ``HF_DGM_MAX_ACTIVATIONS``). Counted on the
-    meta device (an upper bound where that is cheap, see ``activation_elements``); a model whose single image exceeds
-    the budget is refused."""
+    meta device: the cheap upper bound of ``activation_elements`` where it fits all `num_images` in one chunk, the
+    exact count otherwise (a loose bound would split requests that fit); a model whose single image exceeds the
+    budget is refused."""
     budget = modeling_utils.MAX_ACTIVATIONS if max_activations is None else max_activations
     with torch.device("meta"):
         meta_net, _ = family_of(cfg.model_type).networks.sampling_network(cfg)
-    per_image = activation_elements(meta_net, cfg, budget)
+    per_image = activation_elements(meta_net, cfg, budget // max(num_images, 1))
     check_footprint(0, per_image, "This model", max_activations=budget)
     return budget // per_image
 
@@ -87,7 +88,7 @@ def generate_images(
     parameter = next(net.parameters(), latents)  # where the network lives, and its dtype
     device, dtype = parameter.device, parameter.dtype
     labels = check_class_labels(cfg, class_labels, num_images, device=device)
-    chunk = images_per_chunk(cfg, max_activations)
+    chunk = images_per_chunk(cfg, max_activations, num_images)
     if generator is None:  # one stream for all chunks: the images do not depend on the chunk size
         generator = torch.Generator().manual_seed(0)
     out = np.empty((num_images, cfg.image_size, cfg.image_size, cfg.num_channels), dtype=np.uint8)
