@@ -7,7 +7,6 @@ then open http://127.0.0.1:7860. Offline, on the shipped zoo (every model folder
 px); any hf-dgm model repo id works too.
 """
 
-import inspect
 import io
 import json
 import logging
@@ -50,7 +49,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 from hf_dgm.families import FAMILIES, family_of_folder, read_config  # noqa: E402
 from hf_dgm.image_processing import make_grid, mnist_preprocess, save_gif, to_uint8  # noqa: E402
-from hf_dgm.modeling_utils import activation_elements  # noqa: E402
+from hf_dgm.modeling_utils import activation_elements, sample_latents  # noqa: E402
 from hf_dgm.pipeline_utils import interpolate_latents  # noqa: E402
 from hf_dgm.sampling import generate_images  # noqa: E402
 from hf_dgm.zoo import REPO_ID, ZOO_MODELS, check_model_name, hub_repo_id, zoo_dir  # noqa: E402
@@ -432,20 +431,22 @@ def _labels(config, class_name, n, name: str):
 
 
 def _latents(model: Model, seed: int, n: int, spread: float):
-    """Seeded latents, spread as the pipeline understands it: a prior temperature (VAEs) or truncation (GANs)."""
-    z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
-    if "temperature" in inspect.signature(model.pipe.__call__).parameters:
-        return z * spread
-    return z.clamp(-spread, spread) if spread < 3.0 else z
+    """Seeded latents, spread as the pipeline understands it: a prior temperature (VAEs) or truncation (GANs), and the
+    generator that drew them: its stream goes on into a pixel-by-pixel decoder's draws, as in the pipelines."""
+    generator = torch.Generator().manual_seed(seed)
+    if model.pipe.component == "vae":  # a prior temperature
+        return sample_latents(model.config, n, generator, temperature=spread), generator
+    z = sample_latents(model.config, n, generator)
+    return (z.clamp(-spread, spread) if spread < 3.0 else z), generator
 
 
-def draw(model: Model, latents: torch.Tensor, labels=None) -> np.ndarray:
+def draw(model: Model, latents: torch.Tensor, labels=None, generator: torch.Generator | None = None) -> np.ndarray:
     """uint8 images (N, H, W, C) for these latents: the one place the app runs a model to draw images, with the
     package's chunked generation (hf_dgm.sampling.generate_images, as the CLI): chunks whose activations together
     stay within the request budget, MAX_ACTIVATIONS, which counts the batch. Its pixel-by-pixel draws come from one
-    generator (seeded with 0, as the pipelines'), so the chunks draw the images one batch would."""
+    generator (`generator`, else seeded with 0, as the pipelines'), so the chunks draw the images one batch would."""
     net = getattr(model.pipe, model.pipe.component).sampling_network
-    return generate_images(model.config, net, latents, labels, max_activations=MAX_ACTIVATIONS)
+    return generate_images(model.config, net, latents, labels, generator, max_activations=MAX_ACTIVATIONS)
 
 
 @gpu
@@ -457,7 +458,8 @@ def generate(choice, custom, seed, num_images, class_name, spread):
     n = _whole(num_images, "The number of images", 1, model.max_images, model.cap_reason)
     labels = _labels(model.config, class_name, n, model.name)
     with lane(model):
-        images = draw(model, _latents(model, seed, n, spread), labels)
+        latents, generator = _latents(model, seed, n, spread)
+        images = draw(model, latents, labels, generator)
     # One grid, shown (upscaled, see GRID_TILE) and offered for download at 1x: a gallery of 64 separate files spent
     # most of each request in Gradio's per-file saving, caching and serving (py-spy; see docs/benchmarks.md).
     grid = make_grid(images)
@@ -479,7 +481,7 @@ def interpolate(choice, custom, seed_a, seed_b, steps, method, class_a=None, cla
         a = _class_id(config, class_a, model.name) if class_a not in (None, "") else 0
         b = _class_id(config, class_b, model.name) if class_b not in (None, "") else a
         labels = [a if i < steps / 2 else b for i in range(steps)]
-    za, zb = _latents(model, seed_a, 1, 1.0), _latents(model, seed_b, 1, 1.0)
+    (za, _), (zb, _) = _latents(model, seed_a, 1, 1.0), _latents(model, seed_b, 1, 1.0)
     with lane(model):
         out = draw(model, interpolate_latents(za, zb, steps, method), labels)
     frames = [_upscale(_picture(out, i), config.image_size, GIF_TILE) for i in range(len(out))]
@@ -641,7 +643,7 @@ def explore(choice, custom, seed, d0, d1, d2, d3, class_name=None):
         grid = torch.stack(torch.meshgrid(span, span.flip(0), indexing="xy"), -1).reshape(-1, 2)
         with lane(model):
             return make_grid(draw(model, grid), nrow=len(span), padding=0)
-    z = _latents(model, seed, 1, 1.0)
+    z, _ = _latents(model, seed, 1, 1.0)
     for i, offset in enumerate(offsets[: config.latent_dim]):
         z[0, i] = offset
     labels = None

@@ -243,7 +243,31 @@ def _remote_code_door(folder, request):
     return to_uint8(request.getfixturevalue("remote_code_samples")[folder.name])
 
 
-DOORS = {"hf-dgm sample": _cli_door, "pipeline": _pipeline_door, "trust_remote_code": _remote_code_door}
+def _app_door(folder, request):
+    """The demo app's Generate (its API, through gradio_client), the folder typed as a local model: its 1x grid (2x2
+    cells, 2 px of padding) cut back into images. Spread 1.0 is a VAE's prior temperature; 3.0 is no truncation."""
+    import numpy as np
+    from gradio_client import Client
+    from PIL import Image
+
+    from hf_dgm.families import family_of_folder
+
+    spread = 1.0 if family_of_folder(folder).name == "vae" else 3.0
+    client = Client(request.getfixturevalue("app_url"), verbose=False)
+    _, grid = client.predict("", str(folder), SEED, NUM_IMAGES, "all", spread, api_name="/generate")
+    grid = np.asarray(Image.open(grid))
+    grid = grid[..., None] if grid.ndim == 2 else grid
+    size = (grid.shape[0] - 2) // 2 - 2
+    cells = [(2 + r * (size + 2), 2 + c * (size + 2)) for r in range(2) for c in range(2)]
+    return np.stack([grid[y : y + size, x : x + size] for y, x in cells])
+
+
+DOORS = {
+    "hf-dgm sample": _cli_door,
+    "pipeline": _pipeline_door,
+    "trust_remote_code": _remote_code_door,
+    "the app's Generate": _app_door,
+}
 
 
 @functools.cache
