@@ -38,30 +38,47 @@ def _holdout_fraction(text: str) -> float:
 MAX_GRID_PIXELS = 100_000_000  # about 100 MB of uint8 grey (300 MB RGB): what one PNG grid may hold here
 
 
+def check_grid_size(num_images: int, nrow: int | None, image_size: int) -> None:
+    """Refuse a grid (``make_grid``'s layout: 2 px padding) larger than MAX_GRID_PIXELS, before anything is drawn."""
+    import math
+
+    cell = image_size + 2  # an image and its padding
+    columns = nrow or math.ceil(math.sqrt(num_images))
+    pixels = (2 + math.ceil(num_images / columns) * cell) * (2 + columns * cell)
+    if pixels <= MAX_GRID_PIXELS:
+        return
+    if nrow is not None and nrow > num_images:
+        raise ValueError(
+            f"--nrow {nrow} makes a grid {2 + nrow * cell:,} pixels wide, more than the {MAX_GRID_PIXELS:,} pixels a "
+            f"grid may hold: expected --nrow <= --num-images ({num_images})."
+        )
+    raise ValueError(
+        f"--num-images {num_images}: one grid holds at most {MAX_GRID_PIXELS // cell**2:,} images of "
+        f"{image_size}x{image_size} ({MAX_GRID_PIXELS:,} pixels); for more, write several grids with "
+        "different --seed values, or save images one by one with the pipeline."
+    )
+
+
 def cmd_sample(args) -> int:
     from .image_processing import check_image_path, make_grid, save_image_atomic
+    from .modeling_utils import class_id
     from .sampling import load_sampling_network, sample_images
     from .zoo import resolve_model
 
     check_image_path(args.out)  # before anything is loaded
     model_dir = resolve_model(args.model, revision=args.revision)
     cfg, family, net = load_sampling_network(model_dir)
-    cell = (cfg.image_size + 2) ** 2  # an image and its padding in the grid
-    if args.num_images * cell > MAX_GRID_PIXELS:
-        raise ValueError(
-            f"--num-images {args.num_images}: one grid holds at most {MAX_GRID_PIXELS // cell:,} images of "
-            f"{cfg.image_size}x{cfg.image_size} ({MAX_GRID_PIXELS:,} pixels); for more, write several grids with "
-            "different --seed values, or save images one by one with the pipeline."
-        )
+    check_grid_size(args.num_images, args.nrow, cfg.image_size)
     labels = None
-    if getattr(cfg, "num_classes", None):
-        labels = (
-            [args.class_label] * args.num_images
-            if args.class_label is not None
-            else [i % cfg.num_classes for i in range(args.num_images)]
-        )
-    elif args.class_label is not None:
+    if args.class_label is not None and not getattr(cfg, "num_classes", None):
         raise ValueError(f"--class-label {args.class_label} given, but {model_dir} is unconditional.")
+    if args.class_label is not None:
+        try:
+            labels = [class_id(cfg, args.class_label)] * args.num_images
+        except ValueError as err:
+            raise ValueError(f"--class-label {err}") from None
+    elif getattr(cfg, "num_classes", None):
+        labels = [i % cfg.num_classes for i in range(args.num_images)]
     images = sample_images(
         cfg, family, net, args.num_images, seed=args.seed, class_labels=labels, temperature=args.temperature
     )
@@ -119,17 +136,14 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _upload_options(args) -> dict:
+    return {"private": args.private or None, "commit_message": args.commit_message, "token": args.token}
+
+
 def cmd_push(args) -> int:
     from .hub import push_model_folder
 
-    commit = push_model_folder(
-        args.model_dir,
-        args.repo_id,
-        private=args.private or None,
-        revision=args.revision,
-        commit_message=args.commit_message,
-        token=args.token,
-    )
+    commit = push_model_folder(args.model_dir, args.repo_id, revision=args.revision, **_upload_options(args))
     print(f"pushed {args.model_dir} to {args.repo_id}: {commit.commit_url}")
     return 0
 
@@ -145,13 +159,7 @@ def cmd_export(args) -> int:
 def cmd_deploy_space(args) -> int:
     from .hub import deploy_space
 
-    commit = deploy_space(
-        args.repo_id,
-        app_dir=args.app_dir,
-        private=args.private or None,
-        token=args.token,
-        commit_message=args.commit_message,
-    )
+    commit = deploy_space(args.repo_id, app_dir=args.app_dir, **_upload_options(args))
     print(f"deployed the Space {args.repo_id}: {commit.commit_url}")
     return 0
 
@@ -173,52 +181,107 @@ def cmd_app(args) -> int:
     return 0
 
 
-def cmd_cache(args) -> int:
-    from .data import cache_dir, clear_cache
+# what hf-dgm caches under its cache folder ($HF_DGM_CACHE, default ~/.cache/hf_dgm), by subfolder
+CACHES = {"datasets": "decoded-dataset", "reference_stats": "reference-statistics"}
 
-    if args.action == "clear":
-        print(f"removed {clear_cache()} cached dataset file(s) from {cache_dir()}")
-    else:
-        print(cache_dir())
+
+def cmd_cache(args) -> int:
+    import shutil
+
+    from .data import cache_dir
+
+    root = cache_dir().parent
+    if args.action == "dir":
+        print(root)
+        return 0
+    removed = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        count = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder)
+        removed.append(f"{count} {CACHES.get(folder.name, folder.name)} file(s)")
+    print(f"removed {', '.join(removed) or 'nothing'} from {root}")
     return 0
 
 
-def _add_sample_command(sub, formatter) -> None:
+# every command: (one-line help, description). Its flags: the _add_<command>_flags function below; it runs cmd_<command>.
+COMMANDS = {
+    "sample": (
+        "sample an image grid from a model folder, zoo name or Hub repo id",
+        "Draw --num-images images from a GAN's generator (its EMA copy where present) or a VAE's decoder and write "
+        "them as one grid image. Only the sampling network's weights are read, without importing transformers or "
+        "diffusers. The same --seed gives the same images as the model's pipeline.",
+    ),
+    "train": (
+        "train a GAN or a VAE: hf-dgm train gan|vae [--help]",
+        "Train a model with the family's trainer (accelerate: one or more GPUs, or the CPU). `hf-dgm train gan "
+        "--help` and `hf-dgm train vae --help` list each trainer's flags.",
+    ),
+    "evaluate": (
+        "FID/KID with real-data floors, precision/recall, memorization; IWAE NLL for VAEs",
+        "One protocol in any feature spaces (docs/evaluation.md): FID, KID, precision/recall, each with its "
+        "real-data floor, per space; for classifiers the class histogram and the conditional accuracy; "
+        "memorization; the VAE likelihood. Real images: MNIST's test set, or two halves of any other dataset. "
+        "Fewer samples than the protocol's default size the real-image work to the request (--full-protocol for "
+        "all); the command prints what it will compute first. Inception costs about 0.35 s per image per CPU core; "
+        "real images' features are cached.",
+    ),
+    "push": (
+        "push a model folder (weights, code, card, grid, results) to the Hub",
+        "Upload a model folder to a Hub model repo (created if missing): config.json, model.safetensors, a model card "
+        "rendered from the folder's records, and where present samples.png, training_args.json and "
+        "eval_results.json, plus the code that loads it with trust_remote_code=True where hf-dgm is not installed. "
+        "The folder itself is only read.",
+    ),
+    "export": (
+        "attach the code for trust_remote_code to a local model or pipeline folder (uploads do it)",
+        "Write the model (or pipeline) code into a saved folder and point its config.json (or model_index.json) at "
+        "it, so that transformers' AutoModel (or diffusers' DiffusionPipeline) loads the folder with "
+        "trust_remote_code=True on a machine without hf-dgm. `hf-dgm push` does this for every upload.",
+    ),
+    "deploy-space": (
+        "upload spaces_app/ as a Gradio Space",
+        "Upload the demo app (a checkout's spaces_app/: app.py, its README front matter and requirements) with the "
+        "hf_dgm package beside it to a Gradio Space repo (created if missing). The Space loads the zoo's models from "
+        "their Hub repos.",
+    ),
+    "app": (
+        "run the Gradio demo locally (http://127.0.0.1:7860); needs the repo's spaces_app/",
+        "Run the demo app of a checkout (spaces_app/app.py: sample, interpolate and explore the zoo's models, or a "
+        "model of your own) on this machine, at http://127.0.0.1:PORT. A pip-installed hf-dgm lacks spaces_app/: "
+        "clone the repository, or open the hosted Space.",
+    ),
+    "cache": (
+        "show or clear hf-dgm's caches",
+        "hf-dgm caches decoded datasets (training and evaluation read them in seconds) and the reference statistics "
+        "of real images (evaluation features), under $HF_DGM_CACHE (default: ~/.cache/hf_dgm). Both are rebuilt "
+        "when needed. Models downloaded from the Hub are in huggingface_hub's cache (`hf cache`), not here.",
+    ),
+}
+
+
+def _add_sample_flags(p) -> None:
     from .zoo import DEFAULT_MODEL
 
-    p = sub.add_parser(
-        "sample", help="sample an image grid from a model folder, zoo name or Hub repo id", formatter_class=formatter
-    )
     p.add_argument("--model", default=DEFAULT_MODEL, help="model folder, zoo name or Hub repo id")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--num-images", type=_positive_int, default=64, help="images in the grid")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the latents: the same seed gives the same grid")
     p.add_argument(
-        "--class-label", type=int, default=None, help="class for conditional models; none: 0, 1, 2, ... in turn"
+        "--class-label",
+        default=None,
+        help="conditional models: the class of every image, by name (the names the model's config.id2label holds, "
+        "as the demo app lists them; a model without names uses ids) or by id; none: 0, 1, 2, ... in turn",
     )
     p.add_argument("--temperature", type=float, default=1.0, help="VAE prior temperature")
     p.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row; none: a square grid")
     p.add_argument("--out", default="grid.png", help="image file to write: .png, .webp (lossless) or .jpg")
-    p.set_defaults(func=cmd_sample)
 
 
-def _add_train_command(sub, formatter) -> None:
-    p = sub.add_parser("train", help="train a GAN or a VAE: hf-dgm train gan|vae [--help]")
+def _add_train_flags(p) -> None:
     p.add_argument("family", choices=["gan", "vae"], help="the model family; `hf-dgm train gan --help` lists its flags")
 
 
-def _add_evaluate_command(sub, formatter) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="FID/KID with real-data floors, precision/recall, memorization; IWAE NLL for VAEs",
-        formatter_class=formatter,
-        description="One protocol in any feature spaces (docs/evaluation.md): FID, KID, precision/recall, each with "
-        "its real-data floor, per space; for classifiers the class histogram and the conditional accuracy; "
-        "memorization; the VAE likelihood. Real images: MNIST's test set, or two halves of any other dataset. "
-        "Fewer samples than the protocol's default size the real-image work to the request (--full-protocol for "
-        "all); the command prints what it will compute first. Inception costs about 0.35 s per image per CPU "
-        "core; real images' features are cached.",
-    )
+def _add_evaluate_flags(p) -> None:
     p.add_argument("model", help="model folder, zoo name or Hub repo id; with --checkpoints a training run's folder")
     p.add_argument(
         "--dataset", default=None, help="Hub id or local folder; none: the model's training dataset, else ylecun/mnist"
@@ -282,74 +345,51 @@ def _add_evaluate_command(sub, formatter) -> None:
         default=True,
         help="write eval_results.json next to a local model and refresh its card (--checkpoints: checkpoint_eval.json)",
     )
-    p.set_defaults(func=cmd_evaluate)
 
 
-def _add_push_command(sub, formatter) -> None:
-    p = sub.add_parser(
-        "push", help="push a model folder (weights, code, card, grid, results) to the Hub", formatter_class=formatter
-    )
+def _add_upload_flags(p, repo: str, example: str) -> None:
+    """The flags of every upload: the repo, its visibility, the commit message and the token."""
+    p.add_argument("--repo-id", required=True, help=f"{repo} repo id, e.g. {example}")
+    p.add_argument("--private", action="store_true", help=f"create the {repo} repo as private")
+    p.add_argument("--commit-message", default=None, help="default: 'Upload with hf-dgm'")
+    p.add_argument("--token", default=None, help="default: $HF_TOKEN or the login cache (preferred: not in ps)")
+
+
+def _add_push_flags(p) -> None:
     p.add_argument("model_dir", help="a model folder (config.json + model.safetensors), e.g. a training run's")
-    p.add_argument("--repo-id", required=True, help="Hub repo id, e.g. user/dcgan-mnist")
-    p.add_argument("--private", action="store_true", help="create the repo as private")
+    _add_upload_flags(p, "model", "user/dcgan-mnist")
     p.add_argument("--revision", default=None, help="branch to push to (created if missing)")
-    p.add_argument("--commit-message", default=None, help="default: 'Upload with hf-dgm'")
-    p.add_argument("--token", default=None, help="default: $HF_TOKEN or the login cache (preferred: not in ps)")
-    p.set_defaults(func=cmd_push)
 
 
-def _add_export_command(sub, formatter) -> None:
-    p = sub.add_parser(
-        "export", help="attach the code for trust_remote_code to a local model or pipeline folder (uploads do it)"
-    )
+def _add_export_flags(p) -> None:
     p.add_argument("folder", help="a model folder (config.json) or a pipeline folder (model_index.json)")
-    p.set_defaults(func=cmd_export)
 
 
-def _add_deploy_space_command(sub, formatter) -> None:
-    p = sub.add_parser("deploy-space", help="upload spaces_app/ as a Gradio Space", formatter_class=formatter)
-    p.add_argument("--repo-id", required=True, help="Space repo id, e.g. user/hf-dgm-demo")
+def _add_deploy_space_flags(p) -> None:
+    _add_upload_flags(p, "Space", "user/hf-dgm-demo")
     p.add_argument("--app-dir", default=None, help="default: the checkout's spaces_app/")
-    p.add_argument("--private", action="store_true", help="create the Space as private")
-    p.add_argument("--commit-message", default=None, help="default: 'Upload with hf-dgm'")
-    p.add_argument("--token", default=None, help="default: $HF_TOKEN or the login cache (preferred: not in ps)")
-    p.set_defaults(func=cmd_deploy_space)
 
 
-def _add_app_command(sub, formatter) -> None:
-    p = sub.add_parser(
-        "app",
-        help="run the Gradio demo locally (http://127.0.0.1:7860); needs the repo's spaces_app/",
-        formatter_class=formatter,
-    )
+def _add_app_flags(p) -> None:
     p.add_argument("--port", type=int, default=7860, help="local port")
-    p.set_defaults(func=cmd_app)
 
 
-def _add_cache_command(sub, formatter) -> None:
-    p = sub.add_parser("cache", help="show or clear the decoded-dataset cache")
-    p.add_argument("action", choices=["dir", "clear"], help="dir: print the cache folder; clear: delete its files")
-    p.set_defaults(func=cmd_cache)
+def _add_cache_flags(p) -> None:
+    p.add_argument("action", choices=["dir", "clear"], help="dir: print the cache folder; clear: delete every cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .help_formatter import HelpFormatter
 
     parser = argparse.ArgumentParser(prog="hf-dgm", description="GANs and VAEs on the Hugging Face stack.")
-    formatter = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument("--version", action="version", version=f"hf-dgm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add_command in (
-        _add_sample_command,
-        _add_train_command,
-        _add_evaluate_command,
-        _add_push_command,
-        _add_export_command,
-        _add_deploy_space_command,
-        _add_app_command,
-        _add_cache_command,
-    ):
-        add_command(sub, formatter)
+    for name, (help_text, description) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=description, formatter_class=HelpFormatter)
+        key = name.replace("-", "_")
+        globals()[f"_add_{key}_flags"](p)
+        p.set_defaults(func=globals().get(f"cmd_{key}"))  # `train gan|vae` goes to the trainer before parsing
     return parser
 
 

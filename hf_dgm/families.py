@@ -6,6 +6,7 @@ A family lives in ``hf_dgm/<name>/`` as ``configuration_<name>.py``, ``networks_
 and ``pipeline_<name>.py``; its classes are ``<NAME>Config``, ``<NAME>Model`` and ``<NAME>Pipeline``.
 """
 
+import ast
 import json
 from dataclasses import dataclass
 from importlib import import_module
@@ -90,14 +91,50 @@ def family_of(model_type, where: str = "this config") -> Family:
 
 
 def read_config(model_dir) -> dict:
-    """config.json of a model folder, with one clear error for a missing or broken file."""
+    """config.json of a model folder as saved, with one clear error for a missing, broken or non-object file."""
     path = Path(model_dir) / "config.json"
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"No config.json in {str(model_dir)!r}: not a model folder.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{str(path)!r} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{str(path)!r} holds a JSON {type(config).__name__}: expected an object of config fields.")
+    return config
+
+
+def config_defaults(family: Family) -> dict:
+    """The defaults of the family's config class's own fields, read from its source file without importing it (the
+    class imports transformers, about 0.5 s that ``hf-dgm sample`` does without). A default is a literal, a
+    ``field(default_factory=lambda: <literal>)`` or a constant of ``file_utils``; a test checks them against the
+    class."""
+    tree = ast.parse(family.source_file("configuration").read_text())
+    name = f"{family.name.upper()}Config"
+    body = next(node.body for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name)
+    return {
+        stmt.target.id: _default_value(stmt.value)
+        for stmt in body
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None
+    }
+
+
+def _default_value(node: ast.expr):
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "field":
+        factory = next(keyword.value for keyword in node.keywords if keyword.arg == "default_factory")
+        return ast.literal_eval(factory.body)
+    if isinstance(node, ast.Name):
+        return getattr(import_module("hf_dgm.file_utils"), node.id)
+    return ast.literal_eval(node)
+
+
+def load_config(model_dir) -> tuple[Family, dict]:
+    """The family and the config of a model folder as its config class loads it: the class's defaults for the fields
+    the saved file lacks (fields newer than the file), the saved values for the others. The one way hf-dgm reads a
+    config without transformers (``hf-dgm sample``, the Space's checks)."""
+    saved = read_config(model_dir)
+    family = family_of(saved.get("model_type"), f"{str(Path(model_dir) / 'config.json')!r}")
+    return family, {**config_defaults(family), **saved}
 
 
 def family_of_folder(model_dir) -> Family:

@@ -13,14 +13,6 @@ from .file_utils import atomic_write
 OUTPUT_TYPES = ("pil", "np", "pt")
 
 
-def to_unit_range(images, value_range: tuple[float, float]):
-    """Map a tensor from ``value_range`` ((-1, 1) for GANs, (0, 1) for VAEs) to [0, 1], clamped."""
-    lo, hi = value_range
-    if (lo, hi) != (0.0, 1.0):
-        images = (images - lo) / (hi - lo)
-    return images.clamp(0.0, 1.0)
-
-
 def to_uint8(images) -> np.ndarray:
     """Tensor (N, C, H, W) in [0, 1] -> uint8 array (N, H, W, C), rounding to nearest."""
     return (images.detach().float().cpu() * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from .data import MNIST_ID, is_mnist
 from .families import family_of, read_config
-from .file_utils import atomic_write
-from .modeling_utils import count_parameters, read_weight_shapes
+from .file_utils import atomic_write, count_parameters, read_weight_shapes
 
 TEMPLATE = "hf_dgm_model_card.md"
 HUB_DATASET_ID = re.compile(r"[\w-][\w.-]*(/[\w-][\w.-]*)?")  # "mnist", "ylecun/mnist"; anything else is a path

@@ -1,12 +1,11 @@
 """What the GAN and VAE families share: checks of config fields and inputs, the latent prior, activations, and the
 loading rules of their Hugging Face classes (strict, structured weight checks before anything is built).
 
-It imports only torch at module level, so ``hf-dgm sample`` can use it without transformers. On upload this file is
-bundled with a family's networks, configuration and modeling files into one module (``hf_dgm.remote_code``), so it
-may only import siblings relatively and third-party packages.
+It imports only torch (and ``file_utils``) at module level, so ``hf-dgm sample`` can use it without transformers. On
+upload this file is bundled with ``file_utils`` and a family's networks, configuration and modeling files into one
+module (``hf_dgm.remote_code``), so it may only import siblings relatively and third-party packages.
 """
 
-import json
 import math
 import os
 from contextlib import contextmanager
@@ -15,10 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-FORMAT_VERSION = 1
+from .file_utils import FORMAT_VERSION, count_parameters, read_weight_shapes
 
-# What a config may make a process allocate, checked on the meta device before anything is built: parameters, and the
-# activations of the sampling network for one image (elements). Raise them with these variables; the Space lowers them.
+# What a config may make a process allocate, checked on the meta device before anything is built (loading, and training
+# before any data): parameters, and the activations of the sampling network (elements) for one image; generation
+# (hf_dgm.sampling.generate_images) draws in chunks whose activations together stay within the same budget. Raise them
+# with these variables; the Space lowers them.
 MAX_PARAMETERS = int(os.environ.get("HF_DGM_MAX_PARAMETERS", 1_000_000_000))  # 4 GB of float32 weights
 MAX_ACTIVATIONS = int(os.environ.get("HF_DGM_MAX_ACTIVATIONS", 100_000_000))  # 400 MB per image
 
@@ -140,9 +141,15 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch
             f"This model is class-conditional (num_classes={cfg.num_classes}): pass class_labels, "
             f"ints in [0, {cfg.num_classes - 1}]."
         )
+    expected = f"ints in [0, {cfg.num_classes - 1}]"
     if isinstance(class_labels, int) and not isinstance(class_labels, bool):
+        if not 0 <= class_labels < cfg.num_classes:  # before a list of batch_size copies is made
+            raise ValueError(f"class label {class_labels} is out of range: expected {expected}.")
         class_labels = [class_labels] * batch_size
-    labels = torch.as_tensor(class_labels)
+    try:
+        labels = torch.as_tensor(class_labels)
+    except (ValueError, TypeError, RuntimeError, OverflowError):  # ints beyond int64, strings, None entries
+        raise ValueError(f"class_labels must be {expected}, got {_short_repr(class_labels)}.") from None
     if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1:
         raise ValueError(
             f"class_labels must be a 1-D sequence of ints, got dtype {labels.dtype} and shape {tuple(labels.shape)}."
@@ -151,8 +158,42 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch
         raise ValueError(f"class_labels has {labels.shape[0]} entries, expected one per image ({batch_size}).")
     if labels.numel() and (labels.min() < 0 or labels.max() >= cfg.num_classes):
         bad = labels[(labels < 0) | (labels >= cfg.num_classes)][0].item()
-        raise ValueError(f"class label {bad} is out of range: expected ints in [0, {cfg.num_classes - 1}].")
+        raise ValueError(f"class label {bad} is out of range: expected {expected}.")
     return labels.to(device=device, dtype=torch.long)
+
+
+def _short_repr(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def class_names(cfg) -> list[str]:
+    """The class names of a conditional model in id order ([] for an unconditional one): ``cfg.id2label`` where it
+    names every class (the trainers save a ClassLabel column's names there), else "0", "1", ... (transformers'
+    default LABEL_0, LABEL_1, ... names nothing). `cfg` is a config, or its config.json as a dict or namespace."""
+    get = cfg.get if isinstance(cfg, dict) else (lambda key: getattr(cfg, key, None))
+    num_classes = get("num_classes") or 0
+    try:
+        named = {int(k): str(v) for k, v in (get("id2label") or {}).items()}
+    except (AttributeError, TypeError, ValueError):  # not a mapping of ids to names
+        named = {}
+    if not all(i in named for i in range(num_classes)) or all(named[i] == f"LABEL_{i}" for i in range(num_classes)):
+        named = {}
+    return [named.get(i, str(i)) for i in range(num_classes)]
+
+
+def class_id(cfg, label) -> int:
+    """A class name (``class_names``) or an id (int, or its digits) -> the id; ValueError naming the classes."""
+    names = class_names(cfg)
+    text = str(label).strip()
+    if text in names:
+        return names.index(text)
+    if text.isascii() and text.isdigit() and int(text) < len(names):
+        return int(text)
+    if not names:
+        raise ValueError(f"class label {text!r} given, but the model is unconditional.")
+    shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
+    raise ValueError(f"{text!r} is not a class of this model: expected one of {shown} (or an id 0-{len(names) - 1}).")
 
 
 def check_latents(cfg, latents) -> None:
@@ -175,20 +216,6 @@ def check_pixel_values(cfg, pixel_values) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 # Weights: a structured check of model.safetensors against a config, before any tensor is allocated
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def read_weight_shapes(weights_path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes from a safetensors header (no tensor is read)."""
-    from safetensors import SafetensorError, safe_open
-
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"No model.safetensors in {str(weights_path.parent)!r}.")
-    try:
-        with safe_open(weights_path, framework="pt") as f:
-            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
-    except (SafetensorError, OSError, json.JSONDecodeError) as err:
-        raise OSError(f"{str(weights_path)!r} can't be read: truncated or corrupt ({err}).") from None
 
 
 def check_weight_shapes(expected: dict, found: dict, where: str) -> None:
@@ -261,6 +288,18 @@ def check_footprint(num_parameters: int, activations: int, where: str, max_param
             f"{where} needs {activations:,} activation values to draw one image ({activations * 4 / 2**30:.1f} GiB "
             f"in float32): more than the budget of {max_activations:,} (HF_DGM_MAX_ACTIVATIONS)."
         )
+
+
+def check_model_footprint(meta_model: nn.Module, config, where: str, max_parameters=None, max_activations=None):
+    """Refuse a model built on the meta device whose config declares more than the budgets: its parameters first
+    (cheap), then its sampling network's activations for one image. Returns its state's tensor shapes. Loading
+    (``from_pretrained``) and training (before any data or weight) both check this."""
+    expected = meta_state_shapes(meta_model)
+    check_footprint(count_parameters(expected), 0, where, max_parameters, max_activations)
+    budget = MAX_ACTIVATIONS if max_activations is None else max_activations
+    activations = activation_elements(meta_model.sampling_network, config, budget)
+    check_footprint(0, activations, where, max_parameters, max_activations)
+    return expected
 
 
 def local_model_folder(name_or_path, kwargs: dict) -> Path:
@@ -346,10 +385,7 @@ class HfDgmModelMixin:
         where = f"{str(pretrained_model_name_or_path)!r} ({cls.config_class.__name__})"
         with torch.device("meta"):
             meta_model = cls(config)
-        expected = meta_state_shapes(meta_model)
-        budget = MAX_ACTIVATIONS if max_activations is None else max_activations
-        activations = activation_elements(meta_model.sampling_network, config, budget)
-        check_footprint(count_parameters(expected), activations, where, max_parameters, max_activations)
+        expected = check_model_footprint(meta_model, config, where, max_parameters, max_activations)
         check_weight_shapes(expected, read_weight_shapes(folder / "model.safetensors"), where)
         with quiet_progress_bars():
             return super().from_pretrained(folder, *args, config=config, **kwargs)
@@ -372,7 +408,3 @@ class HfDgmModelMixin:
         except ImportError:
             return super().push_to_hub(repo_id, **kwargs)
         return push_model_to_hub(self, repo_id, **kwargs)
-
-
-def count_parameters(shapes: dict) -> int:
-    return sum(math.prod(shape) for shape in shapes.values())

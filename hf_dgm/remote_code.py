@@ -5,11 +5,12 @@ hold config, weights, card and results only.
 transformers and diffusers fetch one module file (plus its same-folder relative imports), while the package's modules
 import each other across folders. So each export bundles, generated from the package's sources:
 
-* a model: ``modeling_utils`` + the family's ``networks``, ``configuration`` and ``modeling`` files ->
+* a model: ``file_utils`` + ``modeling_utils`` + the family's ``networks``, ``configuration`` and ``modeling`` files ->
   ``modeling_<family>.py``, and ``auto_map`` in config.json (``AutoConfig`` / ``AutoModel``);
-* a pipeline: ``file_utils`` + ``image_processing`` + ``pipeline_utils`` + ``pipeline_<family>.py`` ->
-  ``pipeline_<family>.py`` at the root, the model subfolder exported as above, and ``model_index.json`` naming those
-  root-level modules (diffusers records ``hf_dgm.<family>...`` paths that exist only where hf-dgm is installed).
+* a pipeline: ``file_utils`` + ``modeling_utils`` + ``image_processing`` + ``pipeline_utils`` +
+  ``pipeline_<family>.py`` -> ``pipeline_<family>.py`` at the root, the model subfolder exported as above, and
+  ``model_index.json`` naming those root-level modules (diffusers records ``hf_dgm.<family>...`` paths that exist
+  only where hf-dgm is installed).
 """
 
 import json
@@ -20,8 +21,8 @@ from .families import BY_NAME, CODE_MODULES, Family, family_of_folder, read_conf
 from .file_utils import write_json_atomic, write_text_atomic
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-MODEL_SHARED = ("modeling_utils",)
-PIPELINE_SHARED = ("file_utils", "image_processing", "pipeline_utils")
+MODEL_SHARED = ("file_utils", "modeling_utils")
+PIPELINE_SHARED = ("file_utils", "modeling_utils", "image_processing", "pipeline_utils")
 # a module-level relative import, single-line or parenthesised
 _RELATIVE_IMPORT = re.compile(r"^from \.+([\w.]*) import (?:\([^)]*\)|[^\n]*)\n", flags=re.MULTILINE)
 

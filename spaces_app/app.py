@@ -7,13 +7,16 @@ then open http://127.0.0.1:7860. Offline, on the shipped zoo (every model folder
 px); any hf-dgm model repo id works too.
 """
 
-import inspect
+import io
 import json
+import logging
 import math
 import os
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,22 +40,30 @@ for ROOT in (Path(__file__).resolve().parent, Path(__file__).resolve().parent.pa
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
+import pydantic  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
 
-from hf_dgm.families import FAMILIES, family_of_folder  # noqa: E402
+from hf_dgm.families import FAMILIES, family_of_folder, read_config  # noqa: E402
 from hf_dgm.image_processing import make_grid, mnist_preprocess, save_gif, to_uint8  # noqa: E402
+from hf_dgm.modeling_utils import activation_elements, sample_latents  # noqa: E402
+from hf_dgm.pipeline_utils import interpolate_latents  # noqa: E402
+from hf_dgm.sampling import generate_images  # noqa: E402
 from hf_dgm.zoo import REPO_ID, ZOO_MODELS, check_model_name, hub_repo_id, zoo_dir  # noqa: E402
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-MAX_IMAGES = 64
+log = logging.getLogger("hf_dgm.app")
 # Small images are shown upscaled by a whole factor (nearest neighbour), so that one image is about this many pixels
 # wide: 28-px digits at 3x, 32-px emoji at 3x, 64 px at 2x, 128 px at 1x. Downloads stay 1x.
 GRID_TILE = 96  # Generate's grid and Interpolate's strip
 GIF_TILE = 112  # the frames of Interpolate's GIF
 EXPLORE_TILE = 224  # Explore's single image
 MAX_SEED = 2**31 - 1
+MAX_STEPS = 32  # Interpolate's frames
 ALL_CLASSES = "all"  # Generate's class choice for samples balanced across the classes
 # a visitor's model names its classes (config.id2label): the dropdowns offer at most this many, each name cut to
 # MAX_CLASS_NAME characters (any class id still works through the API)
@@ -60,9 +71,30 @@ MAX_CLASS_CHOICES = 1000
 MAX_CLASS_NAME = 100
 DIGIT_SIZE, DIGIT_CHANNELS = 28, 1  # what the Draw tab's VAEs take: MNIST-like 28x28 grey digits
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
-# what a visitor's model may make the server allocate, checked from its config before anything is built
-MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights, the download cap
-MAX_ACTIVATIONS = 20_000_000  # 80 MB per image
+# The per-request budget (spaces_app/README.md): what a model may make the server allocate, checked from its config
+# before anything is built, with the package's knobs (HF_DGM_MAX_PARAMETERS, HF_DGM_MAX_ACTIVATIONS) at the Space's
+# values unless set. The activation budget counts the batch: a request is drawn in chunks of at most
+# MAX_ACTIVATIONS // (the model's activations per image) images, so a model at the limit draws one image at a time.
+MAX_PARAMETERS = int(os.environ.get("HF_DGM_MAX_PARAMETERS", 50_000_000))  # 200 MB of float32 weights, the download cap
+MAX_ACTIVATIONS = int(os.environ.get("HF_DGM_MAX_ACTIVATIONS", 20_000_000))  # 80 MB per chunk of a request
+MAX_IMAGES = 64  # per request, on a fast model
+MAX_GRID_PIXELS = 64 * 128 * 128  # and at most this many pixels: 64 images up to 128 px, 16 at 256 px
+# Fair queueing. Slow models (pixel-by-pixel decoding, or above these sizes) run in their own lane: at most
+# SLOW_RUNNING requests at a time, SLOW_WAITING more waiting, any further one is told "busy, try again"; so they
+# never hold more than SLOW_RUNNING + SLOW_WAITING of the app's workers and FAST_WORKERS stay for the fast models.
+SLOW_PARAMETERS = 10_000_000  # the zoo's largest sampling network has 3.7 M
+SLOW_ACTIVATIONS = 2_000_000  # the zoo's GANs compute at most 0.2 M values per image
+SLOW_MAX_IMAGES = 16  # per request, on a slow model
+SLOW_RUNNING, SLOW_WAITING, FAST_WORKERS = 1, 1, 2
+WORKERS = SLOW_RUNNING + SLOW_WAITING + FAST_WORKERS  # the concurrency limit shared by every model event
+# a visitor (an address) may have this many requests queued or running; beyond that: "busy, try again"
+VISITOR_MAX_PENDING = int(os.environ.get("HF_DGM_APP_MAX_PENDING", 4))
+MAX_QUEUE = 64  # Gradio's queue, all visitors together
+# Uploads: the file size (checked by Gradio while it receives the file) and the pixels, checked from the declared
+# size before anything is decoded (JPEGs are first set to decode at 1/2 to 1/8 scale, PIL's draft)
+MAX_UPLOAD_BYTES = 10 * 2**20
+MAX_UPLOAD_PIXELS = 4096 * 4096
+DRAFT_SIZE = 512  # a JPEG decodes at the smallest scale still this large: plenty for a digit
 # Gradio's cached files (images, GIFs) are deleted every CACHE_TTL_S seconds once older than that
 CACHE_TTL_S = int(os.environ.get("HF_DGM_APP_CACHE_TTL_S", 600))
 GENERATORS = [m for m in ZOO_MODELS if m != "mnist-classifier"]  # the Hub names, where no zoo folder is shipped
@@ -73,6 +105,51 @@ PAPERS = """
 - Kingma & Welling, [Auto-Encoding Variational Bayes](https://arxiv.org/abs/1312.6114) (2014)
 - Burda et al., [Importance Weighted Autoencoders](https://arxiv.org/abs/1509.00519) (2015)
 """
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+def user_error(message: str) -> gr.Error:
+    """The error for a request the app refuses (bad input, a model it can't take, busy): one line for the visitor and
+    one for the server log, no traceback (9 expected errors printed 9 tracebacks, burying real failures). Anything
+    else raised in an event keeps Gradio's traceback."""
+    log.warning("refused: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
+def _shown(value) -> str:
+    """A visitor's value for a message: its repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(value, what: str) -> str:
+    """A text input (model names, classes): None is empty; anything but a string is refused."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise user_error(f"{what} must be text, got {type(value).__name__} {_shown(value)}.")
+    return value.strip()
+
+
+def _whole(value, what: str, low: int, high: int, why: str = "") -> int:
+    """A whole number within [low, high]: an int, or a float without a fraction (JSON may send 4.0). NaN, infinities,
+    booleans, None, strings and fractions are refused."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and float(value).is_integer() and low <= value <= high):
+        raise user_error(f"{what} must be a whole number from {low} to {high}{why}, got {_shown(value)}.")
+    return int(value)
+
+
+def _number(value, what: str, low: float, high: float) -> float:
+    """A finite number within [low, high] (NaN and infinities pass range checks written as comparisons)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and low <= value <= high):
+        raise user_error(f"{what} must be a finite number from {low} to {high}, got {_shown(value)}.")
+    return float(value)
+
+
+def _seed(value) -> int:
+    return _whole(value, "The seed", 0, MAX_SEED)
 
 
 # ---------------------------------------------------------------------------------------------------- models
@@ -105,7 +182,7 @@ def _class_id(config, value, name: str) -> int:
     if text.isascii() and text.isdigit() and len(text) <= 18 and int(text) < len(names):
         return int(text)
     shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
-    raise gr.Error(f"{text[:MAX_CLASS_NAME]!r} is not a class of {name}: expected one of {shown} (or an id).")
+    raise user_error(f"{text[:MAX_CLASS_NAME]!r} is not a class of {name}: expected one of {shown} (or an id).")
 
 
 def _describe(pipe, config) -> str:
@@ -128,43 +205,72 @@ def _picture(images_uint8: np.ndarray, i: int = 0) -> Image.Image:
     return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
 
 
+def _public(message: str, folder: Path, name: str) -> str:
+    """A message about the model in `folder` that names it as the visitor did: no server path (the zoo's folder, the
+    Hub cache) reaches a visitor."""
+    return message.replace(str(folder), name)
+
+
+def _pipeline_folder(folder: Path, name: str) -> Path:
+    """A local pipeline folder (model_index.json, hf-dgm's model in gan/ or vae/) -> that model's folder."""
+    found = [folder / c.name for c in FAMILIES.values() if (folder / c.name / "config.json").is_file()]
+    if len(found) != 1:
+        raise user_error(
+            f"{name!r} is a pipeline folder (model_index.json) without one hf-dgm model in gan/ or vae/: "
+            "expected a model folder (config.json and model.safetensors) or an hf-dgm pipeline folder."
+        )
+    return found[0]
+
+
+def _download(repo_id: str) -> Path:
+    """config.json and model.safetensors of a Hub repo (within MAX_DOWNLOAD_BYTES) -> their folder in the cache."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    try:
+        info = HfApi().model_info(repo_id, files_metadata=True)
+        size = sum(s.size or 0 for s in info.siblings or [] if s.rfilename == "model.safetensors")
+        if size > MAX_DOWNLOAD_BYTES:
+            raise user_error(f"{repo_id} is {size / 2**20:.0f} MB: this app loads models up to 200 MB.")
+        folder = Path(hf_hub_download(repo_id, "config.json")).parent
+        try:
+            config = read_config(folder)
+        except ValueError as err:  # not JSON: one line naming the file as the visitor would
+            raise user_error(_public(str(err), folder, repo_id)) from None
+        if isinstance(config, dict) and config.get("model_type") in FAMILIES:
+            hf_hub_download(repo_id, "model.safetensors")
+        return folder
+    except gr.Error:
+        raise
+    except Exception as err:  # not found, private, offline, not JSON...
+        raise user_error(f"Could not load {repo_id!r} from the Hub ({type(err).__name__}).") from None
+
+
 def _resolve(name: str) -> Path:
-    """A zoo name, a repo id or (locally only) a path -> a folder with an hf-dgm config, or a friendly gr.Error.
+    """A zoo name, a repo id or (locally only) a path -> a folder with an hf-dgm config, or one clear error.
     On a Space, local paths are not looked at: a visitor learns nothing about which folders exist."""
-    name = (name or "").strip()
     if not name:
-        raise gr.Error("Pick a model or type a model repo id.")
+        raise user_error("Pick a model or type a model repo id.")
     try:
         check_model_name(name)
     except ValueError as err:
-        raise gr.Error(str(err)) from None
+        raise user_error(str(err)) from None
     if name in zoo_models():
-        return zoo_dir() / name
-    if not ON_SPACE and Path(name).is_dir():
+        folder = zoo_dir() / name
+    elif not ON_SPACE and Path(name).is_dir():
         folder = Path(name)
+        if (folder / "model_index.json").is_file() and not (folder / "config.json").is_file():
+            folder = _pipeline_folder(folder, name)
     else:
         repo_id = hub_repo_id(name) if name in ZOO_MODELS else name
         if not REPO_ID.fullmatch(repo_id):
-            raise gr.Error(f"{name!r} is not a model of this app nor a repo id like 'user/model'.")
-        from huggingface_hub import HfApi, hf_hub_download
-
-        try:
-            info = HfApi().model_info(repo_id, files_metadata=True)
-            size = sum(s.size or 0 for s in info.siblings or [] if s.rfilename == "model.safetensors")
-            if size > MAX_DOWNLOAD_BYTES:
-                raise gr.Error(f"{repo_id} is {size / 2**20:.0f} MB: this app loads models up to 200 MB.")
-            folder = Path(hf_hub_download(repo_id, "config.json")).parent
-            config = json.loads((folder / "config.json").read_text())
-            if config.get("model_type") not in FAMILIES:
-                raise gr.Error(f"{repo_id} is not an hf-dgm GAN or VAE (model_type {config.get('model_type')!r}).")
-            hf_hub_download(repo_id, "model.safetensors")
-        except gr.Error:
-            raise
-        except Exception as err:  # not found, private, offline...
-            raise gr.Error(f"Could not load {repo_id!r} from the Hub ({type(err).__name__}).") from None
-    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
-    if config.get("model_type") not in FAMILIES:
-        raise gr.Error(f"{name!r} is not an hf-dgm GAN or VAE model.")
+            raise user_error(f"{name!r} is not a model of this app nor a repo id like 'user/model'.")
+        folder = _download(repo_id)
+    try:
+        config = read_config(folder) if (folder / "config.json").is_file() else {}
+    except (OSError, ValueError) as err:  # not JSON, not UTF-8, unreadable: the message names the file
+        raise user_error(_public(str(err), folder, name)) from None
+    if not isinstance(config, dict) or config.get("model_type") not in FAMILIES:
+        raise user_error(f"{name!r} is not an hf-dgm GAN or VAE model.")
     return folder
 
 
@@ -178,6 +284,18 @@ def load_pipeline(folder: str):
     )
 
 
+@lru_cache(maxsize=8)
+def footprint(folder: str) -> tuple[int, int]:
+    """(parameters, activation values per image) of the sampling network of the model in `folder`, counted on the
+    meta device (no memory): what sizes its chunks and decides its lane."""
+    pipe = load_pipeline(folder)
+    model = getattr(pipe, pipe.component)
+    with torch.device("meta"):
+        meta = type(model)(model.config)
+    parameters = sum(p.numel() for p in model.sampling_network.parameters())
+    return parameters, activation_elements(meta.sampling_network, model.config)
+
+
 @lru_cache(maxsize=1)
 def load_classifier():
     from hf_dgm.evaluation.classifier import MNISTClassifier
@@ -186,25 +304,121 @@ def load_classifier():
     return MNISTClassifier.from_pretrained(path).eval() if (path / "config.json").is_file() else None
 
 
-def _model(choice: str, custom: str):
-    """(pipeline, config, the name the visitor gave) of the model picked or typed."""
-    name = custom.strip() if custom and custom.strip() else (choice or "")
+@dataclass(frozen=True)
+class Model:
+    """A loaded model as the events use it."""
+
+    pipe: object
+    config: object
+    name: str  # as the visitor gave it
+    activations: int  # activation values of its sampling network per image
+    slow: str  # why it runs in the slow lane ("" for a fast model)
+
+    @property
+    def max_images(self) -> int:
+        """Images per request: fewer on a slow model, and fewer above 128 px (MAX_GRID_PIXELS)."""
+        return max(1, min(SLOW_MAX_IMAGES if self.slow else MAX_IMAGES, MAX_GRID_PIXELS // self.config.image_size**2))
+
+    @property
+    def cap_reason(self) -> str:
+        """Why max_images is what it is, for messages."""
+        if self.max_images < (SLOW_MAX_IMAGES if self.slow else MAX_IMAGES):
+            return f" for {self.name} ({self.config.image_size}-px images)"
+        return f" for {self.name} ({self.slow}: a slow model)" if self.slow else ""
+
+
+def _slow_reason(config, parameters: int, activations: int) -> str:
+    if getattr(config, "pixel_context", 0):
+        return "it decodes pixel by pixel"
+    if parameters > SLOW_PARAMETERS:
+        return f"{parameters / 1e6:.0f} M parameters"
+    if activations > SLOW_ACTIVATIONS:
+        return f"{activations / 1e6:.1f} M activations per image"
+    return ""
+
+
+def _model(choice, custom) -> Model:
+    """The model picked (choice) or typed (custom), loaded."""
+    choice, custom = _text(choice, "The model"), _text(custom, "The model repo id")
+    name = custom or choice
     folder = _resolve(name)
     try:
         pipe = load_pipeline(str(folder))
+        parameters, activations = footprint(str(folder))
     except (ValueError, OSError) as err:  # too large for this app, weights that don't match, unreadable files
-        raise gr.Error(str(err)) from None
-    return pipe, getattr(pipe, pipe.component).config, name.strip()
+        raise user_error(_public(str(err), folder, name)) from None
+    config = getattr(pipe, pipe.component).config
+    return Model(pipe, config, name, activations, _slow_reason(config, parameters, activations))
 
 
-def _seed(value) -> int:
+_slow_admitted = threading.BoundedSemaphore(SLOW_RUNNING + SLOW_WAITING)
+_slow_running = threading.BoundedSemaphore(SLOW_RUNNING)
+
+
+@contextmanager
+def lane(model: Model):
+    """Run a request's work in its model's lane: a fast model's at once (Gradio's concurrency limit bounds them), a
+    slow model's after the slow ones before it, or "busy, try again" when SLOW_RUNNING + SLOW_WAITING are in."""
+    if not model.slow:
+        yield
+        return
+    if not _slow_admitted.acquire(blocking=False):
+        raise user_error(
+            f"Busy: {model.name} is a slow model ({model.slow}) and the slow models' "
+            f"{SLOW_RUNNING + SLOW_WAITING} places are taken. Try again in a minute, or pick a fast model."
+        )
     try:
-        seed = int(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"The seed must be a whole number, got {value!r}.") from None
-    if not 0 <= seed <= MAX_SEED:
-        raise gr.Error(f"The seed must be between 0 and {MAX_SEED}, got {seed}.")
-    return seed
+        with _slow_running:
+            yield
+    finally:
+        _slow_admitted.release()
+
+
+def visitor(request) -> str:
+    """Who sent a request (a Starlette request or scope-backed object): the client's address; on a Space, the one
+    its proxy saw (the last X-Forwarded-For entry)."""
+    forwarded = request.headers.get("x-forwarded-for", "") if ON_SPACE else ""
+    return forwarded.split(",")[-1].strip() or (request.client.host if request.client else "unknown")
+
+
+class VisitorLimit:
+    """ASGI middleware: the per-visitor limit, checked when a request asks to join the queue. A visitor may have
+    VISITOR_MAX_PENDING requests joining, queued or running (Gradio's events, from joining the queue to their end);
+    a further one is answered "busy, try again" (HTTP 422, which gradio_client shows in words). The check and the
+    count of joins in flight run on the event loop without a pause between them, so a burst can't slip through."""
+
+    def __init__(self, app, blocks: gr.Blocks):
+        self.app, self.blocks, self.joining = app, blocks, {}
+
+    def pending(self, who: str) -> int:
+        events = list(self.blocks._queue.event_ids_to_events.values())  # Gradio's record of its queue
+        return self.joining.get(who, 0) + sum(e.request is not None and visitor(e.request) == who for e in events)
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not (path.endswith("/queue/join") or "/call/" in path)
+        ):
+            return await self.app(scope, receive, send)
+        who = visitor(Request(scope))
+        pending = self.pending(who)
+        if pending >= VISITOR_MAX_PENDING:
+            message = (
+                f"Busy: you have {pending} requests queued or running, the most this app takes from one visitor. "
+                "Try again when one has finished."
+            )
+            log.warning("refused: %s", message)
+            detail = [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": "queue"}]
+            return await JSONResponse({"detail": detail}, status_code=422)(scope, receive, send)
+        self.joining[who] = self.joining.get(who, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.joining[who] -= 1
+            if not self.joining[who]:
+                del self.joining[who]
 
 
 def _labels(config, class_name, n, name: str):
@@ -216,60 +430,60 @@ def _labels(config, class_name, n, name: str):
     return [_class_id(config, class_name, name)] * n
 
 
-def _number(value, name: str, low: float, high: float) -> float:
-    """A finite number within [low, high] (NaN and infinities pass range checks written as comparisons)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number, got {value!r}.") from None
-    if not (math.isfinite(number) and low <= number <= high):
-        raise gr.Error(f"{name} must be a finite number between {low} and {high}, got {value!r}.")
-    return number
+def _latents(model: Model, seed: int, n: int, spread: float):
+    """Seeded latents, spread as the pipeline understands it: a prior temperature (VAEs) or truncation (GANs), and the
+    generator that drew them: its stream goes on into a pixel-by-pixel decoder's draws, as in the pipelines."""
+    generator = torch.Generator().manual_seed(seed)
+    if model.pipe.component == "vae":  # a prior temperature
+        return sample_latents(model.config, n, generator, temperature=spread), generator
+    z = sample_latents(model.config, n, generator)
+    return (z.clamp(-spread, spread) if spread < 3.0 else z), generator
 
 
-def _latents(pipe, config, seed, n, spread):
-    """Seeded latents, spread as the pipeline understands it: a prior temperature (VAEs) or truncation (GANs)."""
-    z = torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(seed))
-    if "temperature" in inspect.signature(pipe.__call__).parameters:
-        return z * spread
-    return z.clamp(-spread, spread) if spread < 3.0 else z
+def draw(model: Model, latents: torch.Tensor, labels=None, generator: torch.Generator | None = None) -> np.ndarray:
+    """uint8 images (N, H, W, C) for these latents: the one place the app runs a model to draw images, with the
+    package's chunked generation (hf_dgm.sampling.generate_images, as the CLI): chunks whose activations together
+    stay within the request budget, MAX_ACTIVATIONS, which counts the batch. Its pixel-by-pixel draws come from one
+    generator (`generator`, else seeded with 0, as the pipelines'), so the chunks draw the images one batch would."""
+    net = getattr(model.pipe, model.pipe.component).sampling_network
+    return generate_images(model.config, net, latents, labels, generator, max_activations=MAX_ACTIVATIONS)
 
 
-# ---------------------------------------------------------------------------------------------------- events
 @gpu
 @torch.no_grad()
 def generate(choice, custom, seed, num_images, class_name, spread):
-    pipe, config, name = _model(choice, custom)
     seed = _seed(seed)
-    n = int(num_images)
-    if not 1 <= n <= MAX_IMAGES:
-        raise gr.Error(f"Ask for 1 to {MAX_IMAGES} images, not {n}.")
-    z = _latents(pipe, config, seed, n, _number(spread, "The truncation / temperature", 0.1, 3.0))
-    images = pipe(latents=z, class_labels=_labels(config, class_name, n, name), output_type="pt").images
+    spread = _number(spread, "The truncation / temperature", 0.1, 3.0)
+    model = _model(choice, custom)
+    n = _whole(num_images, "The number of images", 1, model.max_images, model.cap_reason)
+    labels = _labels(model.config, class_name, n, model.name)
+    with lane(model):
+        latents, generator = _latents(model, seed, n, spread)
+        images = draw(model, latents, labels, generator)
     # One grid, shown (upscaled, see GRID_TILE) and offered for download at 1x: a gallery of 64 separate files spent
-    # most of each request in Gradio's per-file saving, caching and serving (profiled with py-spy; see docs/benchmarks.md).
-    grid = make_grid(to_uint8(images))
-    shown = _upscale(grid, config.image_size, GRID_TILE)
+    # most of each request in Gradio's per-file saving, caching and serving (py-spy; see docs/benchmarks.md).
+    grid = make_grid(images)
+    shown = _upscale(grid, model.config.image_size, GRID_TILE)
     return shown, grid  # PIL images: Gradio owns their files (and deletes them, see CACHE_TTL_S)
 
 
 @gpu
 @torch.no_grad()
 def interpolate(choice, custom, seed_a, seed_b, steps, method, class_a=None, class_b=None):
-    pipe, config, name = _model(choice, custom)
-    za = _latents(pipe, config, _seed(seed_a), 1, 1.0)[0]
-    zb = _latents(pipe, config, _seed(seed_b), 1, 1.0)[0]
-    steps = int(steps)
-    if not 2 <= steps <= 32:
-        raise gr.Error("Use 2 to 32 steps.")
+    seed_a, seed_b = _seed(seed_a), _seed(seed_b)
+    if method not in ("spherical", "linear"):
+        raise user_error(f"The path must be 'spherical' or 'linear', got {_shown(method)}.")
+    model = _model(choice, custom)
+    steps = _whole(steps, "The number of steps", 2, max(2, min(MAX_STEPS, model.max_images)), model.cap_reason)
+    config = model.config
     labels = None
     if config.num_classes:
-        a = _class_id(config, class_a, name) if class_a not in (None, "") else 0
-        b = _class_id(config, class_b, name) if class_b not in (None, "") else a
+        a = _class_id(config, class_a, model.name) if class_a not in (None, "") else 0
+        b = _class_id(config, class_b, model.name) if class_b not in (None, "") else a
         labels = [a if i < steps / 2 else b for i in range(steps)]
-    out = to_uint8(
-        pipe.interpolate(za, zb, num_steps=steps, method=method, class_labels=labels, output_type="pt").images
-    )
+    (za, _), (zb, _) = _latents(model, seed_a, 1, 1.0), _latents(model, seed_b, 1, 1.0)
+    with lane(model):
+        out = draw(model, interpolate_latents(za, zb, steps, method), labels)
     frames = [_upscale(_picture(out, i), config.image_size, GIF_TILE) for i in range(len(out))]
     strip = _upscale(make_grid(out, nrow=steps), config.image_size, GRID_TILE)
     return strip, gif_file(frames)
@@ -291,19 +505,92 @@ def gif_file(frames) -> str:
     return str(path)
 
 
-def _read_drawing(sketch, upload):
-    """The uploaded file (opened here, so its transparency survives) or the sketch's composite."""
-    if upload is not None:
+@contextmanager
+def checked_image(source, what: str):
+    """An image file (a path or a file object) opened for decoding within the pixel limit: its header is read, a JPEG
+    is set to decode at a reduced scale (PIL's draft), and a declared size above MAX_UPLOAD_PIXELS is refused before
+    anything is decoded. Every refusal is one line without a server path."""
+    try:
+        image = Image.open(source)  # reads the header only
+    except Image.DecompressionBombError:  # PIL's own limit, far above ours
+        raise user_error(
+            f"{what} declares too many pixels: this app takes images up to {MAX_UPLOAD_PIXELS:,}."
+        ) from None
+    except (OSError, SyntaxError, ValueError) as err:  # not an image
+        raise _unreadable(what, err) from None
+    with image:
+        image.draft(None, (DRAFT_SIZE, DRAFT_SIZE))
+        if image.width * image.height > MAX_UPLOAD_PIXELS:
+            raise user_error(
+                f"{what} is {image.width}x{image.height} pixels: this app takes images up to {MAX_UPLOAD_PIXELS:,} "
+                "pixels; downscale it first."
+            )
+        yield image
+
+
+def _decode(image: Image.Image, what: str) -> Image.Image:
+    """The checked image decoded (a truncated file is refused in one line)."""
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise _unreadable(what, err) from None
+    return image
+
+
+def _unreadable(what: str, err: Exception) -> gr.Error:
+    # PIL's message names the file: the server's path of an upload
+    return user_error(f"{what} could not be read as an image ({type(err).__name__}): expected PNG, JPEG, ...")
+
+
+def size_checked(sketch: gr.Sketchpad) -> gr.Sketchpad:
+    """The sketchpad, its images (the canvas, or whatever an API caller sends in its place) given the uploads' pixel
+    limit before Gradio decodes them. (Wrapped on the instance: a subclass of a Gradio component is a new component
+    to Gradio's front end.)"""
+    convert = sketch.convert_and_format_image
+
+    def checked(file, flatten_on_white: bool = False):
+        if file is not None:
+            with checked_image(file.path if hasattr(file, "path") else io.BytesIO(file), "The drawing"):
+                pass
+        return convert(file, flatten_on_white)
+
+    sketch.convert_and_format_image = checked
+    return sketch
+
+
+def checked_payload(component, what: str, expected: str):
+    """The component, an API payload of the wrong shape (a number for a file...) refused in one line: Gradio's own
+    check of it ends in a blank error and a traceback. (Its data model is swapped for one of the same name whose
+    validation says so.)"""
+    model = component.data_model
+
+    def model_validate(cls, obj, *args, **kwargs):
         try:
-            with Image.open(upload) as image:
-                image.load()
-                return image.copy()
-        except (OSError, SyntaxError, ValueError) as err:  # not an image, or a truncated one
-            raise gr.Error(f"The upload could not be read as an image ({type(err).__name__}: {err}).") from None
+            return model.model_validate(obj, *args, **kwargs)
+        except pydantic.ValidationError:
+            raise user_error(f"{what} must be {expected}, got {type(obj).__name__}.") from None
+
+    component.data_model = type(model.__name__, (model,), {"model_validate": classmethod(model_validate)})
+    return component
+
+
+def _digit(sketch, upload) -> np.ndarray:
+    """The uploaded file (opened here, so its transparency survives) or the sketch's composite, preprocessed like
+    MNIST: (28, 28) uint8."""
+    if upload is not None:
+        with checked_image(upload, "The upload") as image:
+            return _preprocess(_decode(image, "The upload"))
     composite = sketch.get("composite") if isinstance(sketch, dict) else sketch
-    if composite is None or (isinstance(composite, np.ndarray) and composite.size == 0):
-        raise gr.Error("Draw a digit on the canvas or upload an image first.")
-    return composite
+    if not isinstance(composite, np.ndarray) or composite.size == 0:
+        raise user_error("Draw a digit on the canvas or upload an image first.")
+    return _preprocess(composite)
+
+
+def _preprocess(drawing) -> np.ndarray:
+    try:
+        return mnist_preprocess(drawing)
+    except ValueError as err:  # a blank drawing
+        raise user_error(str(err).capitalize() + ".") from None
 
 
 def _classify(images01: torch.Tensor):
@@ -316,49 +603,55 @@ def _classify(images01: torch.Tensor):
 
 @gpu
 @torch.no_grad()
-def reconstruct(choice, custom, sketch, upload, seed):
-    pipe, config, name = _model(choice, custom)
+def reconstruct(choice, custom, sketch=None, upload=None, seed=0):
+    """Either input may be left out through the API (the upload wins where both are given)."""
+    seed = _seed(seed)
+    model = _model(choice, custom)
+    pipe, config = model.pipe, model.config
     if not hasattr(pipe, "reconstruct") or (config.image_size, config.num_channels) != (DIGIT_SIZE, DIGIT_CHANNELS):
-        raise gr.Error(
+        raise user_error(
             f"The Draw tab is for digit models, {DIGIT_SIZE}x{DIGIT_SIZE} grey VAEs such as vae-mnist, cvae-mnist, "
-            f"mlp-vae-mnist or vae2d-mnist: {name} is {_describe(pipe, config)}."
+            f"mlp-vae-mnist or vae2d-mnist: {model.name} is {_describe(pipe, config)}."
         )
-    drawing = _read_drawing(sketch, upload)
-    try:
-        digit = mnist_preprocess(drawing)
-    except ValueError as err:
-        raise gr.Error(str(err).capitalize() + ".") from None
-    x = torch.from_numpy(digit).float().div(255)[None, None]
+    x = torch.from_numpy(_digit(sketch, upload)).float().div(255)[None, None]
     labels = None
     if config.num_classes:
         reading = _classify(x)
         labels = [int(max(reading, key=reading.get))] if reading else [0]
-    rec = pipe.reconstruct(x, class_labels=labels, output_type="pt").images
-    posterior = pipe.vae.encode(x.to(pipe.vae.device), class_labels=labels).latent_dist
-    g = torch.Generator().manual_seed(_seed(seed))
-    variations = torch.stack([posterior.sample(g)[0].cpu() for _ in range(8)])
-    var_images = pipe(latents=variations, class_labels=labels * 8 if labels else None, output_type="pt").images
+    with lane(model):
+        rec = pipe.reconstruct(x, class_labels=labels, output_type="pt").images
+        posterior = pipe.vae.encode(x.to(pipe.vae.device), class_labels=labels).latent_dist
+        g = torch.Generator().manual_seed(seed)
+        variations = torch.stack([posterior.sample(g)[0].cpu() for _ in range(8)])
+        var_images = draw(model, variations, labels * 8 if labels else None)
     big = lambda t: Image.fromarray(to_uint8(t)[0, ..., 0]).resize((140, 140), Image.NEAREST)  # noqa: E731
-    return (big(x), big(rec), _classify(x), _classify(rec), make_grid(to_uint8(var_images), nrow=8))
+    return (big(x), big(rec), _classify(x), _classify(rec), make_grid(var_images, nrow=8))
 
 
 @gpu
 @torch.no_grad()
 def explore(choice, custom, seed, d0, d1, d2, d3, class_name=None):
-    pipe, config, name = _model(choice, custom)
+    seed = _seed(seed)
+    offsets = [_number(d, f"z[{i}]", -3.0, 3.0) for i, d in enumerate((d0, d1, d2, d3))]
+    model = _model(choice, custom)
+    pipe, config = model.pipe, model.config
     if hasattr(pipe, "reconstruct") and config.latent_dim == 2 and not config.num_classes:  # a VAE's 2-d manifold
-        span = torch.linspace(-2.5, 2.5, 15)
+        side = min(
+            15, math.isqrt(SLOW_MAX_IMAGES) if model.slow else 15, math.isqrt(MAX_GRID_PIXELS // config.image_size**2)
+        )
+        span = torch.linspace(-2.5, 2.5, max(2, side))
         grid = torch.stack(torch.meshgrid(span, span.flip(0), indexing="xy"), -1).reshape(-1, 2)
-        images = pipe(latents=grid, output_type="pt").images
-        return make_grid(to_uint8(images), nrow=15, padding=0)
-    z = _latents(pipe, config, _seed(seed), 1, 1.0)
-    for i, d in enumerate((d0, d1, d2, d3)[: config.latent_dim]):
-        z[0, i] = _number(d, f"z[{i}]", -3.0, 3.0)
+        with lane(model):
+            return make_grid(draw(model, grid), nrow=len(span), padding=0)
+    z, _ = _latents(model, seed, 1, 1.0)
+    for i, offset in enumerate(offsets[: config.latent_dim]):
+        z[0, i] = offset
     labels = None
     if config.num_classes:
-        labels = [_class_id(config, class_name, name) if class_name not in (None, "") else 0]
-    image = pipe(latents=z, class_labels=labels, output_type="pt").images
-    return _upscale(_picture(to_uint8(image)), config.image_size, EXPLORE_TILE)
+        labels = [_class_id(config, class_name, model.name) if class_name not in (None, "") else 0]
+    with lane(model):
+        image = draw(model, z, labels)
+    return _upscale(_picture(image), config.image_size, EXPLORE_TILE)
 
 
 def about_markdown() -> str:
@@ -412,8 +705,7 @@ def _class_dropdowns(names: list[str], current=(None, None, None, None)):
 
 def class_choices(choice, custom, generate_class=None, class_a=None, class_b=None, explore_class=None):
     """The model selector's event: the class dropdowns follow the model picked (or typed)."""
-    _, config, _ = _model(choice, custom)
-    names = class_names(config)[:MAX_CLASS_CHOICES]
+    names = class_names(_model(choice, custom).config)[:MAX_CLASS_CHOICES]
     return _class_dropdowns(names, (generate_class, class_a, class_b, explore_class))
 
 
@@ -429,11 +721,11 @@ def _class_dropdown(names: list[str], label: str, value, choices=None) -> gr.Dro
     )
 
 
-def tab_generate(choice, custom, names):
+def tab_generate(choice, custom, names, queued: dict):
     with gr.Tab("Generate"):
         with gr.Row():
             seed = gr.Number(0, precision=0, label="Seed")
-            num = gr.Slider(1, MAX_IMAGES, 16, step=1, label="Images")
+            num = gr.Slider(1, MAX_IMAGES, 16, step=1, label=f"Images (slow models: {SLOW_MAX_IMAGES})")
             class_name = _class_dropdown(
                 names, "Class (conditional models)", ALL_CLASSES, choices=[ALL_CLASSES, *names]
             )
@@ -446,17 +738,18 @@ def tab_generate(choice, custom, names):
             [choice, custom, seed, num, class_name, spread],
             [samples, grid_file],
             api_name="generate",
-            concurrency_limit=2,
+            preprocess=False,  # the inputs are checked by the event: one clear line for NaN, None or a wrong type
+            **queued,
         )
     return class_name
 
 
-def tab_interpolate(choice, custom, names):
+def tab_interpolate(choice, custom, names, queued: dict):
     with gr.Tab("Interpolate"):
         with gr.Row():
             seed_a = gr.Number(0, precision=0, label="Seed A")
             seed_b = gr.Number(1, precision=0, label="Seed B")
-            steps = gr.Slider(2, 32, 10, step=1, label="Steps")
+            steps = gr.Slider(2, MAX_STEPS, 10, step=1, label=f"Steps (slow models: {SLOW_MAX_IMAGES})")
             method = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
             class_a = _class_dropdown(names, "Class A (conditional)", names[0] if names else None)
             class_b = _class_dropdown(names, "Class B (conditional)", names[min(1, len(names) - 1)] if names else None)
@@ -468,12 +761,13 @@ def tab_interpolate(choice, custom, names):
             [choice, custom, seed_a, seed_b, steps, method, class_a, class_b],
             [strip, gif],
             api_name="interpolate",
-            concurrency_limit=2,
+            preprocess=False,
+            **queued,
         )
     return class_a, class_b
 
 
-def tab_draw(choice, custom):
+def tab_draw(choice, custom, queued: dict):
     with gr.Tab("Draw a digit (VAE)"):
         gr.Markdown(
             f"For digit models only: draw a digit (or upload one) and a {DIGIT_SIZE}x{DIGIT_SIZE} grey VAE "
@@ -482,15 +776,14 @@ def tab_draw(choice, custom):
         )
         with gr.Row():
             sketch = gr.Sketchpad(
-                type="numpy",
-                image_mode="L",
-                canvas_size=(280, 280),
-                fixed_canvas=True,
-                label="Draw (black on white)",
+                type="numpy", image_mode="L", canvas_size=(280, 280), fixed_canvas=True, label="Draw (black on white)"
             )
+            sketch = checked_payload(size_checked(sketch), "The drawing", "an image editor's value")
             # a file, read by the app: gr.Image would convert it to RGB first, turning transparent paper black
             upload = gr.File(None, label="…or upload an image (PNG, JPEG, ...)", type="filepath")
-        seed_r = gr.Number(0, precision=0, label="Seed for variations")
+            upload = checked_payload(upload, "The upload", "a file (gradio_client's handle_file)")
+        # preprocessed by Gradio (the files): a seed without precision reaches the event as sent, NaN included
+        seed_r = gr.Number(0, label="Seed for variations")
         go_r = gr.Button("Reconstruct", variant="primary")
         with gr.Row():
             pre = gr.Image(label="Preprocessed like MNIST", format="png", elem_id="preprocessed")
@@ -503,11 +796,11 @@ def tab_draw(choice, custom):
             [choice, custom, sketch, upload, seed_r],
             [pre, rec, read_in, read_out, variations],
             api_name="reconstruct",
-            concurrency_limit=2,
+            **queued,
         )
 
 
-def tab_explore(choice, custom, names):
+def tab_explore(choice, custom, names, queued: dict):
     with gr.Tab("Explore the latent space"):
         gr.Markdown("2-D VAE: the decoded manifold. Other models: move the first latent dimensions.")
         with gr.Row():
@@ -517,7 +810,12 @@ def tab_explore(choice, custom, names):
         go_e = gr.Button("Decode", variant="primary")
         explored = gr.Image(label="Decoded", format="png", elem_id="explored")
         go_e.click(
-            explore, [choice, custom, seed_e, *sliders, class_e], explored, api_name="explore", concurrency_limit=2
+            explore,
+            [choice, custom, seed_e, *sliders, class_e],
+            explored,
+            api_name="explore",
+            preprocess=False,
+            **queued,
         )
     return class_e
 
@@ -525,6 +823,24 @@ def tab_explore(choice, custom, names):
 def tab_about():
     with gr.Tab("About"):
         gr.Markdown(about_markdown())
+
+
+class SnapshotSet(set):
+    """A set whose iteration walks a copy (taken in one C call). Gradio's cache clean-up (delete_cache) iterates the
+    components' file sets in a thread while requests add files to them: one "Set changed size during iteration"
+    ended the clean-up for good, and the cache grew (seen in this app's tests under concurrent requests)."""
+
+    def __iter__(self):
+        return iter(set.copy(self))
+
+
+def _safe_cache_cleanup(app: gr.Blocks) -> None:
+    """The file sets Gradio's clean-up walks, as SnapshotSets (the same sets, as Gradio gathers them)."""
+    components = [b for b in app.blocks.values() if isinstance(b, gr.components.Component)]
+    for component in components:
+        component.temp_files = SnapshotSet(component.temp_files)
+    app.upload_file_set = SnapshotSet(app.upload_file_set)
+    app.temp_file_sets = [app.upload_file_set, *(c.temp_files for c in components)]
 
 
 def build_app() -> gr.Blocks:
@@ -537,14 +853,16 @@ def build_app() -> gr.Blocks:
             "Same seed, same images (on one device type)."
         )
         with gr.Row():
-            choice = gr.Dropdown(available, value=available[0], label="Model")
+            # custom values are allowed (the event checks them): an API caller may name any model here too
+            choice = gr.Dropdown(available, value=available[0], label="Model", allow_custom_value=True)
             custom = gr.Textbox(
                 "", label="…or a model repo id" + ("" if ON_SPACE else " / local folder"), placeholder="user/my-dcgan"
             )
-        generate_class = tab_generate(choice, custom, names)
-        class_a, class_b = tab_interpolate(choice, custom, names)
-        tab_draw(choice, custom)
-        explore_class = tab_explore(choice, custom, names)
+        queued = dict(concurrency_id="models", concurrency_limit=WORKERS)  # one limit for every model event
+        generate_class = tab_generate(choice, custom, names, queued)
+        class_a, class_b = tab_interpolate(choice, custom, names, queued)
+        tab_draw(choice, custom, queued)
+        explore_class = tab_explore(choice, custom, names, queued)
         tab_about()
         dropdowns = [generate_class, class_a, class_b, explore_class]
         gr.on(  # the class choices follow the model: picked from the list, or typed (on Enter or leaving the box)
@@ -553,9 +871,11 @@ def build_app() -> gr.Blocks:
             [choice, custom, *dropdowns],
             dropdowns,
             api_visibility="private",
-            concurrency_limit=2,
+            preprocess=False,
+            **queued,
         )
-    app.queue(default_concurrency_limit=2, max_size=64)
+    app.queue(default_concurrency_limit=WORKERS, max_size=MAX_QUEUE)
+    _safe_cache_cleanup(app)
     return app
 
 
@@ -569,12 +889,16 @@ def warm_up():
 
 
 def main(port: int | None = None):
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     threading.Thread(target=warm_up, daemon=True).start()
-    build_app().launch(
+    app = build_app()
+    app.launch(
+        app_kwargs={"middleware": [Middleware(VisitorLimit, blocks=app)]},
         server_name="0.0.0.0" if ON_SPACE else "127.0.0.1",
         server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
         share=False,
         footer_links=[],
+        max_file_size=MAX_UPLOAD_BYTES,
     )
 
 

@@ -54,6 +54,29 @@ def tiny_vae_kwargs(**overrides):
     return kwargs
 
 
+def labels_for(model, n: int):
+    """0, 1, 2, ... for `n` images of a conditional model (None for an unconditional one)."""
+    import torch
+
+    return None if model.config.num_classes is None else torch.arange(n) % model.config.num_classes
+
+
+def nudge_and_reload(model, folder):
+    """Move every weight of `model` away from its init (and an EMA copy away from its generator, so a round-trip check
+    has teeth), save it to `folder` and load it back with its class; the two state dicts are checked bit-equal."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    model.save_pretrained(folder)
+    assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+    loaded = type(model).from_pretrained(folder)
+    sd, sd2 = model.state_dict(), loaded.state_dict()
+    assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
+    return loaded
+
+
 def run_python(code: str, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter; return the completed process (stdout/stderr as text)."""
     full_env = dict(os.environ)
@@ -136,7 +159,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-APP_DIRS = {}  # where the test app writes: "tmp" (its own files) and "gradio" (Gradio's cache)
+APP_DIRS = {}  # where the test app writes: "tmp" (its own files), "gradio" (Gradio's cache) and "log" (its stderr)
 
 
 @pytest.fixture(scope="session")
@@ -155,6 +178,7 @@ def app_url(tmp_path_factory):
     port = free_port()
     for folder in APP_DIRS.values():
         folder.mkdir(parents=True, exist_ok=True)
+    APP_DIRS["log"] = APP_DIRS["tmp"].parent / "app_stderr.log"
     env = {
         **os.environ,
         "HF_DGM_ZOO": str(zoo),
@@ -168,7 +192,7 @@ def app_url(tmp_path_factory):
         [sys.executable, os.path.join(REPO_ROOT, "spaces_app", "app.py")],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=APP_DIRS["log"].open("w"),  # a file: tests read it, and a full pipe would block the app
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -179,7 +203,7 @@ def app_url(tmp_path_factory):
         except OSError:
             time.sleep(0.5)
         if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-3000:])
+            raise RuntimeError(APP_DIRS["log"].read_text()[-3000:])
     else:
         proc.kill()
         raise RuntimeError("the app did not start")

@@ -417,3 +417,75 @@ def test_train_with_push_to_hub(hub, tmp_path):
     assert "tester/trained-vae" in main_files["README.md"].decode()  # snippets name the repo
     assert OWNER.encode() not in main_files["training_args.json"]
     assert OWNER not in proc.stdout + proc.stderr
+
+
+TRAIN_WITH_PUSH = """
+    from hf_dgm.cli import main
+    rc = main(["train", "vae", "--dataset", {mnist!r}, "--output-dir", "out", "--max-samples", "64",
+               "--batch-size", "16", "--max-steps", "2", "--base-channels", "4", "--hidden-dim", "16",
+               "--latent-dim", "4", "--report-to", "none", "--no-progress-bar", "--checkpoint-every", "1",
+               "--push-to-hub", "--hub-model-id", {repo!r}, *{extra!r}])
+    assert rc == 0, rc
+"""
+
+
+def _summary(stderr: str) -> list[str]:
+    """The lines of the end-of-run summary of failed pushes, after its heading."""
+    return [line.strip() for line in stderr.split("pushes to the Hub failed", 1)[1].splitlines()[1:] if line.strip()]
+
+
+def test_training_survives_an_unreachable_hub(hub, tmp_path):
+    """Every push fails (nothing listens): each failure is one log line, the run finishes and saves its model, and
+    the summary names what was not uploaded with the command that uploads it, which then does (it used to end in a
+    traceback, and a failed checkpoint push killed the run before the final model was written)."""
+    import shlex
+
+    from conftest import MNIST
+
+    state, url = hub
+    repo_id = "tester/offline-vae"
+    code = TRAIN_WITH_PUSH.format(mnist=MNIST, repo=repo_id, extra=["--hub-checkpoint-branch", "ckpt"])
+    proc = run_client(code, "http://127.0.0.1:9", tmp_path, expect_ok=False)  # nothing listens on port 9
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "out" / "model.safetensors").is_file() and (tmp_path / "out" / "README.md").is_file()
+    failures = [line for line in proc.stderr.splitlines() if "could not push" in line]
+    assert len(failures) == 3, failures  # two checkpoints, then the final model: one line each
+    assert f"could not push the final model to {repo_id} (ConnectError" in failures[-1]
+    lines = _summary(proc.stderr)
+    assert lines == [
+        f"the checkpoint of step 1 was not uploaded to {repo_id} (branch 'ckpt'): superseded by the checkpoint of "
+        "step 2, which was not uploaded either, see below",
+        f"the checkpoint of step 2 was not uploaded to {repo_id} (branch 'ckpt'): upload it with: hf-dgm push "
+        f"out/checkpoints/checkpoint-00000002/model --repo-id {repo_id} --revision ckpt",
+        f"the final model was not uploaded to {repo_id}: upload it with: hf-dgm push out --repo-id {repo_id}",
+    ]
+    assert OWNER not in proc.stdout + proc.stderr
+    for line in lines[1:]:  # the Hub is back: the summary's commands upload what was missed
+        command = shlex.split(line.split("upload it with: ", 1)[1])[1:]  # after "hf-dgm"
+        run_client(f"from hf_dgm.cli import main\nassert main({command!r}) == 0\n", url, tmp_path)
+    repo = state.repos[("model", repo_id)]
+    for branch in ("main", "ckpt"):
+        assert {"config.json", "model.safetensors", "README.md"} <= set(repo.commits[repo.branches[branch]]["files"])
+
+
+def test_failed_checkpoint_push_is_superseded(hub, tmp_path):
+    """A server error on the first checkpoint's push: the run goes on, pushes the next checkpoint and the final model,
+    and the summary says the missed one is superseded."""
+    from conftest import MNIST
+
+    state, url = hub
+    repo_id = "tester/flaky-training"
+    try:
+        state.fail_commits = 1  # the first commit: the checkpoint of step 1
+        code = TRAIN_WITH_PUSH.format(mnist=MNIST, repo=repo_id, extra=["--hub-checkpoint-branch", "ckpt"])
+        proc = run_client(code, url, tmp_path)
+    finally:
+        state.fail_commits = 0
+    repo = state.repos[("model", repo_id)]
+    for branch in ("main", "ckpt"):
+        assert "model.safetensors" in repo.commits[repo.branches[branch]]["files"]
+    assert _summary(proc.stderr) == [
+        f"the checkpoint of step 1 was not uploaded to {repo_id} (branch 'ckpt'): superseded by the checkpoint of "
+        "step 2, which was uploaded"
+    ]

@@ -3,13 +3,15 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_gan_kwargs
+from conftest import labels_for, nudge_and_reload, tiny_gan_kwargs
 
 from hf_dgm import GANConfig, GANModel
+from hf_dgm.gan.networks_gan import ARCHITECTURES
 
+CONVOLUTIONAL = sorted(name for name, entry in ARCHITECTURES.items() if "generator_channels" in entry.fields)
 VARIANTS = list(
     itertools.product(
-        ["dcgan", "resnet", "mlp"],  # architecture
+        sorted(ARCHITECTURES),  # architecture
         [None, 10],  # num_classes
         [False, True],  # spectral_norm
         [(False, 0), (True, 0), (False, 3)],  # (minibatch_std, minibatch_discrimination_kernels)
@@ -20,10 +22,6 @@ VARIANTS = list(
 def make(seed=0, **overrides):
     torch.manual_seed(seed)
     return GANModel(GANConfig(**tiny_gan_kwargs(**overrides)))
-
-
-def labels_for(model, n):
-    return None if model.config.num_classes is None else torch.arange(n) % model.config.num_classes
 
 
 @pytest.mark.parametrize("arch,num_classes,sn,extras", VARIANTS)
@@ -47,7 +45,7 @@ def test_shapes_every_variant(arch, num_classes, sn, extras):
     assert out.sample.shape == (5, 1, 28, 28) and out.logits_fake.shape == (5,) and out.logits_real.shape == (5,)
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+@pytest.mark.parametrize("arch", CONVOLUTIONAL)
 @pytest.mark.parametrize("image_size,num_channels", [(28, 1), (32, 3), (64, 1), (48, 3)])
 def test_convolutional_image_sizes(arch, image_size, num_channels):
     model = make(architecture=arch, image_size=image_size, num_channels=num_channels)
@@ -108,16 +106,7 @@ def test_tuple_equals_dataclass(tiny_gan):
 )
 def test_save_load_round_trip_bit_exact(tmp_path, overrides):
     model = make(**overrides)
-    # move weights away from init, and the EMA away from the generator, so the check has teeth
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.01)
-    model.save_pretrained(tmp_path)
-    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "config.json").is_file()
-    loaded = GANModel.from_pretrained(tmp_path)
-    sd, sd2 = model.state_dict(), loaded.state_dict()
-    assert sd.keys() == sd2.keys()
-    assert all(torch.equal(sd[k], sd2[k]) for k in sd)
+    loaded = nudge_and_reload(model, tmp_path)
     labels = labels_for(model, 4)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     assert torch.equal(
@@ -151,7 +140,7 @@ def test_generate_uses_eval_mode_and_restores(tiny_gan):
     assert torch.equal(tiny_gan.generate(latents=z).sample, a)
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_one_optimizer_step_no_nan(arch):
     model = make(architecture=arch, num_classes=10)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -229,3 +218,18 @@ def test_load_weights_that_do_not_match_config(tmp_path, tiny_gan):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="don't match its config.*shapes differ"):
         GANModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_architecture_defaults_come_from_the_registry(arch):
+    """An unset spectral_norm is the architecture entry's, saved resolved; `hf-dgm train gan` without --loss takes
+    the entry's loss."""
+    from hf_dgm.training.gan import GANTrainingArguments
+
+    entry = ARCHITECTURES[arch]
+    assert GANConfig(architecture=arch).spectral_norm is entry.spectral_norm
+    assert GANConfig(architecture=arch, spectral_norm=not entry.spectral_norm).spectral_norm is not entry.spectral_norm
+    args = GANTrainingArguments(output_dir="unused", architecture=arch)
+    args.validate()
+    assert args.loss == entry.loss and args.spectral_norm is entry.spectral_norm
+    assert {entry.spectral_norm for entry in ARCHITECTURES.values()} == {False, True}  # the default varies

@@ -4,26 +4,23 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_vae_kwargs
+from conftest import labels_for, nudge_and_reload, tiny_vae_kwargs
 
 from hf_dgm import VAEConfig, VAEModel
+from hf_dgm.vae.networks_vae import ARCHITECTURES, GAUSSIAN_VARIANCES, LIKELIHOODS, output_channels
 
-VARIANTS = list(
-    itertools.product(
-        ["conv", "mlp", "resnet"],
-        [("bernoulli", "learned"), ("gaussian", "learned"), ("gaussian", "fixed"), ("discretized_logistic", "learned")],
-        [None, 10],
-    )
-)
+# every likelihood, the Gaussian with each variance
+LIKELIHOOD_VARIANTS = [
+    (name, variance)
+    for name, entry in LIKELIHOODS.items()
+    for variance in (GAUSSIAN_VARIANCES if "gaussian_variance" in entry.fields else ("learned",))
+]
+VARIANTS = list(itertools.product(sorted(ARCHITECTURES), LIKELIHOOD_VARIANTS, [None, 10]))
 
 
 def make(seed=0, **overrides):
     torch.manual_seed(seed)
     return VAEModel(VAEConfig(**tiny_vae_kwargs(**overrides)))
-
-
-def labels_for(model, n):
-    return None if model.config.num_classes is None else torch.arange(n) % model.config.num_classes
 
 
 @pytest.mark.parametrize("arch,likelihood,num_classes", VARIANTS)
@@ -38,7 +35,7 @@ def test_shapes_every_variant(arch, likelihood, num_classes):
     assert posterior.kl().shape == (5,) and (posterior.kl() >= 0).all()
     dec = model.decode(posterior.mode(), class_labels=labels)
     assert dec.sample.shape == (5, 1, 28, 28)
-    assert dec.logits.shape == (5, 2 if lik == "discretized_logistic" else 1, 28, 28)  # (location, log-scale)
+    assert dec.logits.shape == (5, output_channels(model.config), 28, 28)
     assert dec.sample.min() >= 0 and dec.sample.max() <= 1
     out = model(x, class_labels=labels, generator=torch.Generator().manual_seed(0))
     assert out.loss.shape == () and torch.isfinite(out.loss)
@@ -131,14 +128,7 @@ def test_tuple_equals_dataclass(tiny_vae):
 )
 def test_save_load_round_trip_bit_exact(tmp_path, overrides):
     model = make(**overrides)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.01)
-    model.save_pretrained(tmp_path)
-    assert (tmp_path / "model.safetensors").is_file()
-    loaded = VAEModel.from_pretrained(tmp_path)
-    sd, sd2 = model.state_dict(), loaded.state_dict()
-    assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
+    loaded = nudge_and_reload(model, tmp_path)
     x = torch.rand(2, 1, 28, 28)
     labels = labels_for(model, 2)
     a = model(x, class_labels=labels, generator=torch.Generator().manual_seed(0))
@@ -146,7 +136,7 @@ def test_save_load_round_trip_bit_exact(tmp_path, overrides):
     assert torch.equal(a.loss, b.loss) and torch.equal(a.sample, b.sample)
 
 
-@pytest.mark.parametrize("arch", ["conv", "mlp"])
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_one_optimizer_step_no_nan(arch):
     model = make(architecture=arch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -367,3 +357,26 @@ def test_pixel_context_draws_the_same_images_whatever_the_batches():
     assert torch.equal(whole, torch.cat(parts))
     assert torch.equal(model.decode(latents).sample, model.decode(latents).sample)
     assert not torch.equal(whole, decode(model.config, model.decoder, latents, generator=torch.Generator())[0])
+
+
+@pytest.mark.parametrize("name,variance", LIKELIHOOD_VARIANTS)
+def test_every_likelihood_is_a_distribution_over_its_values(name, variance):
+    """Each registered likelihood, on a one-pixel image: its mean is in [0, 1]; a likelihood of binary images sums to
+    1 over {0, 1}, one of 8-bit images over the 256 levels; a density (the Gaussian) integrates to about 1 over a fine
+    grid of [0, 1] when its mass lies there. The learned log-scale exists exactly where the entry says."""
+    entry = LIKELIHOODS[name]
+    cfg = VAEConfig(likelihood=name, gaussian_variance=variance, gaussian_fixed_std=0.05, num_mixtures=3)
+    output = 0.5 * torch.randn(1, entry.output_channels(cfg), 1, 1, generator=torch.Generator().manual_seed(0))
+    mean = entry.mean(cfg, output)
+    assert mean.shape == (1, 1, 1, 1) and 0.0 <= mean.item() <= 1.0
+    log_scale = torch.full((1,), math.log(0.05))
+    assert (VAEModel(cfg).log_scale is not None) == entry.learned_log_scale(cfg)
+    if entry.binary or entry.eight_bit:
+        values = torch.tensor([0.0, 1.0]) if entry.binary else torch.arange(256) / 255.0
+    else:
+        values = torch.linspace(-0.5, 1.5, 20001)  # a density: mass per grid step
+    images = values.view(-1, 1, 1, 1)
+    probs = torch.exp(-entry.nll(cfg, output.expand(len(values), -1, -1, -1), images, log_scale))
+    if not (entry.binary or entry.eight_bit):
+        probs = probs * (values[1] - values[0])
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-3)

@@ -106,7 +106,7 @@ def test_vae_reconstruct_and_interpolate():
 
 
 def test_spherical_path_keeps_norm():
-    from hf_dgm.gan.pipeline_gan import interpolate_latents
+    from hf_dgm.pipeline_utils import interpolate_latents
 
     a, b = torch.randn(64), torch.randn(64)
     b = b / b.norm() * a.norm()
@@ -175,3 +175,73 @@ def test_library_calls_are_quiet(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout == "" and proc.stderr == "", proc.stderr[-2000:]
+
+
+def _hub_cache(tmp_path, pipe, repo_id="owner/pipe", subfolder="sub"):
+    """A Hub cache as huggingface_hub writes it (refs/<branch> -> snapshots/<commit>/...), with the pipeline saved in
+    a subfolder of the repo at branch "dev"."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / f"models--{repo_id.replace('/', '--')}"
+    pipe.save_pretrained(repo / "snapshots" / commit / subfolder)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "dev").write_text(commit)
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("make,cls", [(gan_pipe, GANPipeline), (vae_pipe, VAEPipeline)])
+def test_from_pretrained_forwards_hub_arguments(tmp_path, make, cls):
+    """local_files_only, cache_dir, revision and subfolder reach the download (offline: from a Hub cache), dtype and
+    torch_dtype the model."""
+    pipe = make()
+    cache = _hub_cache(tmp_path, pipe)
+    hub = dict(cache_dir=cache, revision="dev", subfolder="sub", local_files_only=True)
+    loaded = cls.from_pretrained("owner/pipe", **hub)
+    np.testing.assert_array_equal(
+        pipe(batch_size=2, generator=seeded(), output_type="np").images,
+        loaded(batch_size=2, generator=seeded(), output_type="np").images,
+    )
+    assert getattr(cls.from_pretrained("owner/pipe", **hub, torch_dtype=torch.float64), pipe.component).dtype == (
+        torch.float64
+    )
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    with pytest.raises(LocalEntryNotFoundError):  # local_files_only: no download is tried for another revision
+        cls.from_pretrained("owner/pipe", cache_dir=cache, revision="main", local_files_only=True)
+    with pytest.raises(OSError, match="subfolder 'other'"):
+        cls.from_pretrained("owner/pipe", cache_dir=cache, revision="dev", subfolder="other", local_files_only=True)
+    pipe.save_pretrained(tmp_path / "local" / "sub")
+    assert (
+        getattr(cls.from_pretrained(tmp_path / "local", subfolder="sub", dtype=torch.float64), pipe.component).dtype
+        == torch.float64
+    )
+
+
+@pytest.mark.parametrize("cls", [GANPipeline, VAEPipeline])
+def test_from_pretrained_refuses_unknown_arguments(tmp_path, cls):
+    with pytest.raises(ValueError, match=r"unsupported arguments \['low_cpu_mem_usage', 'varient'\]: expected some of"):
+        cls.from_pretrained(tmp_path, varient="fp16", low_cpu_mem_usage=True)
+
+
+def test_truncation_is_checked_before_drawing():
+    pipe = gan_pipe()
+    for bad in (0, -1.0, True, "0.5"):
+        with pytest.raises(ValueError, match="truncation="):
+            pipe(batch_size=2, truncation=bad)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        pipe(batch_size=0, truncation=0.5)
+    z = torch.full((1, 8), 3.0)  # given latents are clamped too
+    torch.testing.assert_close(
+        pipe(latents=z, truncation=0.5, output_type="pt").images,
+        pipe(latents=torch.full((1, 8), 0.5), output_type="pt").images,
+    )
+
+
+def test_interpolation_defaults_to_the_family_path():
+    """GANs interpolate spherically by default (latents of a Gaussian prior keep their norm), VAEs linearly."""
+    gan, vae = gan_pipe(), vae_pipe()
+    z0, z1 = torch.randn(8, generator=seeded(1)), torch.randn(8, generator=seeded(2))
+    for pipe, a, b, method in ((gan, z0, z1, "spherical"), (vae, z0[:4], z1[:4], "linear")):
+        default = pipe.interpolate(a, b, num_steps=4, output_type="pt").images
+        torch.testing.assert_close(default, pipe.interpolate(a, b, num_steps=4, method=method, output_type="pt").images)
+        other = "linear" if method == "spherical" else "spherical"
+        assert not torch.equal(default, pipe.interpolate(a, b, num_steps=4, method=other, output_type="pt").images)

@@ -12,20 +12,23 @@ from conftest import MNIST, tiny_train_kwargs
 from safetensors.torch import load_file
 
 from hf_dgm import GANModel, GANPipeline, VAEModel
+from hf_dgm.training import losses
 from hf_dgm.training.base import NonFiniteLossError
 from hf_dgm.training.gan import GANTrainingArguments, train_gan
-from hf_dgm.training.losses import (
-    HistoricalAverage,
-    discriminator_loss,
-    ema_update,
-    feature_matching_loss,
-    generator_loss,
-    r1_penalty,
-)
 from hf_dgm.training.vae import VAEObjective, VAETrainingArguments, train_vae
 
 TINY_GAN = dict(generator_channels=4, discriminator_channels=4, latent_dim=8)
 TINY_VAE = dict(base_channels=4, hidden_dim=16, latent_dim=4)
+
+
+def tiny_model(family: str, **options) -> dict:
+    """The tiny model flags of `family` ("gan" or "vae") with `options`; the `mlp` architecture takes its own widths
+    (a width flag of another architecture is refused)."""
+    tiny = TINY_GAN if family == "gan" else TINY_VAE
+    if options.get("architecture") == "mlp":
+        mlp = dict(generator_hidden_dims=[16, 16], discriminator_hidden_dims=[16, 16]) if family == "gan" else {}
+        tiny = {"latent_dim": tiny["latent_dim"], **mlp, **({"hidden_dims": [16, 8]} if family == "vae" else {})}
+    return {**tiny, **options}
 
 
 def cli(*args, env=None):
@@ -74,37 +77,39 @@ def test_gan_losses_match_formulas():
     lr, lf = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
     s = torch.sigmoid
     d = -(torch.log(s(lr)) + torch.log(1 - s(lf))).mean()
-    torch.testing.assert_close(discriminator_loss("minimax", lr, lf), d)
-    torch.testing.assert_close(discriminator_loss("non_saturating", lr, lf), d)
-    torch.testing.assert_close(generator_loss("minimax", lf), torch.log(1 - s(lf)).mean())  # the article's min_G
-    torch.testing.assert_close(generator_loss("non_saturating", lf), -torch.log(s(lf)).mean())
+    torch.testing.assert_close(losses.discriminator_loss("minimax", lr, lf), d)
+    torch.testing.assert_close(losses.discriminator_loss("non_saturating", lr, lf), d)
+    torch.testing.assert_close(losses.generator_loss("minimax", lf), torch.log(1 - s(lf)).mean())  # the article's min_G
+    torch.testing.assert_close(losses.generator_loss("non_saturating", lf), -torch.log(s(lf)).mean())
     smooth = -(0.9 * torch.log(s(lr)) + 0.1 * torch.log(1 - s(lr))).mean() - torch.log(1 - s(lf)).mean()
-    torch.testing.assert_close(discriminator_loss("non_saturating", lr, lf, label_smoothing=0.1), smooth)
-    torch.testing.assert_close(discriminator_loss("hinge", lr, lf), (torch.relu(1 - lr) + torch.relu(1 + lf)).mean())
-    torch.testing.assert_close(generator_loss("hinge", lf), -lf.mean())
+    torch.testing.assert_close(losses.discriminator_loss("non_saturating", lr, lf, label_smoothing=0.1), smooth)
     torch.testing.assert_close(
-        discriminator_loss("least_squares", lr, lf), 0.5 * ((lr - 1) ** 2).mean() + 0.5 * (lf**2).mean()
+        losses.discriminator_loss("hinge", lr, lf), (torch.relu(1 - lr) + torch.relu(1 + lf)).mean()
     )
-    torch.testing.assert_close(generator_loss("least_squares", lf), 0.5 * ((lf - 1) ** 2).mean())
+    torch.testing.assert_close(losses.generator_loss("hinge", lf), -lf.mean())
+    torch.testing.assert_close(
+        losses.discriminator_loss("least_squares", lr, lf), 0.5 * ((lr - 1) ** 2).mean() + 0.5 * (lf**2).mean()
+    )
+    torch.testing.assert_close(losses.generator_loss("least_squares", lf), 0.5 * ((lf - 1) ** 2).mean())
     with pytest.raises(ValueError, match="loss='wasserstein'"):
-        generator_loss("wasserstein", lf)
+        losses.generator_loss("wasserstein", lf)
 
 
 def test_feature_matching_r1_ema_and_historical_average():
     fr, ff = torch.randn(8, 5), torch.randn(8, 5, requires_grad=True)
-    fm = feature_matching_loss(fr, ff)
+    fm = losses.feature_matching_loss(fr, ff)
     torch.testing.assert_close(fm, ((fr.mean(0) - ff.mean(0)) ** 2).sum())
     fm.backward()
     assert ff.grad is not None
     x = torch.randn(4, 3, requires_grad=True)
     w = torch.tensor([1.0, 2.0, -2.0])
-    torch.testing.assert_close(r1_penalty(x @ w, x), torch.tensor(9.0))  # ||grad_x (x.w)||^2 = ||w||^2
+    torch.testing.assert_close(losses.r1_penalty(x @ w, x), torch.tensor(9.0))  # ||grad_x (x.w)||^2 = ||w||^2
     a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     before = a.weight.detach().clone()
-    ema_update(a, b, 0.9)
+    losses.ema_update(a, b, 0.9)
     torch.testing.assert_close(a.weight, 0.9 * before + 0.1 * b.weight)
     p = torch.nn.Parameter(torch.zeros(3))
-    hist = HistoricalAverage([p], weight=0.5)
+    hist = losses.HistoricalAverage([p], weight=0.5)
     values = [torch.zeros(3)]
     for v in (1.0, 2.0, 6.0):
         with torch.no_grad():
@@ -187,7 +192,7 @@ def gan_baseline(tmp_path_factory):
     ],
 )
 def test_gan_options_train(tmp_path, options, expect, gan_baseline):
-    args = GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=4, **TINY_GAN, **options))
+    args = GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=4, **tiny_model("gan", **options)))
     torch.manual_seed(0)
     model = train_gan(args)
     rows = [json.loads(line) for line in (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()]
@@ -215,7 +220,7 @@ def test_gan_options_train(tmp_path, options, expect, gan_baseline):
     ],
 )
 def test_vae_options_train(tmp_path, options, keys):
-    args = VAETrainingArguments(**tiny_train_kwargs(tmp_path, **TINY_VAE, **options))
+    args = VAETrainingArguments(**tiny_train_kwargs(tmp_path, **tiny_model("vae", **options)))
     model = train_vae(args)
     rows = [json.loads(line) for line in (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()]
     for key in keys:
@@ -417,38 +422,23 @@ def test_multiprocess_ranks_end_identical(tmp_path):
 
 
 def test_bad_dataset_inputs(tmp_path, run_cli):
-    proc = run_cli("train", "gan", "--dataset", str(tmp_path / "nope"), "--output-dir", str(tmp_path / "o"))
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
-    proc = run_cli(
-        "train",
-        "gan",
-        "--dataset",
-        MNIST,
-        "--image-column",
-        "img",
-        "--output-dir",
-        str(tmp_path / "o"),
-        "--max-samples",
-        "64",
-    )
-    assert proc.returncode == 2 and "no image column 'img'" in proc.stderr and "['image', 'label']" in proc.stderr
-    proc = run_cli("train", "vae", "--dataset", MNIST, "--split", "validation", "--output-dir", str(tmp_path / "o"))
-    assert proc.returncode == 2 and "validation" in proc.stderr
-    proc = run_cli("train", "gan", "--dataset", MNIST, "--max-samples", "0", "--output-dir", str(tmp_path / "o"))
-    assert proc.returncode == 2 and "is empty" in proc.stderr
-    proc = run_cli(
-        "train",
-        "gan",
-        "--dataset",
-        MNIST,
-        "--image-size",
-        "30",
-        "--max-samples",
-        "64",
-        "--output-dir",
-        str(tmp_path / "o"),
-    )
-    assert proc.returncode == 2 and "image_size=30" in proc.stderr
+    def train(family, *flags, dataset=MNIST):
+        return run_cli("train", family, "--dataset", dataset, "--output-dir", tmp_path / "o", *flags)
+
+    for family, flags, dataset, needles in (
+        ("gan", (), tmp_path / "nope", ("does not exist",)),
+        (
+            "gan",
+            ("--image-column", "img", "--max-samples", "64"),
+            MNIST,
+            ("no image column 'img'", "['image', 'label']"),
+        ),
+        ("vae", ("--split", "validation"), MNIST, ("validation",)),
+        ("gan", ("--max-samples", "0"), MNIST, ("is empty",)),
+        ("gan", ("--image-size", "30", "--max-samples", "64"), MNIST, ("image_size=30",)),
+    ):
+        proc = train(family, *flags, dataset=dataset)
+        assert proc.returncode == 2 and all(needle in proc.stderr for needle in needles), (flags, proc.stderr)
     (tmp_path / "not_ckpt").mkdir()
     proc = run_cli(*tiny_cli_flags(tmp_path / "o", extra=["--resume-from", str(tmp_path / "not_ckpt")]))
     assert proc.returncode == 2 and "is not a checkpoint" in proc.stderr
@@ -577,3 +567,73 @@ def test_colour_residual_gan_with_diffaugment_resumes_exactly(tmp_path):
     assert full.config.num_classes == 9 and full.config.num_channels == 3
     images = full.generate(9, class_labels=list(range(9))).sample
     assert images.shape == (9, 3, 32, 32) and torch.isfinite(images).all()
+
+
+def test_a_finished_run_is_not_overwritten_without_a_word(tmp_path):
+    """A run whose checkpoints/ was deleted still holds its model: training into it again is refused (it used to
+    overwrite model.safetensors silently) unless --overwrite-output-dir, which replaces it."""
+    import shutil
+
+    train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=2, **TINY_GAN)))
+    shutil.rmtree(tmp_path / "checkpoints")
+    before = (tmp_path / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match=r"already holds a trained model \(config.json, model.safetensors\)"):
+        train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=2, seed=1, **TINY_GAN)))
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    (tmp_path / "eval_results.json").write_text("{}")  # the old model's evaluation: gone with it
+    train_gan(
+        GANTrainingArguments(**tiny_train_kwargs(tmp_path, max_steps=2, seed=1, overwrite_output_dir=True, **TINY_GAN))
+    )
+    assert (tmp_path / "model.safetensors").read_bytes() != before and not (tmp_path / "eval_results.json").exists()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.md").write_text("a folder without a model is no finished run")
+    train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "notes", max_steps=1, **TINY_GAN)))
+
+
+def test_a_model_over_the_size_budget_is_refused_before_any_data(tmp_path, run_cli, monkeypatch):
+    """`train gan --image-size 4096 --generator-channels 100000` used to allocate 8.8 GB and end in a traceback: the
+    flags' model is sized on the meta device against the budgets loading uses (HF_DGM_MAX_*), in one line."""
+    out = tmp_path / "run"
+    proc = run_cli(
+        "train", "gan", "--image-size", "4096", "--generator-channels", "100000", "--dataset", tmp_path / "nowhere",
+        "--output-dir", out, "--report-to", "none",
+    )  # fmt: skip
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "parameters" in proc.stderr and "HF_DGM_MAX_PARAMETERS" in proc.stderr and not out.exists()
+    monkeypatch.setattr("hf_dgm.modeling_utils.MAX_ACTIVATIONS", 10_000)  # HF_DGM_MAX_ACTIVATIONS=10000
+    proc = run_cli("train", "vae", "--dataset", tmp_path / "nowhere", "--output-dir", out, "--report-to", "none")
+    assert proc.returncode == 2 and "HF_DGM_MAX_ACTIVATIONS" in proc.stderr and not out.exists(), proc.stderr
+
+
+def test_lr_schedule_is_diffusers_and_resumes_exactly(tmp_path):
+    """--lr-schedule cosine with --warmup-steps: diffusers' get_scheduler (linear warm-up from 0, then a half
+    cosine to 0 at --max-steps), and a run resumed from a mid-run checkpoint ends bit-identical."""
+    import math
+    import shutil
+
+    kw = dict(**TINY_VAE, lr_schedule="cosine", warmup_steps=2, log_every=1, max_steps=6, checkpoint_every=3)
+    full = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "full", **kw)))
+    rows = [json.loads(line) for line in (tmp_path / "full" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    expected = [1e-3 * (s / 2 if s < 2 else 0.5 * (1 + math.cos(math.pi * (s - 2) / 4))) for s in range(1, 7)]
+    assert [r["lr_vae"] for r in rows] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    (tmp_path / "part" / "checkpoints").mkdir(parents=True)
+    name = "checkpoint-00000003"
+    shutil.copytree(tmp_path / "full" / "checkpoints" / name, tmp_path / "part" / "checkpoints" / name)
+    resumed = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "part", resume_from="latest", **kw)))
+    a, b = full.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_flag_of_another_architecture_is_refused(tmp_path, run_cli):
+    """--generator-hidden-dims (an mlp width) with dcgan, --base-channels (conv) with mlp: one line, not ignored."""
+    proc = run_cli("train", "gan", "--output-dir", str(tmp_path / "o"), "--generator-hidden-dims", "32", "32")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "--generator-hidden-dims applies to --architecture mlp, not 'dcgan'" in proc.stderr
+    with pytest.raises(ValueError, match="--base-channels applies to --architecture conv or resnet, not 'mlp'"):
+        VAETrainingArguments(output_dir=str(tmp_path / "o"), architecture="mlp", base_channels=8).validate()
+    with pytest.raises(ValueError, match="--activation applies to --architecture mlp, not 'resnet'"):
+        GANTrainingArguments(output_dir=str(tmp_path / "o"), architecture="resnet", activation="tanh").validate()
+    with pytest.raises(ValueError, match="--num-mixtures applies to --likelihood logistic_mixture, not 'bernoulli'"):
+        VAETrainingArguments(output_dir=str(tmp_path / "o"), num_mixtures=3).validate()  # likelihoods likewise
+    GANTrainingArguments(output_dir=str(tmp_path / "o"), **tiny_model("gan", architecture="mlp")).validate()
+    assert not (tmp_path / "o").exists()

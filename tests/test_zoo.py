@@ -1,5 +1,6 @@
 """The shipped zoo: Hub-repo-shaped folders (config, weights, card, results; no code), at most 100 MB of weights."""
 
+import functools
 import json
 import shlex
 from pathlib import Path
@@ -149,3 +150,141 @@ def test_gpu_zoo_smoke(tmp_path):
     assert results and all("classifier-feature FID" in row for row in results.values())
     with tarfile.open(tmp_path / "out" / "gan-r1.tar") as tar:
         assert "gan-r1/model.safetensors" in tar.getnames()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Every shipped model through every door: the same seed gives the same pixels whichever way a user samples it.
+# A door is one entry of DOORS: a function (folder, request) -> uint8 images (NUM_IMAGES, H, W, C) drawn with SEED
+# and, for conditional models, the labels 0, 1, 2, ... in turn (hf-dgm sample's default); `request` is pytest's, for
+# the fixtures a door needs (request.getfixturevalue).
+# ----------------------------------------------------------------------------------------------------------------------
+
+GENERATORS = [n for n in SHIPPED if n != "mnist-classifier"]
+NUM_IMAGES, SEED = 4, 5
+
+
+def _labels(folder):
+    num_classes = json.loads((folder / "config.json").read_text()).get("num_classes")
+    return [i % num_classes for i in range(NUM_IMAGES)] if num_classes else None
+
+
+def _cli_door(folder, request):
+    """`hf-dgm sample` (the fast path, without transformers), its one-row grid cut back into images."""
+    import numpy as np
+    from PIL import Image
+
+    out = request.getfixturevalue("tmp_path") / "cli.png"
+    run_cli = request.getfixturevalue("run_cli")
+    proc = run_cli(
+        "sample", "--model", folder, "--num-images", NUM_IMAGES, "--nrow", NUM_IMAGES, "--seed", SEED, "--out", out
+    )
+    assert proc.returncode == 0, proc.stderr
+    grid = np.asarray(Image.open(out))
+    grid = grid[..., None] if grid.ndim == 2 else grid
+    size = grid.shape[0] - 4  # one row: 2 px of padding above and below
+    return np.stack([grid[2 : 2 + size, 2 + i * (size + 2) : 2 + i * (size + 2) + size] for i in range(NUM_IMAGES)])
+
+
+def _pipeline_door(folder, request):
+    """The family's diffusers pipeline, loaded from the model folder."""
+    import torch
+
+    from hf_dgm.families import family_of_folder
+    from hf_dgm.image_processing import to_uint8
+
+    pipe = family_of_folder(folder).pipeline_class.from_pretrained(folder)
+    generator = torch.Generator().manual_seed(SEED)
+    images = pipe(batch_size=NUM_IMAGES, generator=generator, class_labels=_labels(folder), output_type="pt").images
+    return to_uint8(images)
+
+
+REMOTE_CODE_SAMPLER = """import sys
+sys.modules["hf_dgm"] = None  # as where hf-dgm is not installed
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModel
+for name, labels in {jobs!r}:
+    model = AutoModel.from_pretrained(name, trust_remote_code=True)
+    sample = model.generate({n}, generator=torch.Generator().manual_seed({seed}), class_labels=labels).sample
+    if model.config.model_type == "hf_dgm_gan":  # G draws in [-1, 1]; the pipelines map it to [0, 1]
+        sample = ((sample + 1) / 2).clamp(0, 1)
+    save_file({{"images": sample.contiguous()}}, name + ".safetensors")
+"""
+
+
+@pytest.fixture(scope="module")
+def remote_code_samples(tmp_path_factory):
+    """Every zoo model exported (`hf-dgm export`: the code for trust_remote_code) and sampled with transformers'
+    AutoModel in one process where hf_dgm can't be imported: {name: float images (N, C, H, W) in [0, 1]}."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from hf_dgm.remote_code import export_code
+
+    root = tmp_path_factory.mktemp("exported")
+    for name in GENERATORS:
+        (root / name).mkdir()
+        (root / name / "config.json").write_bytes((zoo_dir() / name / "config.json").read_bytes())
+        (root / name / "model.safetensors").symlink_to(zoo_dir() / name / "model.safetensors")
+        export_code(root / name)
+    jobs = [(name, _labels(zoo_dir() / name)) for name in GENERATORS]
+    code = REMOTE_CODE_SAMPLER.format(jobs=jobs, n=NUM_IMAGES, seed=SEED)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {name: load_file(root / f"{name}.safetensors")["images"] for name in GENERATORS}
+
+
+def _remote_code_door(folder, request):
+    """The folder exported and loaded with trust_remote_code=True without hf-dgm (see remote_code_samples)."""
+    from hf_dgm.image_processing import to_uint8
+
+    return to_uint8(request.getfixturevalue("remote_code_samples")[folder.name])
+
+
+def _app_door(folder, request):
+    """The demo app's Generate (its API, through gradio_client), the folder typed as a local model: its 1x grid (2x2
+    cells, 2 px of padding) cut back into images. Spread 1.0 is a VAE's prior temperature; 3.0 is no truncation."""
+    import numpy as np
+    from gradio_client import Client
+    from PIL import Image
+
+    from hf_dgm.families import family_of_folder
+
+    spread = 1.0 if family_of_folder(folder).name == "vae" else 3.0
+    client = Client(request.getfixturevalue("app_url"), verbose=False)
+    _, grid = client.predict("", str(folder), SEED, NUM_IMAGES, "all", spread, api_name="/generate")
+    grid = np.asarray(Image.open(grid))
+    grid = grid[..., None] if grid.ndim == 2 else grid
+    size = (grid.shape[0] - 2) // 2 - 2
+    cells = [(2 + r * (size + 2), 2 + c * (size + 2)) for r in range(2) for c in range(2)]
+    return np.stack([grid[y : y + size, x : x + size] for y, x in cells])
+
+
+DOORS = {
+    "hf-dgm sample": _cli_door,
+    "pipeline": _pipeline_door,
+    "trust_remote_code": _remote_code_door,
+    "the app's Generate": _app_door,
+}
+
+
+@functools.cache
+def _reference(name):
+    """The package's own sampling (hf_dgm.sampling.sample_images), which every door must match."""
+    from hf_dgm.sampling import load_sampling_network, sample_images
+
+    cfg, family, net = load_sampling_network(zoo_dir() / name)
+    return sample_images(cfg, family, net, NUM_IMAGES, seed=SEED, class_labels=_labels(zoo_dir() / name))
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+@pytest.mark.parametrize("name", GENERATORS)
+def test_every_zoo_model_through_every_door(name, door, request):
+    import numpy as np
+
+    expected = _reference(name)
+    assert expected.shape[0] == NUM_IMAGES and expected.std() > 0  # images, not a constant
+    images = DOORS[door](zoo_dir() / name, request)
+    np.testing.assert_array_equal(images, expected, err_msg=f"{name} through {door}")

@@ -78,9 +78,12 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     validate_fields = staticmethod(validate_gan_config)
 
     def __post_init__(self, **kwargs):
-        if self.spectral_norm is None:  # saved configs hold the resolved value
-            self.spectral_norm = self.architecture == "resnet"
+        if self.spectral_norm is None and self.architecture in ARCHITECTURES:  # saved configs hold the resolved value
+            self.spectral_norm = ARCHITECTURES[self.architecture].spectral_norm
         super().__post_init__(**kwargs)
 
+    # the registry a field picks from; an entry's `fields` are the other fields it reads (a flag for another entry is
+    # refused by `hf-dgm train`)
+    field_registries = {"architecture": ARCHITECTURES}
     # the values a field accepts, from the registries (the command line offers them as choices)
     field_choices = {"architecture": tuple(ARCHITECTURES), "activation": tuple(ACTIVATIONS)}

@@ -351,13 +351,25 @@ class GANArchitecture:
     discriminator: Callable[..., nn.Module]
     validate: Callable[..., None]  # checks the architecture's own config fields
     init_weights: Callable[[nn.Module], None]  # applied to every submodule by GANModel._init_weights
+    fields: tuple[str, ...] = ()  # the config fields it reads that not every architecture reads
+    spectral_norm: bool = False  # the default of config.spectral_norm (unset)
+    loss: str = "non_saturating"  # the adversarial loss `hf-dgm train gan` uses unless --loss is given
 
 
+_CONV_FIELDS = ("generator_channels", "discriminator_channels")
 ARCHITECTURES = {
-    "mlp": GANArchitecture(MLPGenerator, MLPDiscriminator, _validate_mlp, pytorch_default_init),
-    "dcgan": GANArchitecture(DCGANGenerator, DCGANDiscriminator, _validate_convolutional, dcgan_init),
-    "resnet": GANArchitecture(ResNetGenerator, ResNetDiscriminator, _validate_convolutional, resnet_init),
-}
+    "mlp": GANArchitecture(
+        MLPGenerator, MLPDiscriminator, _validate_mlp, pytorch_default_init,
+        fields=("generator_hidden_dims", "discriminator_hidden_dims", "activation", "class_embed_dim"),
+    ),
+    "dcgan": GANArchitecture(
+        DCGANGenerator, DCGANDiscriminator, _validate_convolutional, dcgan_init, fields=(*_CONV_FIELDS, "class_embed_dim")
+    ),
+    "resnet": GANArchitecture(  # SNGAN: spectral norm and the hinge loss
+        ResNetGenerator, ResNetDiscriminator, _validate_convolutional, resnet_init, fields=_CONV_FIELDS,
+        spectral_norm=True, loss="hinge",
+    ),
+}  # fmt: skip
 
 
 def validate_gan_config(cfg) -> None:

@@ -15,6 +15,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..data import MNIST_ID, check_holdout_fraction
+from ..help_formatter import HelpFormatter
 
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -53,7 +54,7 @@ class TrainingArguments:
         "skip", "an undecodable image: skip it (and count it) or stop with its index", "data", ("skip", "error")
     )
     streaming: bool | None = arg(
-        None, "stream the split instead of decoding it into memory (default: when it exceeds --max-memory-gb)", "data"
+        None, "stream the split instead of decoding it into memory; none: when it exceeds --max-memory-gb", "data"
     )
     max_memory_gb: float = arg(8.0, "the decoded split's size above which it is streamed", "data")
     batch_size: int = arg(128, "images per step (per process)", "schedule")
@@ -86,8 +87,9 @@ class TrainingArguments:
         ("stop", "skip"),
     )  # fmt: skip
     overwrite_output_dir: bool = arg(
-        False, "start afresh in a folder that holds another run's checkpoints", "checkpoints"
-    )
+        False, "start afresh in a folder that holds another run's checkpoints or trained model (they are replaced)",
+        "checkpoints",
+    )  # fmt: skip
     push_to_hub: bool = arg(
         False, "push the final model to --hub-model-id (token: HF_TOKEN or the login cache)", "sharing"
     )
@@ -123,6 +125,8 @@ class TrainingArguments:
         check_holdout_fraction(self.holdout_fraction, "--holdout-fraction")
         if self.warmup_steps < 0 or self.keep_checkpoints < 0:
             raise ValueError("--warmup-steps and --keep-checkpoints must be >= 0.")
+        if self.init_from is None:
+            check_model_flags_apply(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,7 +138,8 @@ class TrainingArguments:
 
 
 def config_field_docs(config_class) -> dict[str, str]:
-    """The first sentence of each argument's description in a config's docstring (its ``Args:`` block)."""
+    """Each argument's description in a config's docstring (its ``Args:`` block): the first sentence, or all of it for
+    an optional field (the rest says what unset means)."""
     docs, name = {}, None
     for line in inspect.getdoc(config_class).split("Args:", 1)[-1].splitlines():
         match = re.match(r"^    (\w+) \(`", line)
@@ -143,7 +148,8 @@ def config_field_docs(config_class) -> dict[str, str]:
             docs[name] = ""
         elif name and line.startswith("        "):
             docs[name] = f"{docs[name]} {line.strip()}".strip()
-    return {k: v.split(". ")[0].rstrip(".") for k, v in docs.items()}
+    optional = {f.name for f in fields(config_class) if f.default is None}
+    return {k: v.rstrip(".") if k in optional else v.split(". ")[0].rstrip(".") for k, v in docs.items()}
 
 
 def model_field_names(config_class, exclude=()) -> list[str]:
@@ -166,9 +172,28 @@ def with_model_fields(config_class, exclude=()):
             setattr(cls, name, arg(default, docs.get(name, ""), "model", choices.get(name)))
         cls.__annotations__ = {**annotations, **inspect.get_annotations(cls)}
         cls.model_fields = tuple(annotations)
+        cls.model_config_class = config_class
         return cls
 
     return decorate
+
+
+def check_model_flags_apply(args) -> None:
+    """Refuse a model flag set away from its default that the chosen entry of a registry does not read (for example
+    --generator-hidden-dims, an `mlp` width, with --architecture dcgan): it would be accepted and ignored."""
+    registries = getattr(getattr(args, "model_config_class", None), "field_registries", {})
+    defaults = {f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(args)}
+    for selector, registry in registries.items():
+        chosen = registry.get(getattr(args, selector))
+        if chosen is None:
+            continue  # an unknown choice: the choices check names it
+        for name in dict.fromkeys(name for entry in registry.values() for name in entry.fields):
+            if name not in chosen.fields and getattr(args, name) != defaults[name]:
+                readers = [key for key, entry in registry.items() if name in entry.fields]
+                raise ValueError(
+                    f"--{name.replace('_', '-')} applies to --{selector.replace('_', '-')} {' or '.join(readers)}, "
+                    f"not {getattr(args, selector)!r}: drop it, or choose one of those."
+                )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -176,7 +201,7 @@ def with_model_fields(config_class, exclude=()):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
     pass
 
 

@@ -5,7 +5,6 @@ with its card and push (`publishing.py`). `gan.py` and `vae.py` add the model, t
 
 import json
 import logging
-import math
 import shutil
 import time
 from pathlib import Path
@@ -23,25 +22,25 @@ from .checkpointing import (
     training_state,
 )
 from .data_feed import TrainingData
-from .publishing import publish_run, training_args_record
+from .publishing import publish_run, push_or_record, training_args_record, unpushed_summary
 
 logger = logging.getLogger("hf_dgm.training")
+
+# what a finished run leaves in its output folder (publishing.publish_run, evaluate --write): removed when
+# --overwrite-output-dir starts afresh in a folder that holds a model
+MODEL_FOLDER_FILES = ("config.json", "model.safetensors", "samples.png", "eval_results.json", "README.md")
 
 
 class NonFiniteLossError(RuntimeError):
     pass
 
 
-def lr_lambda(schedule: str, warmup_steps: int, max_steps: int):
-    def fn(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
-        return 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
+def build_scheduler(optimizer, args):
+    """--lr-schedule after --warmup-steps of linear warm-up from 0, as diffusers' (and transformers') schedules."""
+    from diffusers.optimization import get_scheduler
 
-    return fn
+    name = "constant_with_warmup" if args.lr_schedule == "constant" and args.warmup_steps else args.lr_schedule
+    return get_scheduler(name, optimizer, num_warmup_steps=args.warmup_steps, num_training_steps=args.max_steps)
 
 
 def build_accelerator(args, output_dir: Path):
@@ -72,7 +71,9 @@ class BaseTrainer:
         self.args = args
         self.given_model = model
         self.output_dir = Path(args.output_dir)
+        self.check_model_size()
         self.prepare_output_dir()
+        self.uploads = []  # the run's pushes to the Hub (publishing.push_or_record): the summary names failures
         self.accelerator = build_accelerator(args, self.output_dir)
         self.device = self.accelerator.device
         self.is_main = self.accelerator.is_main_process
@@ -94,26 +95,50 @@ class BaseTrainer:
             self.model.to(memory_format=torch.channels_last)
         self.model.train()
         self.setup_optimizers()
-        self.schedulers = {
-            name: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.lr_schedule, args.warmup_steps, args.max_steps))
-            for name, opt in self.optimizers.items()
-        }
+        self.schedulers = {name: build_scheduler(opt, args) for name, opt in self.optimizers.items()}
         self.fixed = self.fixed_sample_inputs()
         if args.resume_from:
             self.resume(resolve_resume_path(args.resume_from, self.output_dir))
         self.metrics_path = self.output_dir / "logs" / "metrics.jsonl"
 
+    def check_model_size(self):
+        """Refuse, before any data is read or weight allocated, a model of these flags larger than the budgets loading
+        applies (HF_DGM_MAX_PARAMETERS, HF_DGM_MAX_ACTIVATIONS: see modeling_utils). --init-from's model is checked
+        by from_pretrained; a given model exists already."""
+        if self.given_model is not None or self.args.init_from:
+            return
+        from ..families import family_of
+        from ..modeling_utils import check_model_footprint
+
+        config = self.args.model_config(2 if self.args.conditional else None)  # the class count only adds a table
+        with torch.device("meta"):
+            meta_model = family_of(config.model_type).model_class(config)
+        check_model_footprint(meta_model, config, "The model of these flags")
+
     def prepare_output_dir(self):
-        """Refuse to mix two runs' checkpoints in one folder, unless told to start afresh there."""
-        if self.args.resume_from or not list_checkpoints(self.output_dir):
+        """Refuse to mix two runs in one folder (another run's checkpoints, or a finished run's model), unless told to
+        start afresh there: then the old run's checkpoints, metrics and model folder files are removed first (its
+        card and evaluation would otherwise describe the new weights)."""
+        if self.args.resume_from:
+            return
+        has_checkpoints = bool(list_checkpoints(self.output_dir))
+        has_model = any((self.output_dir / name).is_file() for name in ("config.json", "model.safetensors"))
+        if not (has_checkpoints or has_model):
             return
         if not self.args.overwrite_output_dir:
+            what, how = (
+                ("checkpoints of another run", "pass --resume-from latest to continue it, ")
+                if has_checkpoints
+                else ("a trained model (config.json, model.safetensors)", "")
+            )
             raise ValueError(
-                f"{str(self.output_dir)!r} already holds checkpoints of another run: pass --resume-from latest to "
-                "continue it, --overwrite-output-dir to start afresh there, or another --output-dir."
+                f"{str(self.output_dir)!r} already holds {what}: {how}pass --overwrite-output-dir to start afresh "
+                "there (it is then replaced), or another --output-dir."
             )
         shutil.rmtree(self.output_dir / "checkpoints", ignore_errors=True)
         (self.output_dir / "logs" / "metrics.jsonl").unlink(missing_ok=True)
+        for name in MODEL_FOLDER_FILES if has_model else ():
+            (self.output_dir / name).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------------------------------- hooks
     def build_model(self):
@@ -243,6 +268,9 @@ class BaseTrainer:
         bar.close()
         self.save_final()
         self.accelerator.end_training()
+        summary = unpushed_summary(self) if self.is_main else None
+        if summary:
+            logger.warning(summary)
         return self.model
 
     def run_steps(self, num_steps: int, bar=None):
@@ -320,14 +348,8 @@ class BaseTrainer:
             path = save_checkpoint(self.output_dir, self.step, self.model, tensors, meta, self.args.keep_checkpoints)
             logger.info("saved checkpoint %s", path)
             if self.args.hub_checkpoint_branch:
-                from ..hub import push_model_folder
-
-                push_model_folder(
-                    path / "model",
-                    self.args.hub_model_id,
-                    private=self.args.hub_private,
-                    revision=self.args.hub_checkpoint_branch,
-                    commit_message=f"Checkpoint at step {self.step}",
+                push_or_record(
+                    self, path / "model", f"the checkpoint of step {self.step}", self.args.hub_checkpoint_branch
                 )
         self.accelerator.wait_for_everyone()
 

@@ -12,6 +12,7 @@ import torch
 
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel
+from ..gan.networks_gan import ARCHITECTURES
 from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
 from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
@@ -34,7 +35,9 @@ class GANTrainingArguments(TrainingArguments):
 
     loss: str | None = arg(
         None,
-        "adversarial loss (see hf_dgm/training/losses.py); none: hinge for resnet (SNGAN), non_saturating otherwise",
+        "adversarial loss (see hf_dgm/training/losses.py); none: the architecture's ("
+        + ", ".join(f"{name}: {entry.loss}" for name, entry in ARCHITECTURES.items())
+        + ")",
         "objective",
         GAN_LOSSES,
     )
@@ -58,8 +61,8 @@ class GANTrainingArguments(TrainingArguments):
     )  # fmt: skip
 
     def validate(self):
-        if self.loss is None:  # the architecture's default, recorded resolved in training_args.json
-            self.loss = "hinge" if self.architecture == "resnet" else "non_saturating"
+        if self.loss is None and self.architecture in ARCHITECTURES:  # recorded resolved in training_args.json
+            self.loss = ARCHITECTURES[self.architecture].loss
         super().validate()
         parse_policy(self.diffaugment)
         if not 0.0 <= self.ema_decay < 1.0:

@@ -1,8 +1,15 @@
 """The end of a run: the final model folder (config, weights, training record, sample grid, card) and, when asked,
-its push to the Hub. Runs on the main process only."""
+its push to the Hub. Runs on the main process only.
+
+An upload never costs a run its output: a failed push (the final model, or a checkpoint to
+--hub-checkpoint-branch) is logged in one line and the run goes on; the summary at the end names what was not
+uploaded and the ``hf-dgm push`` command that uploads it."""
 
 import logging
 import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
 
 from ..file_utils import write_json_atomic
 from ..image_processing import make_grid, save_image_atomic, to_uint8
@@ -46,15 +53,80 @@ def publish_run(trainer) -> None:
 
     write_model_card(output_dir, repo_id=args.hub_model_id)
     if args.push_to_hub:
-        from ..hub import push_model_folder
+        push_or_record(trainer, output_dir, "the final model", None, f"Trained with hf-dgm for {trainer.step} steps")
 
+
+@dataclass(frozen=True)
+class Upload:
+    """One push of the run: what, from which folder, to which branch (None: main), at which step, and whether it
+    went through."""
+
+    what: str  # "the final model", "the checkpoint of step 500"
+    folder: Path
+    revision: str | None
+    step: int
+    ok: bool
+
+
+def push_or_record(trainer, folder: Path, what: str, revision: str | None, commit_message: str | None = None) -> bool:
+    """Push a model folder to --hub-model-id (on `revision`) and record the attempt in ``trainer.uploads``. Any failure
+    (network, server, permissions) is logged in one line and returns False: the run and its files come first."""
+    from ..hub import push_model_folder
+
+    args = trainer.args
+    try:
         commit = push_model_folder(
-            output_dir,
+            folder,
             args.hub_model_id,
             private=args.hub_private,
-            commit_message=f"Trained with hf-dgm for {trainer.step} steps",
+            revision=revision,
+            commit_message=commit_message or f"{what[0].upper()}{what[1:]}",
         )
-        logger.info("pushed %s to %s", output_dir, commit.commit_url)
+    except Exception as err:  # whatever the upload raised: never the run's end
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else "no message"
+        logger.warning(
+            "could not push %s to %s (%s: %s); it stays in %s",
+            what, _target(args.hub_model_id, revision), type(err).__name__, reason, folder,
+        )  # fmt: skip
+        trainer.uploads.append(Upload(what, Path(folder), revision, trainer.step, ok=False))
+        return False
+    logger.info("pushed %s to %s", folder, commit.commit_url)
+    trainer.uploads.append(Upload(what, Path(folder), revision, trainer.step, ok=True))
+    return True
+
+
+def _target(repo_id: str, revision: str | None) -> str:
+    return f"{repo_id} (branch {revision!r})" if revision else repo_id
+
+
+def push_command(trainer, upload: Upload) -> str:
+    args = trainer.args
+    command = ["hf-dgm", "push", str(upload.folder), "--repo-id", args.hub_model_id]
+    command += ["--private"] if args.hub_private else []
+    command += ["--revision", upload.revision] if upload.revision else []
+    return shlex.join(command)
+
+
+def unpushed_summary(trainer) -> str | None:
+    """None when every push went through; else what was not uploaded, each with the ``hf-dgm push`` command that
+    uploads it, or why none is needed (a later push to the same branch supersedes it) or possible (pruned)."""
+    failed = [upload for upload in trainer.uploads if not upload.ok]
+    if not failed:
+        return None
+    lines = [f"{len(failed)} of {len(trainer.uploads)} pushes to the Hub failed; the run's files are on disk:"]
+    for upload in failed:
+        later = [u for u in trainer.uploads if u.revision == upload.revision and u.step > upload.step]
+        if later:
+            status = "was uploaded" if later[-1].ok else "was not uploaded either, see below"
+            action = f"superseded by {later[-1].what}, which {status}"
+        elif not (upload.folder / "model.safetensors").is_file():
+            action = "its folder was since pruned (--keep-checkpoints)"
+        else:
+            action = f"upload it with: {push_command(trainer, upload)}"
+        lines.append(
+            f"  {upload.what} was not uploaded to {_target(trainer.args.hub_model_id, upload.revision)}: {action}"
+        )
+    return "\n".join(lines)
 
 
 def hardware_description(device) -> str:

@@ -20,7 +20,7 @@ from torch import nn
 from ..modeling_utils import randn
 from ..vae.configuration_vae import VAEConfig
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
-from ..vae.networks_vae import EIGHT_BIT_LIKELIHOODS, bits_per_dim
+from ..vae.networks_vae import LIKELIHOODS, bits_per_dim
 from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
 from .base import BaseTrainer, grad_norm
 
@@ -41,9 +41,12 @@ class VAETrainingArguments(TrainingArguments):
     )
     iwae_samples: int = arg(1, "importance samples k: k > 1 trains on the IWAE bound (Burda et al.)", "objective")
     binarize: str = arg(
-        "auto", "binarize images: auto (dynamically for the Bernoulli likelihood), dynamic, none", "objective",
+        "auto",
+        "binarize images: auto (dynamically for a likelihood of binary images: "
+        f"{', '.join(name for name, entry in LIKELIHOODS.items() if entry.binary)}), dynamic, none",
+        "objective",
         ("auto", "dynamic", "none"),
-    )  # fmt: skip
+    )
 
     def validate(self):
         super().validate()
@@ -56,8 +59,9 @@ class VAETrainingArguments(TrainingArguments):
                 "--iwae-samples > 1 optimises the IWAE bound: it does not combine with --beta, "
                 "--free-bits or --kl-warmup-steps."
             )
-        if self.binarize == "dynamic" and self.likelihood != "bernoulli":
-            raise ValueError("--binarize dynamic is meant for the Bernoulli likelihood.")
+        if self.binarize == "dynamic" and not LIKELIHOODS[self.likelihood].binary:
+            binary = " or ".join(name for name, entry in LIKELIHOODS.items() if entry.binary)
+            raise ValueError(f"--binarize dynamic is meant for a likelihood of binary images ({binary}).")
         if self.init_from is None:
             self.model_config(10 if self.conditional else None)  # fail on bad model flags before decoding any data
 
@@ -84,7 +88,7 @@ class VAEObjective(nn.Module):
             kl = kl_per_dim.sum()
             kl_term = kl_per_dim.clamp(min=free_bits).sum() if free_bits else kl
             out = {"loss": rec + beta * kl_term, "reconstruction_loss": rec, "kl_loss": kl, "elbo": -(rec + kl)}
-            if vae.config.likelihood in EIGHT_BIT_LIKELIHOODS:  # exact for 8-bit data: the bound in bits/dim
+            if LIKELIHOODS[vae.config.likelihood].eight_bit:  # exact for 8-bit data: the bound in bits/dim
                 out["bits_per_dim"] = bits_per_dim(rec + kl, vae.config)
             return out
         k, b = iwae_samples, x.shape[0]
@@ -120,7 +124,7 @@ class VAETrainer(BaseTrainer):
         binarize = (
             a.binarize
             if a.binarize != "auto"
-            else ("dynamic" if self.model.config.likelihood == "bernoulli" else "none")
+            else ("dynamic" if LIKELIHOODS[self.model.config.likelihood].binary else "none")
         )
         self.dynamic_binarization = binarize == "dynamic"
         opt = torch.optim.Adam(self.model.parameters(), lr=a.lr, betas=(a.beta1, a.beta2), weight_decay=a.weight_decay)

@@ -84,10 +84,13 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
     format_version: int = FORMAT_VERSION
 
     validate_fields = staticmethod(validate_vae_config)
+    # the registry a field picks from; an entry's `fields` are the other fields it reads (a flag for another entry is
+    # refused by `hf-dgm train`)
+    field_registries = {"architecture": ARCHITECTURES, "likelihood": LIKELIHOODS}
     # the values a field accepts, from the registries (the command line offers them as choices)
     field_choices = {
         "architecture": tuple(ARCHITECTURES),
-        "likelihood": LIKELIHOODS,
+        "likelihood": tuple(LIKELIHOODS),
         "gaussian_variance": GAUSSIAN_VARIANCES,
         "activation": tuple(ACTIVATIONS),
     }

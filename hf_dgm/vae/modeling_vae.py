@@ -28,6 +28,7 @@ from ..modeling_utils import (
 )
 from .configuration_vae import VAEConfig
 from .networks_vae import (
+    LIKELIHOODS,
     build_decoder,
     build_encoder,
     decode,
@@ -122,7 +123,7 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         super().__init__(config)
         self.encoder = build_encoder(config)
         self.decoder = build_decoder(config)
-        if config.likelihood == "gaussian" and config.gaussian_variance == "learned":
+        if LIKELIHOODS[config.likelihood].learned_log_scale(config):
             self.log_scale = nn.Parameter(torch.zeros(config.num_channels))  # log sigma per channel
         else:
             self.log_scale = None

@@ -14,8 +14,10 @@ Architectures (``ARCHITECTURES``; add one there, with its config fields and thei
   1x1 shortcut where the width changes; no normalisation, so the likelihood of an image does not depend on its
   batch): average pooling down in the encoder, nearest-neighbour upsampling in the decoder. For colour images.
 
-The decoder returns raw outputs ("logits"). Images are ``sigmoid(logits)`` for the Bernoulli and Gaussian likelihoods
-(their means in [0, 1]), and the mean of the 8-bit likelihoods (``EIGHT_BIT_LIKELIHOODS``) otherwise.
+Likelihoods (``LIKELIHOODS``; add one there, with its functions): ``bernoulli``, ``gaussian`` (fixed or learned
+variance), ``discretized_logistic`` and ``logistic_mixture`` (exact probabilities of 8-bit images, PixelCNN++). The
+decoder returns raw outputs ("logits"), as many channels as the likelihood needs; images are the likelihood's mean
+(``sigmoid(logits)`` for the Bernoulli and Gaussian ones).
 
 A decoder with a pixel context (``pixel_context`` = k > 0, the logistic mixture only; PixelVAE, Gulrajani et al., 2017)
 also sees the image's earlier pixels in raster order: a k x k convolution masked to the pixels above and to the left,
@@ -44,8 +46,6 @@ from ..modeling_utils import (
     sample_latents,
 )
 
-LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "logistic_mixture")
-EIGHT_BIT_LIKELIHOODS = ("discretized_logistic", "logistic_mixture")  # exact probabilities of 8-bit images
 GAUSSIAN_VARIANCES = ("learned", "fixed")
 
 
@@ -60,26 +60,13 @@ def pixel_context_size(cfg) -> int:
 
 
 def output_channels(cfg) -> int:
-    """Channels of the decoder's output: one value per sub-pixel; (location, log-scale) per sub-pixel for the
-    discretized logistic; per mixture component a logit, C locations, C log-scales and the couplings."""
-    channels = cfg.num_channels
-    if cfg.likelihood == "discretized_logistic":
-        return 2 * channels
-    if cfg.likelihood == "logistic_mixture":
-        return cfg.num_mixtures * (1 + 2 * channels + _num_couplings(channels))
-    return channels
+    """Channels of the decoder's output, as the likelihood (``LIKELIHOODS``) needs them."""
+    return LIKELIHOODS[cfg.likelihood].output_channels(cfg)
 
 
 def decoder_mean(cfg, output: torch.Tensor) -> torch.Tensor:
-    """Decoder output -> images in [0, 1]: sigmoid(output) (Bernoulli mean, Gaussian mean); for the discretized
-    logistic its location, for the mixture its mean, mapped from [-1, 1]."""
-    if cfg.likelihood == "discretized_logistic":
-        return ((output[:, : cfg.num_channels] + 1.0) / 2.0).clamp(0.0, 1.0)
-    if cfg.likelihood == "logistic_mixture":
-        logits, locations, _, couplings = mixture_parameters(output, cfg.num_channels, cfg.num_mixtures)
-        mean = (torch.softmax(logits, 1).unsqueeze(2) * coupled_locations(locations, couplings)).sum(1)
-        return ((mean + 1.0) / 2.0).clamp(0.0, 1.0)
-    return torch.sigmoid(output)
+    """Decoder output -> images in [0, 1]: the likelihood's mean (``LIKELIHOODS``)."""
+    return LIKELIHOODS[cfg.likelihood].mean(cfg, output)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -413,8 +400,9 @@ def _validate_pixel_context(cfg) -> None:
         raise ValueError(f"pixel_context={size!r} is invalid: expected 0 (none) or an odd window size >= 3.")
     if size == 0:
         return
-    if cfg.likelihood != "logistic_mixture":
-        raise ValueError(f"pixel_context={size} needs likelihood='logistic_mixture', not {cfg.likelihood!r}.")
+    if not LIKELIHOODS[cfg.likelihood].pixel_context:
+        supported = " or ".join(repr(name) for name, entry in LIKELIHOODS.items() if entry.pixel_context)
+        raise ValueError(f"pixel_context={size} needs likelihood={supported}, not {cfg.likelihood!r}.")
     check_positive_int("pixel_context_channels", cfg.pixel_context_channels)
 
 
@@ -433,12 +421,13 @@ class VAEArchitecture:
     encoder: Callable[..., nn.Module]
     decoder: Callable[..., nn.Module]
     validate: Callable[..., None]  # checks the architecture's own config fields
+    fields: tuple[str, ...] = ()  # the config fields it reads that not every architecture reads
 
 
 ARCHITECTURES = {
-    "mlp": VAEArchitecture(MLPEncoder, MLPDecoder, _validate_mlp),
-    "conv": VAEArchitecture(ConvEncoder, ConvDecoder, _validate_conv),
-    "resnet": VAEArchitecture(ResidualEncoder, ResidualDecoder, _validate_conv),
+    "mlp": VAEArchitecture(MLPEncoder, MLPDecoder, _validate_mlp, fields=("hidden_dims",)),
+    "conv": VAEArchitecture(ConvEncoder, ConvDecoder, _validate_conv, fields=("base_channels", "hidden_dim")),
+    "resnet": VAEArchitecture(ResidualEncoder, ResidualDecoder, _validate_conv, fields=("base_channels", "hidden_dim")),
 }
 
 
@@ -446,11 +435,8 @@ def validate_vae_config(cfg) -> None:
     """Check every architecture field of a VAE config (an object with attributes, e.g. ``VAEConfig``)."""
     check_choice("architecture", cfg.architecture, ARCHITECTURES)
     check_choice("likelihood", cfg.likelihood, LIKELIHOODS)
-    check_choice("gaussian_variance", cfg.gaussian_variance, GAUSSIAN_VARIANCES)
-    std = cfg.gaussian_fixed_std
-    if not isinstance(std, (int, float)) or isinstance(std, bool) or not (std > 0 and math.isfinite(std)):
-        raise ValueError(f"gaussian_fixed_std={std!r} is invalid: expected a positive finite number.")
-    check_positive_int("num_mixtures", cfg.num_mixtures)
+    for likelihood in LIKELIHOODS.values():  # every field of the config is valid, whichever likelihood is chosen
+        likelihood.validate(cfg)
     _validate_pixel_context(cfg)
     check_common_fields(cfg)
     ARCHITECTURES[cfg.architecture].validate(cfg)
@@ -493,33 +479,34 @@ def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels
 
 
 def reconstruction_nll(cfg, logits: torch.Tensor, images: torch.Tensor, log_scale: torch.Tensor | None = None):
-    """Negative log-likelihood of ``images`` (in [0, 1]) under the decoder output ``logits``; shape (N,).
+    """Negative log-likelihood of ``images`` (in [0, 1]) under the decoder output ``logits``, in nats summed over
+    pixels; shape (N,). ``log_scale``: the model's learned per-channel log-scales, where its likelihood has them."""
+    return LIKELIHOODS[cfg.likelihood].nll(cfg, logits, images, log_scale)
 
-    * bernoulli: binary cross-entropy with logits, exact for binary data; for grey levels it is a
-      cross-entropy, not a likelihood, so report it as NLL only on binarized data.
-    * gaussian: N(x; sigmoid(logits), sigma^2) with sigma = exp(log_scale) (learned, one per channel) or
-      ``gaussian_fixed_std``.
-    * discretized_logistic: the probability of each 8-bit level under a logistic with the decoder's location and
-      log-scale per sub-pixel, integrated over the level's bin (Salimans et al., 2017, PixelCNN++; a single logistic,
-      no mixture). Exact for 8-bit images, so NLL / (C*H*W*ln 2) is in bits per dimension, comparable with lossless
-      codecs. ``images`` must be levels k / 255.
-    * logistic_mixture: a mixture of ``num_mixtures`` such logistics per pixel, each colour channel's location
-      shifted by the earlier channels' values (PixelCNN++); exact for 8-bit images, like the single logistic.
-    """
-    if cfg.likelihood == "discretized_logistic":
-        return discretized_logistic_nll(logits, images)
-    if cfg.likelihood == "logistic_mixture":
-        return logistic_mixture_nll(logits, images, cfg.num_mixtures)
-    if cfg.likelihood == "bernoulli":
-        nll = F.binary_cross_entropy_with_logits(logits, images, reduction="none")
+
+def bernoulli_nll(cfg, logits: torch.Tensor, images: torch.Tensor, log_scale=None) -> torch.Tensor:
+    """Binary cross-entropy with logits, exact for binary data; for grey levels it is a cross-entropy, not a
+    likelihood, so report it as NLL only on binarized data."""
+    return F.binary_cross_entropy_with_logits(logits, images, reduction="none").flatten(1).sum(1)
+
+
+def gaussian_nll(cfg, logits: torch.Tensor, images: torch.Tensor, log_scale=None) -> torch.Tensor:
+    """N(x; sigmoid(logits), sigma^2) with sigma = exp(log_scale) (learned, one per channel) or
+    ``gaussian_fixed_std``."""
+    mean = torch.sigmoid(logits)
+    if cfg.gaussian_variance == "learned":
+        log_sigma = log_scale.view(1, -1, 1, 1)
     else:
-        mean = torch.sigmoid(logits)
-        if cfg.gaussian_variance == "learned":
-            log_sigma = log_scale.view(1, -1, 1, 1)
-        else:
-            log_sigma = torch.full((), math.log(cfg.gaussian_fixed_std), dtype=logits.dtype, device=logits.device)
-        nll = 0.5 * ((images - mean) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)
+        log_sigma = torch.full((), math.log(cfg.gaussian_fixed_std), dtype=logits.dtype, device=logits.device)
+    nll = 0.5 * ((images - mean) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)
     return nll.flatten(1).sum(1)
+
+
+def _validate_gaussian(cfg) -> None:
+    check_choice("gaussian_variance", cfg.gaussian_variance, GAUSSIAN_VARIANCES)
+    std = cfg.gaussian_fixed_std
+    if not isinstance(std, (int, float)) or isinstance(std, bool) or not (std > 0 and math.isfinite(std)):
+        raise ValueError(f"gaussian_fixed_std={std!r} is invalid: expected a positive finite number.")
 
 
 def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -540,7 +527,9 @@ def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
 
 def discretized_logistic_nll(output: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """-log P(x) in nats per image, shape (N,), for images (N, C, H, W) holding levels k / 255 and a decoder output
-    (N, 2C, H, W) of locations (in [-1, 1] units) and log-scales."""
+    (N, 2C, H, W) of locations (in [-1, 1] units) and log-scales: the probability of each 8-bit level under a logistic
+    per sub-pixel, integrated over the level's bin (Salimans et al., 2017, PixelCNN++; a single logistic, no mixture).
+    Exact for 8-bit images, so NLL / (C*H*W*ln 2) is in bits per dimension, comparable with lossless codecs."""
     channels = images.shape[1]
     log_prob = discretized_logistic_log_prob(images * 2.0 - 1.0, output[:, :channels], output[:, channels:])
     return -log_prob.flatten(1).sum(1)
@@ -609,3 +598,64 @@ def sample_logistic_mixture(output: torch.Tensor, channels: int, num_mixtures: i
 def bits_per_dim(nll_nats: torch.Tensor, cfg) -> torch.Tensor:
     """An NLL in nats per image -> bits per dimension (sub-pixel): NLL / (C * H * W * ln 2)."""
     return nll_nats / (cfg.num_channels * cfg.image_size**2 * math.log(2))
+
+
+def logistic_mixture_mean(cfg, output: torch.Tensor) -> torch.Tensor:
+    """The mixture's mean colour per pixel, mapped from [-1, 1] to [0, 1]."""
+    logits, locations, _, couplings = mixture_parameters(output, cfg.num_channels, cfg.num_mixtures)
+    mean = (torch.softmax(logits, 1).unsqueeze(2) * coupled_locations(locations, couplings)).sum(1)
+    return ((mean + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The likelihood registry: a new likelihood is its functions above and one entry here (plus its config fields and
+# their docs in configuration_vae.py); the model, the trainer and the evaluation read everything else from its entry
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    output_channels: Callable[..., int]  # cfg -> channels of the decoder's output
+    mean: Callable[..., torch.Tensor]  # (cfg, output) -> images (N, C, H, W) in [0, 1]
+    nll: Callable[..., torch.Tensor]  # (cfg, output, images, log_scale) -> -log p(x | z) in nats, shape (N,)
+    validate: Callable[..., None] = lambda cfg: None  # checks its own config fields
+    fields: tuple[str, ...] = ()  # the config fields only it reads
+    learned_log_scale: Callable[..., bool] = lambda cfg: False  # cfg -> the model holds a log-scale per channel
+    binary: bool = False  # a probability of binary images: trained on dynamically binarized data by default
+    eight_bit: bool = False  # an exact probability of 8-bit images: its NLL is reported in bits per dimension
+    pixel_context: bool = False  # a pixel context (PixelContext) may refine it
+
+
+def _sigmoid_mean(cfg, output: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(output)
+
+
+def _validate_mixture(cfg) -> None:
+    check_positive_int("num_mixtures", cfg.num_mixtures)
+
+
+LIKELIHOODS = {
+    "bernoulli": Likelihood(lambda cfg: cfg.num_channels, _sigmoid_mean, bernoulli_nll, binary=True),
+    "gaussian": Likelihood(
+        lambda cfg: cfg.num_channels, _sigmoid_mean, gaussian_nll, _validate_gaussian,
+        fields=("gaussian_variance", "gaussian_fixed_std"),
+        learned_log_scale=lambda cfg: cfg.gaussian_variance == "learned",
+    ),
+    "discretized_logistic": Likelihood(
+        lambda cfg: 2 * cfg.num_channels,  # a location and a log-scale per sub-pixel
+        lambda cfg, output: ((output[:, : cfg.num_channels] + 1.0) / 2.0).clamp(0.0, 1.0),  # the locations
+        lambda cfg, output, images, log_scale=None: discretized_logistic_nll(output, images),
+        eight_bit=True,
+    ),
+    "logistic_mixture": Likelihood(
+        # per component: a logit, C locations, C log-scales and the couplings of each channel to the earlier ones
+        lambda cfg: cfg.num_mixtures * (1 + 2 * cfg.num_channels + _num_couplings(cfg.num_channels)),
+        logistic_mixture_mean,
+        lambda cfg, output, images, log_scale=None: logistic_mixture_nll(output, images, cfg.num_mixtures),
+        _validate_mixture,
+        fields=("num_mixtures", "pixel_context", "pixel_context_channels"),
+        eight_bit=True,
+        pixel_context=True,
+    ),
+}  # fmt: skip
+EIGHT_BIT_LIKELIHOODS = tuple(name for name, entry in LIKELIHOODS.items() if entry.eight_bit)
