@@ -11,7 +11,7 @@ from pathlib import Path
 
 HUB_NAMESPACE = "hf-dgm"
 DEFAULT_MODEL = "dcgan-mnist"
-ZOO_MODELS = (
+GENERATIVE_MODELS = (
     "dcgan-mnist",
     "cdcgan-mnist",
     "vae-mnist",
@@ -21,8 +21,9 @@ ZOO_MODELS = (
     "vae2d-mnist",
     "gan-emoji",
     "vae-emoji",
-    "mnist-classifier",
 )
+CLASSIFIERS = ("mnist-classifier", "emoji-classifier")  # the feature spaces of `hf-dgm evaluate`, not samplers
+ZOO_MODELS = GENERATIVE_MODELS + CLASSIFIERS
 
 
 # a Hub repo id: owner/name, letters, digits, "-", "_" and "." (the Hub's own rule, 96 characters a part)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from hf_dgm.hub import MODEL_FILES
-from hf_dgm.zoo import ZOO_MODELS
+from hf_dgm.zoo import CLASSIFIERS, ZOO_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 # local data: $HF_DGM_DATA, else data/ in this checkout (emoji: `python scripts/build_emoji_dataset.py data/emoji`);
@@ -190,9 +190,7 @@ def train(name: str, device: str, checkpoint_every: int, runs: Path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "names", nargs="*", default=["mnist-classifier", *RECIPES], help="models to build (default: all)"
-    )
+    parser.add_argument("names", nargs="*", default=[*CLASSIFIERS, *RECIPES], help="models to build (default: all)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
@@ -201,11 +199,14 @@ def main():
     parser.add_argument("--num-test-images", type=int, default=None, help="VAE NLL on fewer test images")
     args = parser.parse_args()
     for name in args.names:
-        if name == "mnist-classifier":  # the feature extractor: needed before any evaluation
-            subprocess.run([sys.executable, str(ROOT / "scripts" / "train_classifier.py")], check=True)
+        if name in CLASSIFIERS:  # the feature extractors: needed before any evaluation
+            preset = name.removesuffix("-classifier")
+            subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "train_classifier.py"), "--preset", preset], check=True
+            )
             continue
         if name not in RECIPES:
-            raise SystemExit(f"unknown model {name!r}: expected one of {['mnist-classifier', *RECIPES]}")
+            raise SystemExit(f"unknown model {name!r}: expected one of {[*CLASSIFIERS, *RECIPES]}")
         train(name, args.device, args.checkpoint_every, Path(args.runs_dir))
         if not args.skip_eval:
             folder = final_folder(name, Path(args.runs_dir))

@@ -50,9 +50,10 @@ from starlette.responses import JSONResponse  # noqa: E402
 from hf_dgm.families import FAMILIES, family_of_folder, read_config  # noqa: E402
 from hf_dgm.image_processing import make_grid, mnist_preprocess, save_gif, to_uint8  # noqa: E402
 from hf_dgm.modeling_utils import activation_elements, sample_latents  # noqa: E402
+from hf_dgm.modeling_utils import class_names as model_class_names  # noqa: E402
 from hf_dgm.pipeline_utils import interpolate_latents  # noqa: E402
 from hf_dgm.sampling import generate_images  # noqa: E402
-from hf_dgm.zoo import REPO_ID, ZOO_MODELS, check_model_name, hub_repo_id, zoo_dir  # noqa: E402
+from hf_dgm.zoo import GENERATIVE_MODELS, REPO_ID, ZOO_MODELS, check_model_name, hub_repo_id, zoo_dir  # noqa: E402
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -97,7 +98,7 @@ MAX_UPLOAD_PIXELS = 4096 * 4096
 DRAFT_SIZE = 512  # a JPEG decodes at the smallest scale still this large: plenty for a digit
 # Gradio's cached files (images, GIFs) are deleted every CACHE_TTL_S seconds once older than that
 CACHE_TTL_S = int(os.environ.get("HF_DGM_APP_CACHE_TTL_S", 600))
-GENERATORS = [m for m in ZOO_MODELS if m != "mnist-classifier"]  # the Hub names, where no zoo folder is shipped
+GENERATORS = list(GENERATIVE_MODELS)  # the Hub names, where no zoo folder is shipped
 PAPERS = """
 - Goodfellow et al., [Generative Adversarial Nets](https://arxiv.org/abs/1406.2661) (2014)
 - Radford et al., [DCGAN](https://arxiv.org/abs/1511.06434) (2015)
@@ -159,18 +160,9 @@ def zoo_models() -> list[str]:
 
 
 def class_names(config) -> list[str]:
-    """The class names of a conditional model, in id order ([] for an unconditional one): config.id2label where it
-    names every class (trainers save a ClassLabel column's names there), else "0", "1", ... (the MNIST models).
-    `config` is a model config or its config.json as a dict. The one source of class names for the whole app."""
-    get = config.get if isinstance(config, dict) else (lambda key: getattr(config, key, None))
-    num_classes = get("num_classes") or 0
-    try:
-        named = {int(k): str(v) for k, v in (get("id2label") or {}).items()}
-    except (AttributeError, TypeError, ValueError):  # not a mapping of ids to names: not used
-        named = {}
-    if not all(i in named for i in range(num_classes)) or all(named[i] == f"LABEL_{i}" for i in range(num_classes)):
-        named = {}  # no names saved (transformers' default id2label is LABEL_0, LABEL_1)
-    return [named.get(i, str(i))[:MAX_CLASS_NAME] for i in range(num_classes)]
+    """The class names of a conditional model, in id order, cut to MAX_CLASS_NAME characters for the app's menus
+    (the package's ``class_names``: the one source of class names)."""
+    return [name[:MAX_CLASS_NAME] for name in model_class_names(config)]
 
 
 def _class_id(config, value, name: str) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_dgm.zoo import ZOO_MODELS, zoo_dir
+from hf_dgm.zoo import CLASSIFIERS, ZOO_MODELS, zoo_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = [name for name in ZOO_MODELS if (zoo_dir() / name / "config.json").is_file()]
@@ -19,7 +19,7 @@ def test_zoo_weights_fit_the_budget():
     assert 0 < total <= 100_000_000, f"{total / 1e6:.1f} MB of weights in zoo/"
 
 
-@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "mnist-classifier"])
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n not in CLASSIFIERS])
 def test_generators_are_complete_and_carry_no_code(name):
     folder = zoo_dir() / name
     for fname in ("config.json", "model.safetensors", "README.md", "samples.png", "training_args.json"):
@@ -40,7 +40,7 @@ EVAL_FIELDS = {"model", "model_type", "seed", "device", "dataset", "split", "pro
                "num_reference_images", "feature_extractor", "metrics", "time_s"}  # fmt: skip
 
 
-@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "mnist-classifier"])
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n not in CLASSIFIERS])
 def test_records_are_portable_and_complete(name):
     """The records name the model by its zoo path and the data by name and content hash (hf_dgm.records), never by a
     path of the machine that trained it; every eval_results.json has the same fields."""
@@ -98,7 +98,7 @@ def test_recipe_side_by_side_differs_only_by_the_tricks():
     assert {k for k in zoo if zoo[k] != ours[k]} == {"max_steps"}
 
 
-@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "mnist-classifier"])
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n not in CLASSIFIERS])
 def test_shipped_models_were_trained_with_their_recipe(name):
     """Each zoo folder matches build_zoo.py's recipe in every argument that changes what is computed: the model flags
     against its config.json, the others against its training_args.json (logging, checkpointing, paths and the device
@@ -159,7 +159,7 @@ def test_gpu_zoo_smoke(tmp_path):
 # the fixtures a door needs (request.getfixturevalue).
 # ----------------------------------------------------------------------------------------------------------------------
 
-GENERATORS = [n for n in SHIPPED if n != "mnist-classifier"]
+GENERATORS = [n for n in SHIPPED if n not in CLASSIFIERS]
 NUM_IMAGES, SEED = 4, 5
 
 
