@@ -96,43 +96,29 @@ def test_push_models_and_load_three_ways(hub, tmp_path):
     assert meta["library_name"] == "hf-dgm" and "class-conditional-image-generation" in meta["tags"]
     assert meta["license"] == "cc-by-sa-3.0"
 
-    ours = run_client(
-        """
+    loaders = {
+        "ours": """
     from hf_dgm import GANModel, VAEModel
     gan = GANModel.from_pretrained("tester/gan-roundtrip")
     vae = VAEModel.from_pretrained("tester/vae-roundtrip")
-    """
-        + CHECK_LOADED,
-        url,
-        tmp_path,
-    )
-    assert "outputs identical" in ours.stdout
-    auto = run_client(
-        """
+    """,
+        "auto": """
     import hf_dgm
     from transformers import AutoModel
     gan = AutoModel.from_pretrained("tester/gan-roundtrip")
     vae = AutoModel.from_pretrained("tester/vae-roundtrip")
     assert type(gan).__module__ == "hf_dgm.gan.modeling_gan"
-    """
-        + CHECK_LOADED,
-        url,
-        tmp_path,
-    )
-    assert "outputs identical" in auto.stdout
-    remote = run_client(
-        """
+    """,
+        "remote": """
     from transformers import AutoModel
     gan = AutoModel.from_pretrained("tester/gan-roundtrip", trust_remote_code=True)
     vae = AutoModel.from_pretrained("tester/vae-roundtrip", trust_remote_code=True)
     assert type(gan).__module__.startswith("transformers_modules")
-    """
-        + CHECK_LOADED,
-        url,
-        tmp_path,
-        hide_hf_dgm=True,
-    )
-    assert "outputs identical" in remote.stdout
+    """,
+    }
+    for way, loader in loaders.items():
+        proc = run_client(loader + CHECK_LOADED, url, tmp_path, hide_hf_dgm=way == "remote")
+        assert "outputs identical" in proc.stdout, way
 
 
 def test_push_pipelines_and_load_without_hf_dgm(hub, tmp_path):
@@ -163,30 +149,22 @@ def test_push_pipelines_and_load_without_hf_dgm(hub, tmp_path):
     assert np.array_equal(a, np.load("gan.npy")) and np.array_equal(b, np.load("vae.npy"))
     print("pipelines identical")
     """
-    ours = run_client(
-        """
+    loaders = {
+        "ours": """
     from hf_dgm import GANPipeline, VAEPipeline
     gpipe = GANPipeline.from_pretrained("tester/gan-pipe")
     vpipe = VAEPipeline.from_pretrained("tester/vae-pipe")
-    """
-        + check,
-        url,
-        tmp_path,
-    )
-    assert "pipelines identical" in ours.stdout
-    remote = run_client(
-        """
+    """,
+        "remote": """
     from diffusers import DiffusionPipeline
     gpipe = DiffusionPipeline.from_pretrained("tester/gan-pipe", trust_remote_code=True)
     vpipe = DiffusionPipeline.from_pretrained("tester/vae-pipe", trust_remote_code=True)
     assert type(gpipe).__name__ == "GANPipeline"
-    """
-        + check,
-        url,
-        tmp_path,
-        hide_hf_dgm=True,
-    )
-    assert "pipelines identical" in remote.stdout
+    """,
+    }
+    for way, loader in loaders.items():
+        proc = run_client(loader + check, url, tmp_path, hide_hf_dgm=way == "remote")
+        assert "pipelines identical" in proc.stdout, way
 
 
 def test_second_push_and_revisions(hub, tmp_path):

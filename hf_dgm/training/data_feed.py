@@ -24,14 +24,10 @@ class TrainingData:
                 )
         if args.streaming and args.holdout_fraction:
             raise ValueError("--holdout-fraction needs the decoded split in memory: it cannot be used with streaming.")
+        source = (args.dataset, args.split, args.image_column, label_column, resolution, channels)
         if args.streaming:
             self.stream = StreamingBatches(
-                args.dataset,
-                args.split,
-                args.image_column,
-                label_column,
-                resolution,
-                channels,
+                *source,
                 args.batch_size,
                 args.seed,
                 rank,
@@ -44,16 +40,7 @@ class TrainingData:
             self.sampler = self.decoded = None
         else:
             self.stream = None
-            self.decoded = load_image_tensors(
-                args.dataset,
-                args.split,
-                args.image_column,
-                label_column,
-                resolution,
-                channels,
-                args.max_samples,
-                args.on_bad_image,
-            )
+            self.decoded = load_image_tensors(*source, args.max_samples, args.on_bad_image)
             self.num_held_out = 0
             if args.holdout_fraction:
                 kept, held_out = holdout_indices(len(self.decoded), args.holdout_fraction)
