@@ -24,16 +24,9 @@ def binarize_once(images_uint8: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 @torch.no_grad()
 def log_importance_weights(vae, x: torch.Tensor, num_samples: int, generator, labels=None) -> torch.Tensor:
-    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for `num_samples` z_i per image: (num_samples, B)."""
-    posterior = vae.encode(x, class_labels=labels).latent_dist
-    eps = torch.randn((num_samples, *posterior.mean.shape), generator=generator, dtype=posterior.mean.dtype)
-    z = posterior.mean + posterior.std * eps.to(posterior.mean.device)  # (S, B, D)
-    s, b = z.shape[:2]
-    y = labels.repeat(s) if labels is not None else None
-    x_s = x.repeat(s, 1, 1, 1)
-    log_px = -vae.reconstruction_nll(vae.likelihood_output(z.reshape(s * b, -1), y, x_s), x_s).view(s, b)
-    log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return log_px + log_pz - posterior.log_prob(z)
+    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for `num_samples` z_i per image: (num_samples, B)
+    (``VAEModel.log_importance_weights``)."""
+    return vae.log_importance_weights(x, num_samples, generator, labels)
 
 
 @torch.no_grad()

@@ -43,6 +43,7 @@ from ..modeling_utils import (
     make_activation,
     sample_latents,
 )
+from .networks_hvae import HierarchicalDecoder, HierarchicalEncoder, validate_hierarchical
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "logistic_mixture")
 EIGHT_BIT_LIKELIHOODS = ("discretized_logistic", "logistic_mixture")  # exact probabilities of 8-bit images
@@ -435,10 +436,15 @@ class VAEArchitecture:
     validate: Callable[..., None]  # checks the architecture's own config fields
 
 
+def _hierarchical_decoder(cfg) -> nn.Module:
+    return HierarchicalDecoder(cfg, output_channels(cfg))
+
+
 ARCHITECTURES = {
     "mlp": VAEArchitecture(MLPEncoder, MLPDecoder, _validate_mlp),
     "conv": VAEArchitecture(ConvEncoder, ConvDecoder, _validate_conv),
     "resnet": VAEArchitecture(ResidualEncoder, ResidualDecoder, _validate_conv),
+    "hierarchical": VAEArchitecture(HierarchicalEncoder, _hierarchical_decoder, validate_hierarchical),
 }
 
 
