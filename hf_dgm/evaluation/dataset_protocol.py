@@ -202,7 +202,7 @@ def evaluate_on_dataset(
 
 def likelihood_8bit(model, images, held_out: bool, k: int, seed: int, state_path, progress: bool) -> dict:
     """The IWAE bound and the ELBO in bits per dimension on 8-bit images (VAEs with an 8-bit likelihood only)."""
-    from .likelihood import iwae_log_likelihood
+    from .likelihood import iwae_log_likelihood, latent_kl_metrics
 
     cfg = model.config
     if cfg.likelihood not in EIGHT_BIT_LIKELIHOODS:
@@ -237,5 +237,6 @@ def likelihood_8bit(model, images, held_out: bool, k: int, seed: int, state_path
                 "type": "bits_per_dim",
                 "value": round(-elbo.mean().item() / dims, 4),
             },
+            *latent_kl_metrics(model, x, labels, seed=seed + 2),
         ],
     }

@@ -215,7 +215,7 @@ def classifier_feature_metrics(real_f, fake_f, floor_f, fake_logits, seed: int) 
 def vae_likelihood(model, dataset, iwae_k, num_test_images, seed, state_path, progress):
     """The ELBO and the IWAE bound on the MNIST test set, binarized once."""
     from ..data import load_image_tensors
-    from .likelihood import binarize_once, iwae_log_likelihood
+    from .likelihood import binarize_once, iwae_log_likelihood, latent_kl_metrics
 
     test = load_image_tensors(dataset, "test")
     n = num_test_images or len(test)
@@ -252,6 +252,7 @@ def vae_likelihood(model, dataset, iwae_k, num_test_images, seed, state_path, pr
                 "value": round(-elbo.mean().item(), 3),
             },
             {"name": "reconstruction squared error (per image)", "type": "mse", "value": significant(recon)},
+            *latent_kl_metrics(model, x, labels, seed=seed + 2),
         ],
     }
 

@@ -30,6 +30,42 @@ def log_importance_weights(vae, x: torch.Tensor, num_samples: int, generator, la
 
 
 @torch.no_grad()
+def kl_per_group(vae, x: torch.Tensor, labels=None, batch_size: int = 100, seed: int = 0) -> torch.Tensor:
+    """KL(q || p) in nats of each latent group, per image: (N, groups), one posterior draw per image (seeded). A VAE
+    with a single latent has one group; a hierarchical one reports each group's KL given the groups drawn before it
+    (``VAEOutput.kl_per_group``)."""
+    vae.eval()
+    generator, parts = torch.Generator().manual_seed(seed), []
+    for i in range(0, x.shape[0], batch_size):
+        y = labels[i : i + batch_size].to(vae.device) if labels is not None else None
+        out = vae(x[i : i + batch_size].to(vae.device), generator=generator, class_labels=y)
+        kl = out.kl_per_group if out.kl_per_group is not None else out.latent_dist.kl()[:, None]
+        parts.append(kl.double().cpu())
+    return torch.cat(parts)
+
+
+def latent_kl_metrics(vae, x: torch.Tensor, labels=None, seed: int = 0) -> list[dict]:
+    """What the latent carries: the mean KL in bits of each latent group (coarse to fine) and of all together."""
+    bits = kl_per_group(vae, x, labels, seed=seed).mean(0) / math.log(2)
+    cfg, which = vae.config, f"{x.shape[0]} images"
+    if bits.numel() == 1:
+        return [{"name": f"KL of the latent ({which}) bits", "type": "kl_bits", "value": round(bits.item(), 1)}]
+    from ..vae.networks_hvae import latent_channels, latent_resolutions
+
+    channels = latent_channels(cfg)
+    metrics = [
+        {"name": f"KL of latent group {g} ({r}x{r}x{channels}; {which}) bits", "type": "kl_bits", "value": round(b, 1)}
+        for g, (r, b) in enumerate(zip(latent_resolutions(cfg), bits.tolist(), strict=True))
+    ]
+    total = {
+        "name": f"KL of the latent, all groups ({which}) bits",
+        "type": "kl_bits",
+        "value": round(bits.sum().item(), 1),
+    }
+    return [*metrics, total]
+
+
+@torch.no_grad()
 def iwae_log_likelihood(
     vae,
     x_binary: torch.Tensor,

@@ -55,7 +55,9 @@ class VAETrainingArguments(TrainingArguments):
     def validate(self):
         super().validate()
         if min(self.beta, self.free_bits, self.kl_warmup_steps, self.lr, self.grad_clip, self.skip_grad_norm) < 0:
-            raise ValueError("--beta, --free-bits, --kl-warmup-steps, --lr, --grad-clip and --skip-grad-norm must be >= 0.")
+            raise ValueError(
+                "--beta, --free-bits, --kl-warmup-steps, --lr, --grad-clip and --skip-grad-norm must be >= 0."
+            )
         if self.iwae_samples < 1:
             raise ValueError(f"--iwae-samples {self.iwae_samples!r} is invalid: expected a positive int.")
         if self.iwae_samples > 1 and (self.beta != 1.0 or self.free_bits or self.kl_warmup_steps):

@@ -234,7 +234,10 @@ class HierarchicalDecoder(nn.Module):
         )
         tail, resolution = [], resolutions[-1]
         while resolution < cfg.image_size:
-            tail += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width(cfg, resolution), width(cfg, 2 * resolution), 1)]
+            tail += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(width(cfg, resolution), width(cfg, 2 * resolution), 1),
+            ]
             resolution *= 2
             tail += _cells(cfg, width(cfg, resolution))
         tail += [make_activation(cfg.activation), nn.Conv2d(width(cfg, cfg.image_size), out_channels, 1)]
