@@ -98,6 +98,24 @@ def test_sampling_is_seeded_and_scaled_by_the_temperature(name):
     # a temperature scales the groups' prior-standardised noise: the same as decoding the scaled latents
     z = torch.randn((3, model.config.latent_dim), generator=torch.Generator().manual_seed(3))
     assert torch.allclose(model.generate(latents=0.5 * z, class_labels=labels).sample, cold)
+    # or one temperature per group, coarse to fine
+    groups = len(model.decoder.groups)
+    same = model.generate(
+        3, generator=torch.Generator().manual_seed(3), class_labels=labels, temperature=[0.5] * groups
+    )
+    assert torch.equal(same.sample, cold)
+    per_group = [1.0] * (groups - 1) + [0.0001]
+    fine_cold = model.generate(
+        3, generator=torch.Generator().manual_seed(3), class_labels=labels, temperature=per_group
+    )
+    parts = model.decoder.split(z)
+    parts[-1] = parts[-1] * 0.0001
+    scaled = torch.cat([p.flatten(1) for p in parts], 1)
+    assert torch.allclose(model.generate(latents=scaled, class_labels=labels).sample, fine_cold.sample)
+    with pytest.raises(
+        ValueError, match=rf"has {groups + 1} values: expected one number, or one per latent group \({groups},"
+    ):
+        model.generate(3, class_labels=labels, temperature=[1.0] * (groups + 1))
     # the encoder's mode decodes to the posterior mean path's reconstruction
     x, y = images_and_labels(model, n=3)
     mode = model.encode(x, class_labels=y).latent_dist.mode()
@@ -189,6 +207,12 @@ def test_bad_config_fields_get_one_clear_line(overrides, message):
     with pytest.raises(ValueError, match=None) as err:
         VAEConfig(architecture="hierarchical", **{**TINY["grey-28"], **overrides})
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_one_temperature_per_group_is_refused_by_a_single_latent_vae():
+    model = VAEModel(VAEConfig(architecture="conv", latent_dim=4, base_channels=4, hidden_dim=16))
+    with pytest.raises(ValueError, match="one per latent group needs architecture='hierarchical'"):
+        VAEPipeline(vae=model)(2, temperature=[1.0, 0.5])
 
 
 def test_trust_remote_code_without_hf_dgm(tmp_path):

@@ -22,7 +22,6 @@ from ..modeling_utils import (
     check_class_labels,
     check_latents,
     check_pixel_values,
-    check_temperature,
     randn,
     sample_latents,
 )
@@ -32,6 +31,7 @@ from .networks_vae import (
     build_encoder,
     decode,
     decoder_mean,
+    latent_temperature,
     likelihood_output,
     reconstruction_nll,
 )
@@ -286,17 +286,17 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
         class_labels=None,
-        temperature: float = 1.0,
+        temperature: float | list[float] = 1.0,
         return_dict: bool = True,
     ):
         """Decode prior samples z ~ N(0, temperature^2 I) into images in [0, 1], in eval mode (with a pixel context,
-        `generator` also draws the pixels)."""
+        `generator` also draws the pixels). `hierarchical`: each group's prior standard deviation times the
+        temperature, or one temperature per group (a list, coarse to fine)."""
         if latents is None:
             check_batch_size(batch_size)
-            check_temperature(temperature)
-            latents = sample_latents(
-                self.config, batch_size, generator, device=self.device, dtype=self.dtype, temperature=temperature
-            )
+            scale = latent_temperature(self.config, temperature)
+            latents = sample_latents(self.config, batch_size, generator, device=self.device, dtype=self.dtype)
+            latents = latents * (scale.to(latents) if isinstance(scale, torch.Tensor) else scale)
         else:
             check_latents(self.config, latents)
             latents = latents.to(device=self.device, dtype=self.dtype)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling_utils import check_positive_int, conv_schedule, make_activation
+from ..modeling_utils import check_positive_int, check_temperature, conv_schedule, make_activation
 
 
 def latent_resolutions(cfg) -> list[int]:
@@ -46,6 +46,20 @@ def latent_positions(cfg) -> int:
 def latent_channels(cfg) -> int:
     """Channels of each latent group: ``latent_dim`` / the groups' total area."""
     return cfg.latent_dim // latent_positions(cfg)
+
+
+def group_temperatures(cfg, temperatures) -> torch.Tensor:
+    """One temperature per latent group (coarse to fine) -> the scale of each latent value, (latent_dim,)."""
+    groups = latent_resolutions(cfg)
+    if len(temperatures) != len(groups):
+        raise ValueError(
+            f"temperature={list(temperatures)!r} has {len(temperatures)} values: expected one number, or one per "
+            f"latent group ({len(groups)}, at {groups})."
+        )
+    for value in temperatures:
+        check_temperature(value)
+    sizes = [latent_channels(cfg) * r * r for r in groups]
+    return torch.cat([torch.full((n,), float(t)) for t, n in zip(temperatures, sizes, strict=True)])
 
 
 def width(cfg, resolution: int) -> int:

@@ -39,7 +39,7 @@ class VAEPipeline(HfDgmPipeline):
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
         class_labels=None,
-        temperature: float = 1.0,
+        temperature: float | list[float] = 1.0,
         output_type: str = "pil",
         return_dict: bool = True,
     ):
@@ -49,7 +49,8 @@ class VAEPipeline(HfDgmPipeline):
             generator: a `torch.Generator`; the same seed gives the same pixels on one device type.
             latents: `(batch_size, latent_dim)` latents to decode instead of prior samples.
             class_labels: an int or one int per image, for conditional models.
-            temperature: prior samples are z ~ N(0, temperature^2 I).
+            temperature: prior samples are z ~ N(0, temperature^2 I); for a hierarchical VAE, each latent group's
+                prior standard deviation is multiplied by it, or by one temperature per group (a list, coarse to fine).
             output_type: "pil", "np" (float (N, H, W, C) in [0, 1]) or "pt" (float (N, C, H, W) in [0, 1]).
         """
         if output_type not in OUTPUT_TYPES:
