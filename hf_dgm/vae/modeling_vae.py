@@ -262,6 +262,7 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         (num_samples, N), with gradients (evaluation calls it under no_grad). (`hierarchical`: p and q of every
         group, each given the groups drawn before it.)"""
         if self.is_hierarchical:
+            self._check_pixel_values(x)
             b = x.shape[0]
             labels = check_class_labels(self.config, labels, b, device=x.device)
             noise = torch.randn((num_samples, b, self.config.latent_dim), generator=generator, dtype=x.dtype)
