@@ -172,24 +172,25 @@ class VAETrainer(BaseTrainer):
         if not self.check_finite(terms, "vae"):
             return {}
         self.accelerator.backward(out["loss"])
-        if (a.grad_clip or a.skip_grad_norm) and not self.clip_or_skip():
+        norm = self.clip_or_skip() if a.grad_clip or a.skip_grad_norm else None
+        if norm is not None and not torch.isfinite(norm):
             return {}
         if log:
-            out["grad_norm"] = grad_norm(self.model)
+            out["grad_norm"] = norm if norm is not None else grad_norm(self.model)  # before clipping
             out["beta"] = beta
         self.opt.step()
         return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out.items()}
 
-    def clip_or_skip(self) -> bool:
-        """Clip the gradients (--grad-clip); False, counting a skipped step, where their norm exceeds
-        --skip-grad-norm or is not finite (the update is not taken)."""
+    def clip_or_skip(self) -> torch.Tensor:
+        """The gradients' norm before clipping them (--grad-clip); NaN, counting a skipped step, where it exceeds
+        --skip-grad-norm or is not finite (the update is then not taken)."""
         a = self.args
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), a.grad_clip or math.inf)
         if torch.isfinite(norm) and not (a.skip_grad_norm and norm > a.skip_grad_norm):
-            return True
+            return norm
         self.num_skipped += 1
         logger.warning("step %d: gradient norm %.4g; skipping the update", self.step + 1, float(norm))
-        return False
+        return torch.full_like(norm, math.nan)
 
     def sample_grid_images(self):
         z, labels = self.fixed
