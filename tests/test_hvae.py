@@ -181,6 +181,19 @@ def test_a_gradient_norm_above_the_threshold_skips_the_update(tmp_path):
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in start.items())
 
 
+def test_clipped_updates_are_taken_and_the_norm_before_clipping_is_logged(tmp_path):
+    from hf_dgm.training.vae import VAETrainer
+
+    kw = dict(architecture="hierarchical", max_steps=2, log_every=1, grad_clip=1e-3, **TINY["grey-28"], dataset=MNIST)
+    trainer = VAETrainer(VAETrainingArguments(**tiny_train_kwargs(tmp_path, **kw)))
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trained = trainer.train()
+    assert trainer.num_skipped == 0
+    assert not all(torch.equal(v, trained.state_dict()[k]) for k, v in start.items())
+    logged = [json.loads(line) for line in (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert all(entry["grad_norm"] > 1.0 for entry in logged)
+
+
 def test_evaluation_reports_the_kl_of_each_group_in_bits():
     model = tiny_hvae("colour-64")
     x, labels = images_and_labels(model, n=5)
