@@ -3,7 +3,9 @@
 Objective (per image, in nats, averaged over the batch):
 
 * ELBO (default): -log p(x | z) + beta_t * KL(q(z | x) || p(z)), with beta_t = beta * min(1, step / kl_warmup_steps)
-  and optional free bits (each latent dimension's batch-mean KL is floored at `free_bits` nats; Kingma et al., 2016).
+  and optional free bits (each latent dimension's batch-mean KL is floored at `free_bits` nats; Kingma et al., 2016;
+  for the hierarchical architecture each latent group's, whose KLs are logged in bits as `kl_bits_group_<g>`).
+  Optionally the gradients are clipped (`--grad-clip`) and updates with a larger norm skipped (`--skip-grad-norm`).
 * IWAE (`--iwae-samples k`, k > 1; Burda et al., 2015): -log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z | x).
 
 For the Bernoulli likelihood the data are dynamically binarized by default: a fresh Bernoulli draw every time an
@@ -40,7 +42,10 @@ class VAETrainingArguments(TrainingArguments):
     beta: float = arg(1.0, "weight of the KL term (beta-VAE; 1 is the ELBO)", "objective")
     kl_warmup_steps: int = arg(0, "steps over which the KL weight rises linearly from 0 to --beta", "objective")
     free_bits: float = arg(
-        0.0, "floor, in nats, of each latent dimension's batch-mean KL (Kingma et al., 2016)", "objective"
+        0.0,
+        "floor, in nats, of each latent dimension's batch-mean KL (Kingma et al., 2016); hierarchical: of each latent "
+        "group's",
+        "objective",
     )
     iwae_samples: int = arg(1, "importance samples k: k > 1 trains on the IWAE bound (Burda et al.)", "objective")
     grad_clip: float = arg(0.0, "clip the gradients' global norm to this value (0: no clipping)", "objective")
