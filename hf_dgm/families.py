@@ -24,6 +24,8 @@ class Family:
     card_fields: tuple[str, ...]  # config fields the model card lists (when set)
     has_likelihood: bool  # evaluation reports its NLL (ELBO and importance-weighted bound)
     citations: tuple[str, ...]
+    # modules of hf_dgm/<name>/ that its networks file imports (``networks_hvae``), bundled before it on export
+    extra_code: tuple[str, ...] = ()
 
     def module(self, kind: str):
         """``kind`` is one of CODE_MODULES or "pipeline"."""
@@ -47,6 +49,11 @@ class Family:
 
     def source_file(self, kind: str) -> Path:
         return Path(__file__).resolve().parent / self.name / f"{kind}_{self.name}.py"
+
+    def code_files(self) -> list[Path]:
+        """The family's modules a model repo's code bundles, in import order."""
+        folder = Path(__file__).resolve().parent / self.name
+        return [folder / f"{name}.py" for name in self.extra_code] + [self.source_file(k) for k in CODE_MODULES]
 
 
 GAN = Family(
@@ -79,6 +86,7 @@ VAE = Family(
         "@inproceedings{burda2016iwae, title={Importance Weighted Autoencoders}, author={Burda, Yuri and Grosse, Roger "
         "and Salakhutdinov, Ruslan}, booktitle={ICLR}, year={2016}}",
     ),
+    extra_code=("networks_hvae",),
 )
 FAMILIES = {family.model_type: family for family in (GAN, VAE)}
 BY_NAME = {family.name: family for family in FAMILIES.values()}

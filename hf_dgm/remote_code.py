@@ -17,7 +17,7 @@ import json
 import re
 from pathlib import Path
 
-from .families import BY_NAME, CODE_MODULES, Family, family_of_folder, read_config
+from .families import BY_NAME, Family, family_of_folder, read_config
 from .file_utils import write_json_atomic, write_text_atomic
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -52,7 +52,7 @@ def bundle(paths: list[Path]) -> str:
 
 
 def model_code_paths(family: Family) -> list[Path]:
-    return [PACKAGE_DIR / f"{name}.py" for name in MODEL_SHARED] + [family.source_file(k) for k in CODE_MODULES]
+    return [PACKAGE_DIR / f"{name}.py" for name in MODEL_SHARED] + family.code_files()
 
 
 def pipeline_code_paths(family: Family) -> list[Path]:

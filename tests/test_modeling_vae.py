@@ -16,6 +16,8 @@ LIKELIHOOD_VARIANTS = [
     for variance in (GAUSSIAN_VARIANCES if "gaussian_variance" in entry.fields else ("learned",))
 ]
 VARIANTS = list(itertools.product(sorted(ARCHITECTURES), LIKELIHOOD_VARIANTS, [None, 10]))
+# an architecture whose latent is not a flat vector of any size: a tiny latent it accepts
+ARCHITECTURE_KWARGS = {"hierarchical": dict(latent_groups=[7], latent_dim=49)}
 
 
 def make(seed=0, **overrides):
@@ -26,12 +28,14 @@ def make(seed=0, **overrides):
 @pytest.mark.parametrize("arch,likelihood,num_classes", VARIANTS)
 def test_shapes_every_variant(arch, likelihood, num_classes):
     lik, var = likelihood
-    model = make(architecture=arch, likelihood=lik, gaussian_variance=var, num_classes=num_classes)
+    kwargs = ARCHITECTURE_KWARGS.get(arch, {})
+    model = make(architecture=arch, likelihood=lik, gaussian_variance=var, num_classes=num_classes, **kwargs)
     x = torch.rand(5, 1, 28, 28)
     labels = labels_for(model, 5)
     posterior = model.encode(x, class_labels=labels).latent_dist
-    assert posterior.mean.shape == (5, 4) and posterior.std.shape == (5, 4)
-    assert posterior.sample(torch.Generator().manual_seed(0)).shape == (5, 4)
+    latent = (5, model.config.latent_dim)
+    assert posterior.mean.shape == latent and posterior.std.shape == latent
+    assert posterior.sample(torch.Generator().manual_seed(0)).shape == latent
     assert posterior.kl().shape == (5,) and (posterior.kl() >= 0).all()
     dec = model.decode(posterior.mode(), class_labels=labels)
     assert dec.sample.shape == (5, 1, 28, 28)
@@ -138,7 +142,7 @@ def test_save_load_round_trip_bit_exact(tmp_path, overrides):
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_one_optimizer_step_no_nan(arch):
-    model = make(architecture=arch)
+    model = make(architecture=arch, **ARCHITECTURE_KWARGS.get(arch, {}))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(4, 1, 28, 28)
     loss = model(x, generator=torch.Generator().manual_seed(0)).loss

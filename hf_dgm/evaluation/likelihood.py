@@ -25,16 +25,45 @@ def binarize_once(images_uint8: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 @torch.no_grad()
 def log_importance_weights(vae, x: torch.Tensor, num_samples: int, generator, labels=None) -> torch.Tensor:
-    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for `num_samples` z_i per image: (num_samples, B)."""
-    posterior = vae.encode(x, class_labels=labels).latent_dist
-    eps = torch.randn((num_samples, *posterior.mean.shape), generator=generator, dtype=posterior.mean.dtype)
-    z = posterior.mean + posterior.std * eps.to(posterior.mean.device)  # (S, B, D)
-    s, b = z.shape[:2]
-    y = labels.repeat(s) if labels is not None else None
-    x_s = x.repeat(s, 1, 1, 1)
-    log_px = -vae.reconstruction_nll(vae.likelihood_output(z.reshape(s * b, -1), y, x_s), x_s).view(s, b)
-    log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return log_px + log_pz - posterior.log_prob(z)
+    """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for `num_samples` z_i per image: (num_samples, B)
+    (``VAEModel.log_importance_weights``)."""
+    return vae.log_importance_weights(x, num_samples, generator, labels)
+
+
+@torch.no_grad()
+def kl_per_group(vae, x: torch.Tensor, labels=None, batch_size: int = 100, seed: int = 0) -> torch.Tensor:
+    """KL(q || p) in nats of each latent group, per image: (N, groups), one posterior draw per image (seeded). A VAE
+    with a single latent has one group; a hierarchical one reports each group's KL given the groups drawn before it
+    (``VAEOutput.kl_per_group``)."""
+    vae.eval()
+    generator, parts = torch.Generator().manual_seed(seed), []
+    for i in range(0, x.shape[0], batch_size):
+        y = labels[i : i + batch_size].to(vae.device) if labels is not None else None
+        out = vae(x[i : i + batch_size].to(vae.device), generator=generator, class_labels=y)
+        kl = out.kl_per_group if out.kl_per_group is not None else out.latent_dist.kl()[:, None]
+        parts.append(kl.double().cpu())
+    return torch.cat(parts)
+
+
+def latent_kl_metrics(vae, x: torch.Tensor, labels=None, seed: int = 0) -> list[dict]:
+    """What the latent carries: the mean KL in bits of each latent group (coarse to fine) and of all together."""
+    bits = kl_per_group(vae, x, labels, seed=seed).mean(0) / math.log(2)
+    cfg, which = vae.config, f"{x.shape[0]} images"
+    if bits.numel() == 1:
+        return [{"name": f"KL of the latent ({which}) bits", "type": "kl_bits", "value": round(bits.item(), 1)}]
+    from ..vae.networks_hvae import latent_channels, latent_resolutions
+
+    channels = latent_channels(cfg)
+    metrics = [
+        {"name": f"KL of latent group {g} ({r}x{r}x{channels}; {which}) bits", "type": "kl_bits", "value": round(b, 1)}
+        for g, (r, b) in enumerate(zip(latent_resolutions(cfg), bits.tolist(), strict=True))
+    ]
+    total = {
+        "name": f"KL of the latent, all groups ({which}) bits",
+        "type": "kl_bits",
+        "value": round(bits.sum().item(), 1),
+    }
+    return [*metrics, total]
 
 
 @torch.no_grad()
@@ -113,6 +142,7 @@ def binary_likelihood(model, test, iwae_k: int, n: int, full_count: bool, seed: 
                 "value": round(-elbo.mean().item(), 3),
             },
             {"name": "reconstruction squared error (per image)", "type": "mse", "value": float(f"{recon:.6g}")},
+            *latent_kl_metrics(model, x, labels, seed=seed + 2),
         ],
     }
 
@@ -158,5 +188,6 @@ def likelihood_8bit(model, images, held_out: bool, k: int, seed: int, state_path
                 "type": "bits_per_dim",
                 "value": round(-elbo.mean().item() / dims, 4),
             },
+            *latent_kl_metrics(model, x, labels, seed=seed + 2),
         ],
     }

@@ -3,13 +3,16 @@
 Objective (per image, in nats, averaged over the batch):
 
 * ELBO (default): -log p(x | z) + beta_t * KL(q(z | x) || p(z)), with beta_t = beta * min(1, step / kl_warmup_steps)
-  and optional free bits (each latent dimension's batch-mean KL is floored at `free_bits` nats; Kingma et al., 2016).
+  and optional free bits (each latent dimension's batch-mean KL is floored at `free_bits` nats; Kingma et al., 2016;
+  for the hierarchical architecture each latent group's, whose KLs are logged in bits as `kl_bits_group_<g>`).
+  Optionally the gradients are clipped (`--grad-clip`) and updates with a larger norm skipped (`--skip-grad-norm`).
 * IWAE (`--iwae-samples k`, k > 1; Burda et al., 2015): -log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z | x).
 
 For the Bernoulli likelihood the data are dynamically binarized by default: a fresh Bernoulli draw every time an
 image is used, as in the IWAE paper.
 """
 
+import logging
 import math
 import sys
 from dataclasses import dataclass
@@ -24,6 +27,8 @@ from ..vae.networks_vae import LIKELIHOODS, bits_per_dim
 from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
 from .base import BaseTrainer, grad_norm
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 @with_model_fields(VAEConfig, exclude=("num_classes", "format_version"))
@@ -37,9 +42,16 @@ class VAETrainingArguments(TrainingArguments):
     beta: float = arg(1.0, "weight of the KL term (beta-VAE; 1 is the ELBO)", "objective")
     kl_warmup_steps: int = arg(0, "steps over which the KL weight rises linearly from 0 to --beta", "objective")
     free_bits: float = arg(
-        0.0, "floor, in nats, of each latent dimension's batch-mean KL (Kingma et al., 2016)", "objective"
+        0.0,
+        "floor, in nats, of each latent dimension's batch-mean KL (Kingma et al., 2016); hierarchical: of each latent "
+        "group's",
+        "objective",
     )
     iwae_samples: int = arg(1, "importance samples k: k > 1 trains on the IWAE bound (Burda et al.)", "objective")
+    grad_clip: float = arg(0.0, "clip the gradients' global norm to this value (0: no clipping)", "objective")
+    skip_grad_norm: float = arg(
+        0.0, "skip an update whose gradient norm (before clipping) exceeds this (0: never; VDVAE)", "objective"
+    )
     binarize: str = arg(
         "auto",
         "binarize images: auto (dynamically for a likelihood of binary images: "
@@ -50,8 +62,10 @@ class VAETrainingArguments(TrainingArguments):
 
     def validate(self):
         super().validate()
-        if self.beta < 0 or self.free_bits < 0 or self.kl_warmup_steps < 0 or self.lr < 0:
-            raise ValueError("--beta, --free-bits, --kl-warmup-steps and --lr must be >= 0.")
+        if min(self.beta, self.free_bits, self.kl_warmup_steps, self.lr, self.grad_clip, self.skip_grad_norm) < 0:
+            raise ValueError(
+                "--beta, --free-bits, --kl-warmup-steps, --lr, --grad-clip and --skip-grad-norm must be >= 0."
+            )
         if self.iwae_samples < 1:
             raise ValueError(f"--iwae-samples {self.iwae_samples!r} is invalid: expected a positive int.")
         if self.iwae_samples > 1 and (self.beta != 1.0 or self.free_bits or self.kl_warmup_steps):
@@ -78,6 +92,8 @@ class VAEObjective(nn.Module):
 
     def forward(self, x, labels, generator, beta: float, free_bits: float, iwae_samples: int):
         vae = self.vae
+        if vae.is_hierarchical:
+            return self.hierarchical(x, labels, generator, beta, free_bits, iwae_samples)
         mean, logvar = vae.encoder(x, labels)  # (B, z)
         posterior = DiagonalGaussianDistribution(mean, logvar)
         if iwae_samples == 1:
@@ -101,6 +117,25 @@ class VAEObjective(nn.Module):
         log_w = log_px + log_pz - posterior.log_prob(z)  # (k, B)
         bound = torch.logsumexp(log_w, 0) - math.log(k)
         return {"loss": -bound.mean(), "reconstruction_loss": -log_px.mean(), "iwae_bound": bound.mean()}
+
+    def hierarchical(self, x, labels, generator, beta: float, free_bits: float, iwae_samples: int):
+        """The hierarchical VAE's objective: free bits floor each latent group's batch-mean KL (nats)."""
+        vae = self.vae
+        if iwae_samples > 1:
+            log_w = vae.log_importance_weights(x, iwae_samples, generator, labels)
+            bound = torch.logsumexp(log_w, 0) - math.log(iwae_samples)
+            return {"loss": -bound.mean(), "iwae_bound": bound.mean()}
+        noise = randn((x.shape[0], vae.config.latent_dim), generator=generator, device=x.device).to(x.dtype)
+        logits, result = vae.posterior_pass(x, labels, noise)
+        rec = vae.reconstruction_nll(logits, x).mean()
+        kl_groups = result.kl.mean(0)  # (groups,) nats
+        kl = kl_groups.sum()
+        kl_term = kl_groups.clamp(min=free_bits).sum() if free_bits else kl
+        out = {"loss": rec + beta * kl_term, "reconstruction_loss": rec, "kl_loss": kl, "elbo": -(rec + kl)}
+        out |= {f"kl_bits_group_{g}": value / math.log(2) for g, value in enumerate(kl_groups.detach())}
+        if LIKELIHOODS[vae.config.likelihood].eight_bit:
+            out["bits_per_dim"] = bits_per_dim(rec + kl, vae.config)
+        return out
 
 
 class VAETrainer(BaseTrainer):
@@ -146,11 +181,25 @@ class VAETrainer(BaseTrainer):
         if not self.check_finite(terms, "vae"):
             return {}
         self.accelerator.backward(out["loss"])
+        norm = self.clip_or_skip() if a.grad_clip or a.skip_grad_norm else None
+        if norm is not None and not torch.isfinite(norm):
+            return {}
         if log:
-            out["grad_norm"] = grad_norm(self.model)
+            out["grad_norm"] = norm if norm is not None else grad_norm(self.model)  # before clipping
             out["beta"] = beta
         self.opt.step()
         return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out.items()}
+
+    def clip_or_skip(self) -> torch.Tensor:
+        """The gradients' norm before clipping them (--grad-clip); NaN, counting a skipped step, where it exceeds
+        --skip-grad-norm or is not finite (the update is then not taken)."""
+        a = self.args
+        norm = self.accelerator.clip_grad_norm_(self.model.parameters(), a.grad_clip or math.inf)
+        if torch.isfinite(norm) and not (a.skip_grad_norm and norm > a.skip_grad_norm):
+            return norm
+        self.num_skipped += 1
+        logger.warning("step %d: gradient norm %.4g; skipping the update", self.step + 1, float(norm))
+        return torch.full_like(norm, math.nan)
 
     def sample_grid_images(self):
         z, labels = self.fixed

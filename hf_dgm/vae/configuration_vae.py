@@ -16,9 +16,12 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
     Args:
         architecture (`str`, defaults to `"conv"`):
             `"conv"` (convolutional encoder/decoder), `"resnet"` (the same stages built from residual blocks, for
-            colour images) or `"mlp"` (the seed article's fully connected networks).
+            colour images), `"mlp"` (the seed article's fully connected networks) or `"hierarchical"` (latent groups
+            at several resolutions, NVAE/VDVAE style: `networks_hvae`, docs/hierarchical_vae.md).
         latent_dim (`int`, defaults to 16):
-            Size of the latent z. Positive. (The article gives none; 2 is used for the manifold-view model.)
+            Size of the latent z. Positive. (The article gives none; 2 is used for the manifold-view model.) For
+            `hierarchical`, every group's values together: channels per group x the sum of the groups' areas (for
+            groups at 4, 8, 16 and 32, a multiple of 1360), so it must be such a multiple.
         image_size (`int`, defaults to 28):
             Height and width of the square images. For `conv` and `resnet` it must be b * 2**n with 3 <= b <= 7 and n >= 2
             (28, 32, 48, 64, ...); `mlp` accepts any positive size.
@@ -51,8 +54,15 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
         class_embed_dim (`int`, defaults to 16):
             Size of the label embedding (conditional models only).
         base_channels (`int`, defaults to 32):
-            `conv`, `resnet`: channels of the first encoder stage; each later stage doubles it. The decoder mirrors
-            it.
+            `conv`, `resnet`, `hierarchical`: channels of the first encoder stage (for `hierarchical`, at the image's
+            resolution); each later stage doubles it. The decoder mirrors it.
+        latent_groups (`list[int]`, *optional*):
+            `hierarchical`: the resolutions of the latent groups, coarse to fine, each the image size divided by a
+            power of 2; a resolution repeated gives several groups there. `None`: one group at each resolution of the
+            convolutional schedule below the image's (28 px: `[7, 14]`; 64 px: `[4, 8, 16, 32]`).
+        cells_per_resolution (`int`, defaults to 1):
+            `hierarchical`: residual cells at each resolution of the encoder and of the decoder after its last group.
+            Each latent group has two more in the decoder. Positive.
         hidden_dim (`int`, defaults to 256):
             `conv`, `resnet`: width of the fully connected layer between the convolutions and the latent.
         hidden_dims (`list[int]`, defaults to `[128, 64]`):
@@ -78,6 +88,8 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
     num_classes: int | None = None
     class_embed_dim: int = 16
     base_channels: int = 32
+    latent_groups: list[int] | None = None
+    cells_per_resolution: int = 1
     hidden_dim: int = 256
     hidden_dims: list[int] = field(default_factory=lambda: [128, 64])
     activation: str = "leaky_relu"

@@ -22,7 +22,6 @@ from ..modeling_utils import (
     check_class_labels,
     check_latents,
     check_pixel_values,
-    check_temperature,
     randn,
     sample_latents,
 )
@@ -33,6 +32,7 @@ from .networks_vae import (
     build_encoder,
     decode,
     decoder_mean,
+    latent_temperature,
     likelihood_output,
     reconstruction_nll,
 )
@@ -104,7 +104,11 @@ class VAEOutput(ModelOutput):
             Reconstructions in [0, 1]: the likelihood's mean (with a pixel context, each pixel's given the true
             pixels before it; `VAEPipeline.reconstruct` decodes pixel by pixel instead).
         latent_dist (`DiagonalGaussianDistribution`):
-            The posterior q(z | x).
+            The posterior q(z | x) (`hierarchical`: in the prior-standardised noise of each group, given the groups
+            drawn before it).
+        kl_per_group (`torch.FloatTensor` of shape `(batch_size, num_groups)`, *optional*):
+            `hierarchical` only: KL(q(z_g | z_<g, x) || p(z_g | z_<g)) of each latent group in nats, coarse to fine;
+            they add up to `kl_loss` (averaged over the batch).
     """
 
     loss: torch.FloatTensor | None = None
@@ -112,6 +116,7 @@ class VAEOutput(ModelOutput):
     kl_loss: torch.FloatTensor | None = None
     sample: torch.FloatTensor | None = None
     latent_dist: DiagonalGaussianDistribution | None = None
+    kl_per_group: torch.FloatTensor | None = None
 
 
 class VAEModel(HfDgmModelMixin, PreTrainedModel):
@@ -140,6 +145,8 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
                 context.reset_last_layer()
         elif module is self and self.log_scale is not None:
             nn.init.zeros_(self.log_scale)
+        elif module is not self and hasattr(module, "reset_parameters"):  # a network's own parameters (hierarchical)
+            module.reset_parameters()
 
     def _check_pixel_values(self, pixel_values: torch.Tensor):
         check_pixel_values(self.config, pixel_values)
@@ -165,12 +172,37 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         """The network that turns latents into images: the decoder."""
         return self.decoder
 
+    @property
+    def is_hierarchical(self) -> bool:
+        """Latent groups at several resolutions (`architecture="hierarchical"`, `networks_hvae`)."""
+        return self.config.architecture == "hierarchical"
+
+    def posterior_pass(self, pixel_values: torch.Tensor, labels, noise: torch.Tensor, num_samples: int = 1):
+        """`hierarchical`: the encoder, then the decoder's top-down pass through the posterior with standard `noise`
+        (num_samples * N, latent_dim) (zeros: the mean path), the images repeated `num_samples` times ->
+        (likelihood parameters, `networks_hvae.GroupResult`)."""
+        features = self.encoder(pixel_values, labels)
+        if num_samples > 1:
+            features = {r: f.repeat(num_samples, 1, 1, 1) for r, f in features.items()}
+            labels = labels.repeat(num_samples) if labels is not None else None
+        return self.decoder.posterior(features, noise, labels)
+
+    def _posterior(self, pixel_values: torch.Tensor, labels, noise: torch.Tensor | None = None):
+        """q(z | x) as a diagonal Gaussian: the encoder's, or for `hierarchical` each group's in its prior's units
+        along the pass drawn with `noise` (None: the mean path), and that pass's (output, GroupResult) or None."""
+        if not self.is_hierarchical:
+            return DiagonalGaussianDistribution(*self.encoder(pixel_values, labels)), None
+        if noise is None:
+            noise = pixel_values.new_zeros(pixel_values.shape[0], self.config.latent_dim)
+        output, result = self.posterior_pass(pixel_values, labels, noise)
+        return DiagonalGaussianDistribution(result.eps_mean, 2.0 * torch.log(result.eps_std)), (output, result)
+
     def encode(self, pixel_values: torch.Tensor, class_labels=None, return_dict: bool = True):
-        """Images in [0, 1], shape (N, C, H, W) -> posterior q(z | x)."""
+        """Images in [0, 1], shape (N, C, H, W) -> posterior q(z | x) (`hierarchical`: along its mean path, in the
+        prior-standardised noise of each group; its mode decodes to the posterior means)."""
         self._check_pixel_values(pixel_values)
         labels = check_class_labels(self.config, class_labels, pixel_values.shape[0], device=pixel_values.device)
-        mean, logvar = self.encoder(pixel_values, labels)  # (N, z), (N, z)
-        posterior = DiagonalGaussianDistribution(mean, logvar)
+        posterior = self._posterior(pixel_values, labels)[0]
         return VAEEncoderOutput(latent_dist=posterior) if return_dict else (posterior,)
 
     def decode(self, latents: torch.Tensor, class_labels=None, return_dict: bool = True, generator=None):
@@ -200,19 +232,54 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
     ):
         self._check_pixel_values(pixel_values)
         labels = check_class_labels(self.config, class_labels, pixel_values.shape[0], device=pixel_values.device)
-        mean, logvar = self.encoder(pixel_values, labels)
-        posterior = DiagonalGaussianDistribution(mean, logvar)
-        z = posterior.sample(generator) if sample_posterior else posterior.mode()  # (N, z)
-        logits = self.likelihood_output(z, labels, pixel_values)  # (N, output_channels, H, W)
+        kl_per_group = None
+        if self.is_hierarchical:
+            shape, device = (pixel_values.shape[0], self.config.latent_dim), pixel_values.device
+            noise = randn(shape, generator=generator, device=device) if sample_posterior else torch.zeros(shape)
+            posterior, (logits, result) = self._posterior(pixel_values, labels, noise.to(pixel_values))
+            kl_per_group = result.kl  # (N, groups)
+            kl_loss = kl_per_group.sum(1).mean()
+        else:
+            posterior = self._posterior(pixel_values, labels)[0]
+            z = posterior.sample(generator) if sample_posterior else posterior.mode()  # (N, z)
+            logits = self.likelihood_output(z, labels, pixel_values)  # (N, output_channels, H, W)
+            kl_loss = posterior.kl().mean()
         reconstruction_loss = self.reconstruction_nll(logits, pixel_values).mean()
-        kl_loss = posterior.kl().mean()
         loss = reconstruction_loss + kl_loss
         sample = decoder_mean(self.config, logits)
         if not return_dict:
             return (loss, reconstruction_loss, kl_loss, sample, posterior)
         return VAEOutput(
-            loss=loss, reconstruction_loss=reconstruction_loss, kl_loss=kl_loss, sample=sample, latent_dist=posterior
+            loss=loss,
+            reconstruction_loss=reconstruction_loss,
+            kl_loss=kl_loss,
+            sample=sample,
+            latent_dist=posterior,
+            kl_per_group=kl_per_group,
         )
+
+    def log_importance_weights(self, x: torch.Tensor, num_samples: int, generator, labels=None) -> torch.Tensor:
+        """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for `num_samples` z_i ~ q(z | x) per image:
+        (num_samples, N), with gradients (evaluation calls it under no_grad). (`hierarchical`: p and q of every
+        group, each given the groups drawn before it.)"""
+        if self.is_hierarchical:
+            self._check_pixel_values(x)
+            b = x.shape[0]
+            labels = check_class_labels(self.config, labels, b, device=x.device)
+            noise = torch.randn((num_samples, b, self.config.latent_dim), generator=generator, dtype=x.dtype)
+            noise = noise.to(x.device).reshape(num_samples * b, -1)
+            output, result = self.posterior_pass(x, labels, noise, num_samples)
+            x_s = x.repeat(num_samples, 1, 1, 1)
+            return (result.log_ratio - self.reconstruction_nll(output, x_s)).view(num_samples, b)
+        posterior = self.encode(x, class_labels=labels).latent_dist
+        eps = torch.randn((num_samples, *posterior.mean.shape), generator=generator, dtype=posterior.mean.dtype)
+        z = posterior.mean + posterior.std * eps.to(posterior.mean.device)  # (S, B, D)
+        s, b = z.shape[:2]
+        y = labels.repeat(s) if labels is not None else None
+        x_s = x.repeat(s, 1, 1, 1)
+        log_px = -self.reconstruction_nll(self.likelihood_output(z.reshape(s * b, -1), y, x_s), x_s).view(s, b)
+        log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return log_px + log_pz - posterior.log_prob(z)
 
     @torch.no_grad()
     def generate(
@@ -221,17 +288,17 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
         class_labels=None,
-        temperature: float = 1.0,
+        temperature: float | list[float] = 1.0,
         return_dict: bool = True,
     ):
         """Decode prior samples z ~ N(0, temperature^2 I) into images in [0, 1], in eval mode (with a pixel context,
-        `generator` also draws the pixels)."""
+        `generator` also draws the pixels). `hierarchical`: each group's prior standard deviation times the
+        temperature, or one temperature per group (a list, coarse to fine)."""
         if latents is None:
             check_batch_size(batch_size)
-            check_temperature(temperature)
-            latents = sample_latents(
-                self.config, batch_size, generator, device=self.device, dtype=self.dtype, temperature=temperature
-            )
+            scale = latent_temperature(self.config, temperature)
+            latents = sample_latents(self.config, batch_size, generator, device=self.device, dtype=self.dtype)
+            latents = latents * (scale.to(latents) if isinstance(scale, torch.Tensor) else scale)
         else:
             check_latents(self.config, latents)
             latents = latents.to(device=self.device, dtype=self.dtype)

@@ -45,6 +45,7 @@ from ..modeling_utils import (
     make_activation,
     sample_latents,
 )
+from .networks_hvae import HierarchicalDecoder, HierarchicalEncoder, group_temperatures, validate_hierarchical
 
 GAUSSIAN_VARIANCES = ("learned", "fixed")
 
@@ -424,10 +425,20 @@ class VAEArchitecture:
     fields: tuple[str, ...] = ()  # the config fields it reads that not every architecture reads
 
 
+def _hierarchical_decoder(cfg) -> nn.Module:
+    return HierarchicalDecoder(cfg, output_channels(cfg))
+
+
 ARCHITECTURES = {
     "mlp": VAEArchitecture(MLPEncoder, MLPDecoder, _validate_mlp, fields=("hidden_dims",)),
     "conv": VAEArchitecture(ConvEncoder, ConvDecoder, _validate_conv, fields=("base_channels", "hidden_dim")),
     "resnet": VAEArchitecture(ResidualEncoder, ResidualDecoder, _validate_conv, fields=("base_channels", "hidden_dim")),
+    "hierarchical": VAEArchitecture(
+        HierarchicalEncoder,
+        _hierarchical_decoder,
+        validate_hierarchical,
+        fields=("base_channels", "latent_groups", "cells_per_resolution"),
+    ),
 }
 
 
@@ -462,10 +473,25 @@ def sampling_network(cfg) -> tuple[nn.Module, str]:
     return build_decoder(cfg), "decoder."
 
 
-def prior_latents(cfg, num_images: int, generator, temperature: float = 1.0) -> torch.Tensor:
-    """Latents z ~ N(0, temperature^2 I), drawn as VAEPipeline draws them."""
+def latent_temperature(cfg, temperature) -> float | torch.Tensor:
+    """The scale of prior latents: a temperature (a positive number), or for the hierarchical architecture a list of
+    one per latent group (coarse to fine; ``networks_hvae.group_temperatures``), as a (latent_dim,) tensor."""
+    if isinstance(temperature, (list, tuple)):
+        if cfg.architecture != "hierarchical":
+            raise ValueError(
+                f"temperature={list(temperature)!r}: one per latent group needs architecture='hierarchical'; this "
+                f"{cfg.architecture!r} VAE takes one positive number."
+            )
+        return group_temperatures(cfg, temperature)
     check_temperature(temperature)
-    return sample_latents(cfg, num_images, generator, temperature=temperature)
+    return temperature
+
+
+def prior_latents(cfg, num_images: int, generator, temperature: float | list[float] = 1.0) -> torch.Tensor:
+    """Latents z ~ N(0, temperature^2 I) (per group for a list: ``latent_temperature``), drawn as VAEPipeline draws
+    them."""
+    scale = latent_temperature(cfg, temperature)
+    return sample_latents(cfg, num_images, generator) * scale
 
 
 def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None, generator=None) -> torch.Tensor:

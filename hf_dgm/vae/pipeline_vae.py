@@ -20,8 +20,9 @@ class VAEPipeline(HfDgmPipeline):
             The VAE.
 
     Call arguments: those of [`HfDgmPipeline.__call__`], and
-        temperature (`float`, *optional*, defaults to 1.0):
-            Prior samples are z ~ N(0, temperature^2 I). Positive.
+        temperature (`float` or `list[float]`, *optional*, defaults to 1.0):
+            Prior samples are z ~ N(0, temperature^2 I). Positive. For a hierarchical VAE, each latent group's prior
+            standard deviation is multiplied by it, or by one temperature per group (a list, coarse to fine).
 
     Example:
         ```py
@@ -39,7 +40,7 @@ class VAEPipeline(HfDgmPipeline):
         super().__init__()
         self.register_modules(vae=vae)
 
-    def _sample(self, batch_size, generator, latents, class_labels, temperature: float = 1.0):
+    def _sample(self, batch_size, generator, latents, class_labels, temperature: float | list[float] = 1.0):
         return self.vae.generate(
             batch_size, generator=generator, latents=latents, class_labels=class_labels, temperature=temperature
         ).sample
