@@ -39,8 +39,9 @@ class GeneratorOutput(ModelOutput):
 class DiscriminatorOutput(ModelOutput):
     """
     Args:
-        logits (`torch.FloatTensor` of shape `(batch_size,)`):
-            Discriminator logits (no sigmoid): large means "real".
+        logits (`torch.FloatTensor` of shape `(batch_size,)`, or `(batch_size, num_patches)` for the projected D):
+            Discriminator logits (no sigmoid): large means "real". The projected D gives one per patch of each of its
+            4 scales; the losses average over them.
         features (`torch.FloatTensor` of shape `(batch_size, num_features)`):
             The last hidden layer of D, used by feature matching.
     """

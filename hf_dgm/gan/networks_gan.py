@@ -599,8 +599,14 @@ def _validate_projected(cfg) -> None:
         raise ValueError("minibatch_std and minibatch discrimination are not available with discriminator='projected'.")
 
 
-# the config's `discriminator` field: "architecture" (the architecture's own D) or another D for any generator
-DISCRIMINATORS = {"architecture": None, "projected": (ProjectedDiscriminator, _validate_projected)}
+@dataclass(frozen=True)
+class GANDiscriminator:
+    build: Callable[..., nn.Module]
+    validate: Callable[..., None]  # checks its own config fields
+
+
+# the config's `discriminator` field: "architecture" (the architecture's own D) or a D that pairs with any generator
+DISCRIMINATORS = {"architecture": None, "projected": GANDiscriminator(ProjectedDiscriminator, _validate_projected)}
 
 
 def validate_gan_config(cfg) -> None:
@@ -619,7 +625,7 @@ def validate_gan_config(cfg) -> None:
         check_bool(flag, getattr(cfg, flag))
     check_choice("discriminator", cfg.discriminator, DISCRIMINATORS)
     if DISCRIMINATORS[cfg.discriminator]:
-        DISCRIMINATORS[cfg.discriminator][1](cfg)
+        DISCRIMINATORS[cfg.discriminator].validate(cfg)
 
 
 def build_generator(cfg) -> nn.Module:
@@ -630,7 +636,7 @@ def build_generator(cfg) -> nn.Module:
 def build_discriminator(cfg) -> nn.Module:
     validate_gan_config(cfg)
     if DISCRIMINATORS[cfg.discriminator]:
-        return DISCRIMINATORS[cfg.discriminator][0](cfg)
+        return DISCRIMINATORS[cfg.discriminator].build(cfg)
     return ARCHITECTURES[cfg.architecture].discriminator(cfg)
 
 

@@ -12,11 +12,11 @@ import torch
 
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel
+from ..gan.networks_gan import PROJECTED_EXTRA_HINT
 from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
 from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
 from .base import grad_norm as _grad_norm
-from ..gan.networks_gan import PROJECTED_EXTRA_HINT
 from .losses import (
     GAN_LOSSES,
     HistoricalAverage,
