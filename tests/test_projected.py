@@ -11,7 +11,12 @@ from conftest import MNIST, run_python, tiny_train_kwargs
 from safetensors.torch import load_file
 
 from hf_dgm import GANConfig, GANModel
-from hf_dgm.gan.networks_gan import FEATURE_CHANNELS, FeatureProjector, projected_scales
+from hf_dgm.gan.networks_gan import (
+    FEATURE_CHANNELS,
+    ConditionalBatchNorm2d,
+    FeatureProjector,
+    projected_scales,
+)
 from hf_dgm.training.gan import GANTrainingArguments, train_gan
 
 EMOJI = os.path.join(os.path.dirname(MNIST), "emoji")
@@ -149,3 +154,25 @@ def test_projector_is_frozen_seeded_and_leaves_the_global_rng_alone():
 def test_bad_projected_settings_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny_config(**overrides)
+
+
+@pytest.mark.parametrize(
+    "image_size,num_channels,excitations",
+    [(28, 1, 1), (32, 3, 1), (48, 3, 1), (64, 3, 1), (128, 1, 2), (256, 3, 3)],  # SLE 4->64, 8->128, 16->256
+)
+def test_fastgan_generator_sizes_with_its_own_discriminator(image_size, num_channels, excitations):
+    torch.manual_seed(0)
+    model = GANModel(tiny_config(discriminator="architecture", image_size=image_size, num_channels=num_channels))
+    assert len(model.generator.excitations) == excitations and model.config.spectral_norm is False
+    labels = list(range(9))
+    images = model.generate(9, class_labels=labels).sample
+    assert images.shape == (9, num_channels, image_size, image_size) and images.abs().max() <= 1
+    assert model.discriminate(images, class_labels=labels).logits.shape == (9,)
+    # the class reaches the image through class-conditional BatchNorm (the identity for every class at init)
+    with torch.no_grad():
+        for module in model.generator_ema.modules() if model.generator_ema else model.generator.modules():
+            if isinstance(module, ConditionalBatchNorm2d):
+                module.scale_shift[1] += 0.5
+    z = torch.randn(1, 8).expand(2, -1)
+    a, b = model.generate(latents=z, class_labels=[0, 1]).sample
+    assert not torch.allclose(a, b)
