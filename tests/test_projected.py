@@ -112,6 +112,16 @@ def test_grey_dataset_through_the_colour_feature_network(tmp_path):
     assert torch.allclose(logits, model.discriminator(images.expand(-1, 3, -1, -1))[0])
 
 
+def test_projected_heads_keep_pytorch_init_with_a_unit_class_embedding():
+    """The heads' init is the projected D's own, not the generator architecture's N(0, 0.02): a class embedding that
+    small scaled every conditional logit by about 0.02 (a first emoji run's D stayed near 0 and ignored the class)."""
+    torch.manual_seed(0)
+    model = GANModel(tiny_config(image_size=64))
+    for head in model.discriminator.heads:
+        assert 0.8 < head.class_embedding.weight.std() < 1.2
+    assert model.generator.to_image.weight.std() < 0.05  # G keeps FastGAN's N(0, 0.02)
+
+
 def test_projector_is_frozen_seeded_and_leaves_the_global_rng_alone():
     cfg = tiny_config(image_size=64)
     state = torch.get_rng_state()

@@ -21,7 +21,13 @@ from ..modeling_utils import (
     sample_latents,
 )
 from .configuration_gan import GANConfig
-from .networks_gan import ARCHITECTURES, MinibatchDiscrimination, build_discriminator, build_generator
+from .networks_gan import (
+    ARCHITECTURES,
+    DISCRIMINATORS,
+    MinibatchDiscrimination,
+    build_discriminator,
+    build_generator,
+)
 
 
 @dataclass
@@ -90,6 +96,10 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
     def _init_weights(self, module: nn.Module):
         if self.generator_ema is not None and any(module is m for m in self.generator_ema.modules()):
             return  # copied from the generator (reset_ema), without drawing random numbers
+        discriminator = DISCRIMINATORS[self.config.discriminator]
+        if discriminator is not None and any(module is m for m in self.discriminator.modules()):
+            discriminator.init_weights(module)  # a D of its own (e.g. projected): its own init
+            return
         ARCHITECTURES[self.config.architecture].init_weights(module)
         if isinstance(module, MinibatchDiscrimination):
             nn.init.normal_(module.T, 0.0, 0.1)

@@ -600,14 +600,32 @@ def _validate_projected(cfg) -> None:
         raise ValueError("minibatch_std and minibatch discrimination are not available with discriminator='projected'.")
 
 
+@torch.no_grad()
+def projected_init(module: nn.Module) -> None:
+    """PyTorch's own initialisation, as Sauer et al.'s heads keep it: above all the class embedding from N(0, 1) (a
+    small one would scale every conditional logit down and leave D, and the class, with little say)."""
+    if isinstance(module, nn.Conv2d):
+        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight)
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
 @dataclass(frozen=True)
 class GANDiscriminator:
     build: Callable[..., nn.Module]
     validate: Callable[..., None]  # checks its own config fields
+    init_weights: Callable[[nn.Module], None]  # applied to each of its submodules instead of the architecture's
 
 
 # the config's `discriminator` field: "architecture" (the architecture's own D) or a D that pairs with any generator
-DISCRIMINATORS = {"architecture": None, "projected": GANDiscriminator(ProjectedDiscriminator, _validate_projected)}
+DISCRIMINATORS = {
+    "architecture": None,
+    "projected": GANDiscriminator(ProjectedDiscriminator, _validate_projected, projected_init),
+}
 
 
 def validate_gan_config(cfg) -> None:
