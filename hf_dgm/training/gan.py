@@ -12,7 +12,7 @@ import torch
 
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel
-from ..gan.networks_gan import ARCHITECTURES
+from ..gan.networks_gan import ARCHITECTURES, DISCRIMINATORS, PROJECTED_EXTRA_HINT, PROJECTED_MODULES, recipe_default
 from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
 from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
@@ -28,6 +28,15 @@ from .losses import (
 )
 
 
+def check_projected_extra() -> None:
+    """Before any data is decoded: the projected D's feature network must be importable (the ``projected`` extra)."""
+    import importlib.util
+
+    missing = [m for m in PROJECTED_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"--discriminator projected needs {', '.join(missing)}: {PROJECTED_EXTRA_HINT}")
+
+
 @dataclass
 @with_model_fields(GANConfig, exclude=("num_classes", "use_ema", "format_version"))
 class GANTrainingArguments(TrainingArguments):
@@ -37,6 +46,8 @@ class GANTrainingArguments(TrainingArguments):
         None,
         "adversarial loss (see hf_dgm/training/losses.py); none: the architecture's ("
         + ", ".join(f"{name}: {entry.loss}" for name, entry in ARCHITECTURES.items())
+        + "), or the discriminator's where it is not the architecture's ("
+        + ", ".join(f"{name}: {entry.loss}" for name, entry in DISCRIMINATORS.items() if entry)
         + ")",
         "objective",
         GAN_LOSSES,
@@ -61,9 +72,11 @@ class GANTrainingArguments(TrainingArguments):
     )  # fmt: skip
 
     def validate(self):
-        if self.loss is None and self.architecture in ARCHITECTURES:  # recorded resolved in training_args.json
-            self.loss = ARCHITECTURES[self.architecture].loss
+        if self.loss is None:  # recorded resolved in training_args.json
+            self.loss = recipe_default(self.architecture, self.discriminator, "loss")
         super().validate()
+        if self.discriminator == "projected":
+            check_projected_extra()
         parse_policy(self.diffaugment)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema-decay {self.ema_decay!r} is invalid: expected 0 <= decay < 1 (0 disables EMA).")
@@ -105,6 +118,8 @@ class GANTrainer(BaseTrainer):
                     f"generator but --ema-decay is {self.args.ema_decay}: pass --ema-decay "
                     f"{'0' if model.generator_ema is None else '0.999 (or another decay > 0)'}."
                 )
+            if model.config.discriminator == "projected":
+                check_projected_extra()
             return model
         num_classes = self.data.num_classes() if self.args.conditional else None
         return GANModel(self.args.model_config(num_classes))
