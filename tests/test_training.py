@@ -629,7 +629,9 @@ def test_a_flag_of_another_architecture_is_refused(tmp_path, run_cli):
     proc = run_cli("train", "gan", "--output-dir", str(tmp_path / "o"), "--generator-hidden-dims", "32", "32")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "--generator-hidden-dims applies to --architecture mlp, not 'dcgan'" in proc.stderr
-    with pytest.raises(ValueError, match="--base-channels applies to --architecture conv or resnet, not 'mlp'"):
+    with pytest.raises(
+        ValueError, match="--base-channels applies to --architecture conv or resnet or hierarchical, not 'mlp'"
+    ):
         VAETrainingArguments(output_dir=str(tmp_path / "o"), architecture="mlp", base_channels=8).validate()
     with pytest.raises(ValueError, match="--activation applies to --architecture mlp, not 'resnet'"):
         GANTrainingArguments(output_dir=str(tmp_path / "o"), architecture="resnet", activation="tanh").validate()
