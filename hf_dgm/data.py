@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import os
-import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,16 +36,6 @@ def is_mnist(dataset: str) -> bool:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("HF_DGM_CACHE", Path.home() / ".cache" / "hf_dgm")) / "datasets"
-
-
-def clear_cache() -> int:
-    """Delete every cached decoded dataset; return the number of files removed."""
-    root = cache_dir()
-    if not root.is_dir():
-        return 0
-    count = sum(1 for p in root.iterdir() if p.is_file())
-    shutil.rmtree(root)
-    return count
 
 
 @dataclass

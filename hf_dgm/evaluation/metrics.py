@@ -20,22 +20,6 @@ class _Identity(nn.Module):
         return x
 
 
-@torch.no_grad()
-def classifier_outputs(classifier, images: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """`images`: uint8 (N, C, H, W) or float in [0, 1], on any device (batches move to the classifier's).
-    Returns (features (N, d) float64, logits (N, classes)) on the CPU."""
-    feats, logits = [], []
-    classifier.eval()
-    device = next(classifier.parameters()).device
-    for i in range(0, images.shape[0], batch_size):
-        x = images[i : i + batch_size].to(device)
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        out = classifier(x)
-        feats.append(out.features.double().cpu())
-        logits.append(out.logits.double().cpu())
-    return torch.cat(feats), torch.cat(logits)
-
-
 def frechet_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two (N, d) feature sets (torchmetrics FID, float64)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
