@@ -324,6 +324,17 @@ def local_model_folder(name_or_path, kwargs: dict) -> Path:
 
 
 @contextmanager
+def eval_mode(module: nn.Module):
+    """Run the block with `module` in eval mode, then give it back its training flag."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+@contextmanager
 def quiet_progress_bars():
     """transformers' "Loading weights" / "Writing model shards" bars off inside hf-dgm's load and save (a library
     call stays quiet; the bars remain for transformers' own models)."""
@@ -389,6 +400,15 @@ class HfDgmModelMixin:
         check_weight_shapes(expected, read_weight_shapes(folder / "model.safetensors"), where)
         with quiet_progress_bars():
             return super().from_pretrained(folder, *args, config=config, **kwargs)
+
+    def prepare_latents(self, batch_size: int, generator: torch.Generator | None, latents: torch.Tensor | None):
+        """`latents` checked and moved to the model's device and dtype, or, when None, `batch_size` draws of
+        N(0, I) from `generator`."""
+        if latents is None:
+            check_batch_size(batch_size)
+            return sample_latents(self.config, batch_size, generator, device=self.device, dtype=self.dtype)
+        check_latents(self.config, latents)
+        return latents.to(device=self.device, dtype=self.dtype)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         with quiet_progress_bars():

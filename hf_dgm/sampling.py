@@ -25,6 +25,7 @@ from .modeling_utils import (
     check_latents,
     check_weight_shapes,
     count_parameters,
+    eval_mode,
     meta_state_shapes,
     read_weight_shapes,
 )
@@ -92,17 +93,13 @@ def generate_images(
     if generator is None:  # one stream for all chunks: the images do not depend on the chunk size
         generator = torch.Generator().manual_seed(0)
     out = np.empty((num_images, cfg.image_size, cfg.image_size, cfg.num_channels), dtype=np.uint8)
-    was_training = net.training
-    net.eval()
-    try:
+    with eval_mode(net):
         for start in range(0, num_images, chunk):
             stop = min(start + chunk, num_images)
             batch = latents[start:stop].to(device=device, dtype=dtype)
             batch_labels = labels[start:stop] if labels is not None else None
             images = family_of(cfg.model_type).networks.images_from_latents(cfg, net, batch, batch_labels, generator)
             out[start:stop] = to_uint8(images)
-    finally:
-        net.train(was_training)
     return out
 
 

@@ -14,10 +14,10 @@ from transformers.utils import ModelOutput
 
 from ..modeling_utils import (
     HfDgmModelMixin,
-    check_batch_size,
     check_class_labels,
     check_latents,
     check_pixel_values,
+    eval_mode,
     sample_latents,
 )
 from .configuration_gan import GANConfig
@@ -128,20 +128,10 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         return_dict: bool = True,
     ):
         """Sample images in [-1, 1] from the EMA generator (if any), always in eval mode."""
-        if latents is None:
-            check_batch_size(batch_size)
-            latents = sample_latents(self.config, batch_size, generator, device=self.device, dtype=self.dtype)
-        else:
-            check_latents(self.config, latents)
-            latents = latents.to(device=self.device, dtype=self.dtype)
+        latents = self.prepare_latents(batch_size, generator, latents)
         labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device)
-        net = self.sampling_network
-        was_training = net.training
-        net.eval()
-        try:
+        with eval_mode(self.sampling_network) as net:
             sample = net(latents, labels)  # (N, C, H, W)
-        finally:
-            net.train(was_training)
         return GeneratorOutput(sample=sample) if return_dict else (sample,)
 
     def discriminate(self, pixel_values: torch.Tensor, class_labels=None, return_dict: bool = True):

@@ -18,12 +18,11 @@ from transformers.utils import ModelOutput
 
 from ..modeling_utils import (
     HfDgmModelMixin,
-    check_batch_size,
     check_class_labels,
     check_latents,
     check_pixel_values,
+    eval_mode,
     randn,
-    sample_latents,
 )
 from .configuration_vae import VAEConfig
 from .networks_vae import (
@@ -294,18 +293,10 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         """Decode prior samples z ~ N(0, temperature^2 I) into images in [0, 1], in eval mode (with a pixel context,
         `generator` also draws the pixels). `hierarchical`: each group's prior standard deviation times the
         temperature, or one temperature per group (a list, coarse to fine)."""
-        if latents is None:
-            check_batch_size(batch_size)
-            scale = latent_temperature(self.config, temperature)
-            latents = sample_latents(self.config, batch_size, generator, device=self.device, dtype=self.dtype)
+        scale = latent_temperature(self.config, temperature) if latents is None else None
+        latents = self.prepare_latents(batch_size, generator, latents)
+        if scale is not None:
             latents = latents * (scale.to(latents) if isinstance(scale, torch.Tensor) else scale)
-        else:
-            check_latents(self.config, latents)
-            latents = latents.to(device=self.device, dtype=self.dtype)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             out = self.decode(latents, class_labels=class_labels, generator=generator)
-        finally:
-            self.train(was_training)
         return VAEDecoderOutput(sample=out.sample, logits=out.logits) if return_dict else (out.sample, out.logits)

@@ -5,6 +5,7 @@
 
 import torch
 
+from ..modeling_utils import eval_mode
 from ..pipeline_utils import HfDgmPipeline
 
 
@@ -47,13 +48,9 @@ class VAEPipeline(HfDgmPipeline):
 
     def _posterior(self, images: torch.Tensor, class_labels=None):
         """q(z | x) of images (N, C, H, W) in [0, 1], encoded in eval mode."""
-        was_training = self.vae.training
-        self.vae.eval()
-        try:
+        with eval_mode(self.vae):
             images = images.to(device=self.vae.device, dtype=self.vae.dtype)
             return self.vae.encode(images, class_labels=class_labels).latent_dist
-        finally:
-            self.vae.train(was_training)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, class_labels=None) -> torch.Tensor:
