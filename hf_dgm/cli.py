@@ -281,6 +281,19 @@ def _add_train_flags(p) -> None:
     p.add_argument("family", choices=["gan", "vae"], help="the model family; `hf-dgm train gan --help` lists its flags")
 
 
+def _add_likelihood_flags(p) -> None:
+    """`evaluate`'s flags of the VAE likelihood protocol (ELBO and IWAE bound)."""
+    p.add_argument(
+        "--iwae-k",
+        type=_positive_int,
+        default=None,
+        help="importance samples per image for the VAE NLL; none: 5000 on MNIST, 100 on 8-bit images",
+    )
+    p.add_argument("--num-test-images", type=_positive_int, default=None, help="MNIST: fewer test images for the NLL")
+    p.add_argument("--skip-likelihood", action="store_true", help="VAEs: skip the ELBO/IWAE evaluation")
+    p.add_argument("--iwae-state", default=None, help="file to save IWAE progress to (resumable)")
+
+
 def _add_evaluate_flags(p) -> None:
     p.add_argument("model", help="model folder, zoo name or Hub repo id; with --checkpoints a training run's folder")
     p.add_argument(
@@ -321,15 +334,7 @@ def _add_evaluate_flags(p) -> None:
         help="MODEL is a training run: KID of each kept checkpoint (EMA weights) in the cheapest space, and the best",
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the samples and of the IWAE noise")
-    p.add_argument(
-        "--iwae-k",
-        type=_positive_int,
-        default=None,
-        help="importance samples per image for the VAE NLL; none: 5000 on MNIST, 100 on 8-bit images",
-    )
-    p.add_argument("--num-test-images", type=_positive_int, default=None, help="MNIST: fewer test images for the NLL")
-    p.add_argument("--skip-likelihood", action="store_true", help="VAEs: skip the ELBO/IWAE evaluation")
-    p.add_argument("--iwae-state", default=None, help="file to save IWAE progress to (resumable)")
+    _add_likelihood_flags(p)
     p.add_argument(
         "--inception-fid",
         action="store_true",
@@ -398,10 +403,10 @@ def main(argv=None) -> int:
     if len(argv) >= 2 and argv[0] == "train" and argv[1] in ("gan", "vae"):
         # the trainer's own parser knows its flags (importing it imports torch: only for this command)
         if argv[1] == "gan":
-            from .training.gan import main as train_main
+            from .training.gan import GANTrainer as trainer
         else:
-            from .training.vae import main as train_main
-        return train_main(argv[2:])
+            from .training.vae import VAETrainer as trainer
+        return trainer.main(argv[2:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

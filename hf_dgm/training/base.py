@@ -6,6 +6,7 @@ with its card and push (`publishing.py`). `gan.py` and `vae.py` add the model, t
 import json
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 
 from ..file_utils import write_json_atomic
 from ..image_processing import make_grid, save_image_atomic, to_uint8
-from .arguments import TrainingArguments
+from .arguments import TrainingArguments, parse_arguments
 from .checkpointing import (
     list_checkpoints,
     resolve_resume_path,
@@ -63,6 +64,17 @@ class BaseTrainer:
 
     pixel_range = (0.0, 1.0)
     model_kind = ""
+    arguments_class = TrainingArguments  # the family's arguments (its flags)
+
+    @classmethod
+    def main(cls, argv=None) -> int:
+        """`hf-dgm train <model_kind>` and `python -m hf_dgm.training.<model_kind>`: parse the flags (the family's
+        module docstring is the help's description), train, and name bad input in one line."""
+        from .cli import run_training
+
+        description = sys.modules[cls.__module__].__doc__
+        args = parse_arguments(cls.arguments_class, argv, f"hf-dgm train {cls.model_kind}", description)
+        return run_training(lambda run_args: cls(run_args).train(), args)
 
     def __init__(self, args: TrainingArguments, model=None):
         from accelerate.utils import set_seed

@@ -13,7 +13,7 @@ import torch
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel
 from ..gan.networks_gan import ARCHITECTURES, DISCRIMINATORS, PROJECTED_EXTRA_HINT, PROJECTED_MODULES, recipe_default
-from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
+from .arguments import TrainingArguments, arg, with_model_fields
 from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
 from .base import grad_norm as _grad_norm
@@ -107,6 +107,7 @@ class GANTrainer(BaseTrainer):
     config_class = GANConfig
     pixel_range = (-1.0, 1.0)
     model_kind = "gan"
+    arguments_class = GANTrainingArguments
     postfix_keys = ("d_loss", "g_loss", "d_real", "d_fake")
 
     def build_model(self):
@@ -241,11 +242,5 @@ def train_gan(args: GANTrainingArguments, model: GANModel | None = None) -> GANM
     return GANTrainer(args, model=model).train()
 
 
-def main(argv=None):
-    from .cli import run_training
-
-    return run_training(train_gan, parse_arguments(GANTrainingArguments, argv, "hf-dgm train gan", __doc__))
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(GANTrainer.main())

@@ -24,7 +24,7 @@ from ..modeling_utils import randn
 from ..vae.configuration_vae import VAEConfig
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
 from ..vae.networks_vae import LIKELIHOODS, bits_per_dim
-from .arguments import TrainingArguments, arg, parse_arguments, with_model_fields
+from .arguments import TrainingArguments, arg, with_model_fields
 from .base import BaseTrainer, grad_norm
 
 logger = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ class VAETrainer(BaseTrainer):
     config_class = VAEConfig
     pixel_range = (0.0, 1.0)
     model_kind = "vae"
+    arguments_class = VAETrainingArguments
     postfix_keys = ("loss", "reconstruction_loss", "kl_loss")
 
     def build_model(self):
@@ -211,11 +212,5 @@ def train_vae(args: VAETrainingArguments, model: VAEModel | None = None) -> VAEM
     return VAETrainer(args, model=model).train()
 
 
-def main(argv=None):
-    from .cli import run_training
-
-    return run_training(train_vae, parse_arguments(VAETrainingArguments, argv, "hf-dgm train vae", __doc__))
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(VAETrainer.main())
