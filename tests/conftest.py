@@ -153,6 +153,30 @@ def tiny_train_kwargs(output_dir, **overrides):
     return kwargs
 
 
+def train_tiny(family: str, output_dir, **overrides):
+    """Train `family` ("gan" or "vae") with tiny_train_kwargs(output_dir, **overrides); returns the model."""
+    if family == "gan":
+        from hf_dgm.training.gan import GANTrainingArguments as Arguments
+        from hf_dgm.training.gan import train_gan as train
+    else:
+        from hf_dgm.training.vae import VAETrainingArguments as Arguments
+        from hf_dgm.training.vae import train_vae as train
+    return train(Arguments(**tiny_train_kwargs(output_dir, **overrides)))
+
+
+def assert_resumes_exactly(family: str, tmp_path, stop_at: int, **overrides):
+    """A run stopped after `stop_at` steps (tmp_path/part) and resumed from its latest checkpoint ends with weights
+    bit-identical to the uninterrupted run's (tmp_path/full), whose model is returned."""
+    import torch
+
+    full = train_tiny(family, tmp_path / "full", **overrides)
+    train_tiny(family, tmp_path / "part", **{**overrides, "max_steps": stop_at})
+    resumed = train_tiny(family, tmp_path / "part", resume_from="latest", **overrides)
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    return full
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,13 +6,13 @@ import textwrap
 
 import pytest
 import torch
-from conftest import MNIST, run_python, tiny_train_kwargs
+from conftest import MNIST, assert_resumes_exactly, run_python, tiny_train_kwargs
 from safetensors.torch import save_file
 
 from hf_dgm import VAEConfig, VAEModel, VAEPipeline
 from hf_dgm.evaluation.likelihood import kl_per_group, latent_kl_metrics
 from hf_dgm.remote_code import export_code
-from hf_dgm.training.vae import VAETrainingArguments, train_vae
+from hf_dgm.training.vae import VAETrainingArguments
 
 EMOJI = os.path.join(os.path.dirname(MNIST), "emoji")
 
@@ -156,11 +156,7 @@ def test_training_resumes_bit_exactly_with_clipping_and_skipping(tmp_path, name)
         architecture="hierarchical", max_steps=6, checkpoint_every=3, batch_size=8, grad_clip=1e4,
         skip_grad_norm=2e4, **model_flags, **TRAIN[name],
     )  # fmt: skip
-    full = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "full", **kw)))
-    train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "part", **{**kw, "max_steps": 3})))
-    resumed = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "part", resume_from="latest", **kw)))
-    a, b = full.state_dict(), resumed.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    full = assert_resumes_exactly("vae", tmp_path, 3, **kw)
     logged = [json.loads(line) for line in (tmp_path / "full" / "logs" / "metrics.jsonl").read_text().splitlines()]
     if name == "grey-28":  # the ELBO's KL, group by group, in bits
         groups = [logged[-1][f"kl_bits_group_{g}"] for g in range(2)]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import MNIST, run_python, tiny_train_kwargs
+from conftest import MNIST, assert_resumes_exactly, run_python, tiny_train_kwargs
 from safetensors.torch import load_file
 
 from hf_dgm import GANConfig, GANModel
@@ -31,21 +31,13 @@ def tiny_config(**overrides):
     return GANConfig(**{**TINY, "image_size": 32, "num_channels": 3, "num_classes": 9, **overrides})
 
 
-def emoji_run(output_dir, image_size, **overrides):
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_fastgan_with_projected_d_trains_saves_samples_and_resumes_exactly(tmp_path, image_size):
     kw = dict(
         dataset=EMOJI, image_size=image_size, num_channels=3, conditional=True, max_samples=64, batch_size=8,
         max_steps=2, checkpoint_every=1, sample_every=2, diffaugment="color,translation,cutout", **TINY,
     )  # fmt: skip
-    return GANTrainingArguments(**tiny_train_kwargs(output_dir, **{**kw, **overrides}))
-
-
-@pytest.mark.parametrize("image_size", [32, 64])
-def test_fastgan_with_projected_d_trains_saves_samples_and_resumes_exactly(tmp_path, image_size):
-    full = train_gan(emoji_run(tmp_path / "full", image_size))
-    train_gan(emoji_run(tmp_path / "part", image_size, max_steps=1))
-    resumed = train_gan(emoji_run(tmp_path / "part", image_size, resume_from="latest"))
-    a, b = full.state_dict(), resumed.state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    full = assert_resumes_exactly("gan", tmp_path, 1, **kw)
     assert full.config.discriminator == "projected" and full.config.spectral_norm  # the resolved default
     # the heads trained; the saved weights are G, EMA G and D's heads only
     saved = load_file(str(tmp_path / "full" / "model.safetensors"))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from conftest import MNIST, tiny_train_kwargs
+from conftest import MNIST, assert_resumes_exactly, tiny_train_kwargs
 from safetensors.torch import load_file
 
 from hf_dgm import GANModel, GANPipeline, VAEModel
@@ -482,12 +482,7 @@ def test_dataset_cache_and_clear(tmp_path):
 
 def test_streaming_fallback_trains_and_resumes_exactly(tmp_path):
     kw = dict(streaming=True, max_steps=6, checkpoint_every=3, **TINY_GAN)
-    full = train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "full", **kw)))
-    part = GANTrainingArguments(**tiny_train_kwargs(tmp_path / "part", **{**kw, "max_steps": 3}))
-    train_gan(part)
-    resumed = train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "part", resume_from="latest", **kw)))
-    a, b = full.state_dict(), resumed.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumes_exactly("gan", tmp_path, 3, **kw)
     record = json.loads((tmp_path / "full" / "training_args.json").read_text())
     assert record["num_train_images"] == "streamed"
 
@@ -559,11 +554,7 @@ def test_colour_residual_gan_with_diffaugment_resumes_exactly(tmp_path):
         loss="hinge", r1_gamma=1.0, diffaugment="color,translation,cutout", max_steps=6, checkpoint_every=3,
         generator_channels=8, discriminator_channels=8, latent_dim=16,
     )  # fmt: skip
-    full = train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "full", **kw)))
-    train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "part", **{**kw, "max_steps": 3})))
-    resumed = train_gan(GANTrainingArguments(**tiny_train_kwargs(tmp_path / "part", resume_from="latest", **kw)))
-    a, b = full.state_dict(), resumed.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    full = assert_resumes_exactly("gan", tmp_path, 3, **kw)
     assert full.config.num_classes == 9 and full.config.num_channels == 3
     images = full.generate(9, class_labels=list(range(9))).sample
     assert images.shape == (9, 3, 32, 32) and torch.isfinite(images).all()
