@@ -153,7 +153,7 @@ def assert_grid(out):
     assert Image.open(out[1]).size == (242, 242), out
 
 
-def main():
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=None, help="a running app; default: start one on port 7861")
     parser.add_argument("--clients", type=int, default=20)
@@ -168,7 +168,43 @@ def main():
     parser.add_argument("--retry-s", type=float, default=1.0, help="a slow visitor told busy asks again after this")
     parser.add_argument("--peak-memory", action="store_true", help="measure the per-request memory instead")
     parser.add_argument("--images", type=int, default=SLOW_IMAGES, help="images per request for --peak-memory")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def throughput(url: str, args) -> None:
+    """--clients concurrent clients, each making --requests requests for a 64-image grid: errors and latencies."""
+    from gradio_client import Client
+
+    def client_run(i):
+        client = Client(url, verbose=False)
+        times, errors = [], 0
+        for r in range(args.requests):
+            t = time.perf_counter()
+            try:
+                out = client.predict(args.model, "", i * 100 + r, 64, "all", 1.0, api_name="/generate")
+                assert_grid(out)
+                times.append(time.perf_counter() - t)
+            except Exception as err:  # counted and reported, the run goes on
+                errors += 1
+                print(f"client {i} request {r}: {type(err).__name__}: {err}")
+        return times, errors
+
+    wall = time.perf_counter()
+    with ThreadPoolExecutor(args.clients) as pool:
+        results = list(pool.map(client_run, range(args.clients)))
+    wall = time.perf_counter() - wall
+    latencies = sorted(t for times, _ in results for t in times)
+    errors = sum(e for _, e in results)
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else float("nan")
+    print(
+        f"{args.clients} clients x {args.requests} requests (64-image grid, model {args.model}): "
+        f"{len(latencies)} ok, {errors} errors in {wall:.1f} s"
+    )
+    print(f"latency p50 {statistics.median(latencies):.2f} s, p95 {p95:.2f} s")
+
+
+def main():
+    args = parse_args()
     from gradio_client import Client
 
     proc = None
@@ -194,33 +230,7 @@ def main():
             first = Client(url, verbose=False).predict(args.model, "", 0, 64, "all", 1.0, api_name="/generate")
             assert_grid(first)
             print(f"cold start to first served 64-image grid: {time.perf_counter() - start:.1f} s")
-
-        def client_run(i):
-            client = Client(url, verbose=False)
-            times, errors = [], 0
-            for r in range(args.requests):
-                t = time.perf_counter()
-                try:
-                    out = client.predict(args.model, "", i * 100 + r, 64, "all", 1.0, api_name="/generate")
-                    assert_grid(out)
-                    times.append(time.perf_counter() - t)
-                except Exception as err:  # counted and reported, the run goes on
-                    errors += 1
-                    print(f"client {i} request {r}: {type(err).__name__}: {err}")
-            return times, errors
-
-        wall = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            results = list(pool.map(client_run, range(args.clients)))
-        wall = time.perf_counter() - wall
-        latencies = sorted(t for times, _ in results for t in times)
-        errors = sum(e for _, e in results)
-        p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else float("nan")
-        print(
-            f"{args.clients} clients x {args.requests} requests (64-image grid, model {args.model}): "
-            f"{len(latencies)} ok, {errors} errors in {wall:.1f} s"
-        )
-        print(f"latency p50 {statistics.median(latencies):.2f} s, p95 {p95:.2f} s")
+        throughput(url, args)
     finally:
         if proc is not None:
             proc.terminate()

@@ -155,7 +155,7 @@ def run_bash(code: str, args, cwd: Path):
     subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=cwd, env=env, check=True)
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny settings; also runs the `bash train` blocks")
     parser.add_argument("--out", default=None, help="OUT (default: docs/figures; with --quick: required)")
@@ -169,9 +169,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick and not args.out:
         parser.error("--quick needs --out (the committed figures are made by a full run)")
-    out = Path(args.out or ROOT / "docs" / "figures").resolve()
-    out.mkdir(parents=True, exist_ok=True)
     args.dataset = args.dataset or "ylecun/mnist"
+    return args
+
+
+def settings(args, out: Path) -> dict:
+    """The first block's settings that the runner overrides."""
     overrides = {"OUT": out, "DATASET": args.dataset}
     if args.quick:
         overrides.update(QUICK_SETTINGS)
@@ -179,24 +182,23 @@ def main(argv=None):
         overrides["SPACE"] = args.space
     if args.hf_user:
         overrides["HF_USER"] = args.hf_user
-    results_path = (
-        Path(args.results)
-        if args.results
-        else (out / "results.json" if args.quick else ROOT / "docs" / "tutorial_results.json")
-    )
+    return overrides
 
-    if args.tables_only or args.zoo_only:
-        saved = ROOT / "docs" / "tutorial_results.json"
-        results = json.loads(saved.read_text(encoding="utf-8"))
-        if args.zoo_only:
-            results["zoo"] = zoo_results()
-            saved.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        for path, lang in LANGUAGES:
-            fill_tables(path, results, lang)
-        return
 
+def rewrite_tables(zoo_only: bool):
+    """The walkthroughs' tables from the saved results (re-reading the zoo's first with `zoo_only`)."""
+    saved = ROOT / "docs" / "tutorial_results.json"
+    results = json.loads(saved.read_text(encoding="utf-8"))
+    if zoo_only:
+        results["zoo"] = zoo_results()
+        saved.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for path, lang in LANGUAGES:
+        fill_tables(path, results, lang)
+
+
+def run_blocks(args, overrides: dict, workdir: Path) -> dict:
+    """Run TUTORIAL.md's wanted blocks in order, in `workdir`; returns the numbers they saved (`results`)."""
     namespace = {"__name__": "__tutorial__"}
-    workdir = out if args.quick else ROOT
     old_cwd = os.getcwd()
     os.chdir(workdir)  # relative paths in the blocks (out/..., runs/...) land here
     try:
@@ -217,7 +219,19 @@ def main(argv=None):
             print(f"--- ok {label} ({time.perf_counter() - start:.1f} s)", flush=True)
     finally:
         os.chdir(old_cwd)
-    results = namespace.get("results", {})
+    return namespace.get("results", {})
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.out or ROOT / "docs" / "figures").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.tables_only or args.zoo_only:
+        rewrite_tables(args.zoo_only)
+        return
+    results = run_blocks(args, settings(args, out), out if args.quick else ROOT)
+    default_path = out / "results.json" if args.quick else ROOT / "docs" / "tutorial_results.json"
+    results_path = Path(args.results) if args.results else default_path
     results_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"saved the numbers the walkthrough quotes to {results_path}")
     if not args.quick:
