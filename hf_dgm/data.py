@@ -374,14 +374,16 @@ class StreamingBatches:
         self.resolution, self.num_channels, self.batch_size = resolution, num_channels, batch_size
         self.on_bad_image = on_bad_image
         self.epoch, self.num_skipped, self._notes, self._it = 0, 0, set(), None
-        import copy
+        self._peeked = (
+            None  # (the state before it, the first batch) once `peek` drew it, until `next_batch` hands it out
+        )
 
-        self._initial_state = copy.deepcopy(self.state_dict())
-
-    def rewind(self):
-        """Back to the very first batch (used after the trainer's early look at the data)."""
-        self.load_state_dict(self._initial_state)
-        self._rows_seen = 0
+    def peek(self):
+        """Draw the first batch now (the trainer's early look: a bad dataset fails before any model is built); the next
+        `next_batch` hands it out. Kept rather than drawn again: `datasets` pauses 5 s when a parquet stream that
+        was read from is closed."""
+        state = self.state_dict()
+        self._peeked = (state, self.next_batch())
 
     def _next_row(self):
         while True:
@@ -399,6 +401,9 @@ class StreamingBatches:
     _rows_seen = 0
 
     def next_batch(self):
+        if self._peeked is not None:
+            batch, self._peeked = self._peeked[1], None
+            return batch
         images, labels = [], []
         while len(images) < self.batch_size:
             row = self._next_row()
@@ -420,9 +425,12 @@ class StreamingBatches:
     def state_dict(self) -> dict:
         import copy
 
+        if self._peeked is not None:  # the first batch is still to be handed out: the position before it
+            return copy.deepcopy(self._peeked[0])
         return copy.deepcopy({"epoch": self.epoch, "dataset": self.ds.state_dict(), "num_skipped": self.num_skipped})
 
     def load_state_dict(self, state: dict):
+        self._peeked = None
         self.epoch, self.num_skipped = state["epoch"], state["num_skipped"]
         self.ds.set_epoch(self.epoch)
         self.ds.load_state_dict(state["dataset"])

@@ -35,8 +35,7 @@ class TrainingData:
                 on_bad_image=args.on_bad_image,
                 max_samples=args.max_samples,
             )
-            self.stream.next_batch()  # fail early on a bad dataset, before any model is built
-            self.stream.rewind()
+            self.stream.peek()  # fail early on a bad dataset, before any model is built
             self.sampler = self.decoded = None
         else:
             self.stream = None
