@@ -129,7 +129,8 @@ def test_shipped_models_were_trained_with_their_recipe(name):
 @pytest.mark.slow
 def test_gpu_zoo_smoke(tmp_path):
     """scripts/experiments/gpu_zoo.py end to end at tiny settings on the CPU: runs stopped at the time limit are finalised at
-    their last checkpoint, evaluated, and the best folders packed. About 3 minutes on 2 cores."""
+    their last checkpoint, evaluated, and the best folders packed. One evaluation worker, and a checkpoint evaluated
+    every 40 steps: the script ends when the evaluations are done, about a minute on 2 cores."""
     import subprocess
     import sys
     import tarfile
@@ -142,12 +143,14 @@ def test_gpu_zoo_smoke(tmp_path):
         str(ROOT.parent / "shared" / "data" / "mnist"),
     ]
     cmd += ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"), "--only", "gan-r1"]
-    cmd += ["--gan-max-steps", "100000", "--train-s", "40", "--total-s", "170"]
+    cmd += ["--gan-max-steps", "100000", "--train-s", "25", "--total-s", "170"]
+    cmd += ["--eval-every", "40", "--eval-workers", "1"]
     subprocess.run(cmd, check=True, capture_output=True)
     results = json.loads((tmp_path / "out" / "results.json").read_text())["results"]["gan-r1"]
     run = json.loads((tmp_path / "runs" / "gan-r1" / "training_args.json").read_text())
     assert 8 < run["steps"] == run["max_steps"] < 100000  # stopped, then finalised at its last checkpoint
     assert results and all("classifier-feature FID" in row for row in results.values())
+    assert str(run["steps"]) in results  # the finalised folder was evaluated
     with tarfile.open(tmp_path / "out" / "gan-r1.tar") as tar:
         assert "gan-r1/model.safetensors" in tar.getnames()
 

@@ -133,7 +133,7 @@ def parse_args():
     parser.add_argument("--train-s", type=float, default=300)
     parser.add_argument("--total-s", type=float, default=450)
     parser.add_argument("--checkpoint-every", type=int, default=2500)
-    parser.add_argument("--eval-every", type=int, default=10000)
+    parser.add_argument("--eval-every", type=int, default=None, help="default: 10000 (4 with --smoke)")
     parser.add_argument("--gan-max-steps", type=int, default=None, help=f"default: {GAN_MAX_STEPS} (8 with --smoke)")
     parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--eval-workers", type=int, default=4)
@@ -142,10 +142,10 @@ def parse_args():
     parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU")
     args = parser.parse_args()
     if args.smoke:
-        args.device, args.checkpoint_every, args.eval_every = "cpu", 4, 4
-        args.gan_max_steps = args.gan_max_steps or 8
+        args.device, args.checkpoint_every = "cpu", 4
+        args.gan_max_steps, args.eval_every = args.gan_max_steps or 8, args.eval_every or 4
         args.num_samples, args.iwae_k = 500, 2
-    args.gan_max_steps = args.gan_max_steps or GAN_MAX_STEPS
+    args.gan_max_steps, args.eval_every = args.gan_max_steps or GAN_MAX_STEPS, args.eval_every or 10000
     return args
 
 
