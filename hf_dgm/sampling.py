@@ -81,13 +81,14 @@ def generate_images(
     """uint8 images (N, H, W, C) from latents (N, latent_dim), as the pipelines draw them, in chunks sized so that one
     chunk's activations stay within `max_activations` (see ``images_per_chunk``): memory per request is bounded
     whatever N is. `cfg` is a config (the model's ``config`` or ``load_sampling_network``'s), `net` its sampling network
-    (``model.sampling_network``), on any device; `class_labels` an int or one int per image for conditional models;
+    (``model.sampling_network``), on any device; `class_labels` an int or one int per image for conditional models,
+    or class weights (N, num_classes) that mix the classes (``modeling_utils.embed_classes``);
     `generator` draws a VAE's pixels where it decodes pixel by pixel (none: seeded with 0, as the pipelines do)."""
     check_latents(cfg, latents)
     num_images = latents.shape[0]
     parameter = next(net.parameters(), latents)  # where the network lives, and its dtype
     device, dtype = parameter.device, parameter.dtype
-    labels = check_class_labels(cfg, class_labels, num_images, device=device)
+    labels = check_class_labels(cfg, class_labels, num_images, device=device, mixing=True)
     chunk = images_per_chunk(cfg, max_activations, num_images)
     if generator is None:  # one stream for all chunks: the images do not depend on the chunk size
         generator = torch.Generator().manual_seed(0)

@@ -127,14 +127,15 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         class_labels=None,
         return_dict: bool = True,
     ):
-        """Sample images in [-1, 1] from the EMA generator (if any), always in eval mode."""
+        """Sample images in [-1, 1] from the EMA generator (if any), always in eval mode. `class_labels`: ints, or
+        class weights (N, num_classes) that mix the classes' embeddings (``modeling_utils.embed_classes``)."""
         if latents is None:
             check_batch_size(batch_size)
             latents = sample_latents(self.config, batch_size, generator, device=self.device, dtype=self.dtype)
         else:
             check_latents(self.config, latents)
             latents = latents.to(device=self.device, dtype=self.dtype)
-        labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device)
+        labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device, mixing=True)
         net = self.sampling_network
         was_training = net.training
         net.eval()

@@ -208,9 +208,10 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
     def decode(self, latents: torch.Tensor, class_labels=None, return_dict: bool = True, generator=None):
         """Latents (N, latent_dim) -> images in [0, 1] and the raw decoder logits: the likelihood's mean, or with a
         pixel context a draw from it, pixel by pixel (its uniforms from `generator`; without one, seeded with 0),
-        and each pixel's logits given the decoded pixels before it."""
+        and each pixel's logits given the decoded pixels before it. `class_labels`: ints, or class weights
+        (N, num_classes) that mix the classes' embeddings (``modeling_utils.embed_classes``)."""
         check_latents(self.config, latents)
-        labels = check_class_labels(self.config, class_labels, latents.shape[0], device=latents.device)
+        labels = check_class_labels(self.config, class_labels, latents.shape[0], device=latents.device, mixing=True)
         sample, logits = decode(self.config, self.decoder, latents, labels, generator)
         return VAEDecoderOutput(sample=sample, logits=logits) if return_dict else (sample, logits)
 

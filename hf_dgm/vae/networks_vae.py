@@ -42,6 +42,7 @@ from ..modeling_utils import (
     check_positive_int,
     check_temperature,
     conv_schedule,
+    embed_classes,
     make_activation,
     sample_latents,
 )
@@ -112,7 +113,7 @@ class MLPDecoder(nn.Module):
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
-            latents = torch.cat([latents, self.label_embedding(class_labels)], dim=1)
+            latents = torch.cat([latents, embed_classes(self.label_embedding.weight, class_labels)], dim=1)
         return self.net(latents).view(-1, *self.output_shape)  # (N, C or 2C, H, W) decoder output
 
 
@@ -175,7 +176,7 @@ class _Decoder(nn.Module):
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
-            latents = torch.cat([latents, self.label_embedding(class_labels)], dim=1)
+            latents = torch.cat([latents, embed_classes(self.label_embedding.weight, class_labels)], dim=1)
         h = self.fc(latents).view(-1, *self.initial_shape)  # (N, initial_shape)
         return self.net(h)  # (N, C or 2C, H, W) decoder output
 
