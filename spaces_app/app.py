@@ -666,7 +666,7 @@ def as_model_sees_it(upload, what: str, config) -> torch.Tensor:
     """An uploaded picture as the VAE takes it (UPLOAD_CONVERSION): (1, C, H, W) in [0, 1]. None, not an image, too
     large (checked before it is decoded) or fully transparent: one line."""
     if upload is None:
-        raise user_error(f"{what}: upload a picture first (PNG, JPEG, ...).")
+        raise user_error(f"{what} is missing: upload a picture (PNG, JPEG, ...).")
     with checked_image(upload, what) as image:
         image = ImageOps.exif_transpose(_decode(image, what))
         if image.has_transparency_data and image.convert("RGBA").getchannel("A").getbbox() is None:
@@ -688,11 +688,11 @@ def _posterior(model: Model, images: torch.Tensor, labels):
 
 @gpu
 @torch.no_grad()
-def your_image(choice, custom, upload=None, seed=0, num_samples=8, spread=1.0, class_name=None):
+def your_image(choice, custom, upload=None, seed=0, num_samples=9, spread=1.0, class_name=None):
     """The picture as the VAE sees it, its reconstruction (the posterior mean decoded) and samples near its latent:
     mean + spread * std * noise, the posterior's own spread at 1 (seeded). Where the posterior is narrow (the latent
-    carries the picture) they stay close; where it is as wide as the prior (a hierarchical VAE's fine groups), they
-    are the prior's draws at that temperature."""
+    carries the picture) they stay close; where it is as wide as the prior (latent groups of a hierarchical VAE that
+    the picture does not inform), they are the prior's draws at that temperature."""
     seed = _seed(seed)
     spread = _number(spread, "The spread", 0.0, 3.0)
     model = _vae_model(choice, custom)
@@ -719,7 +719,10 @@ def interpolate_images(choice, custom, upload_a=None, upload_b=None, steps=8, se
     model = _vae_model(choice, custom)
     config = model.config
     steps = _whole(steps, "The number of steps", 2, max(2, min(MAX_STEPS, model.max_images)), model.cap_reason)
-    x = torch.cat([as_model_sees_it(upload_a, "Picture A", config), as_model_sees_it(upload_b, "Picture B", config)])
+    pictures = [
+        as_model_sees_it(u, what, config) for u, what in ((upload_a, "The upload"), (upload_b, "The second picture"))
+    ]
+    x = torch.cat(pictures)
     label = [_chosen_class(config, class_name, model.name)] if config.num_classes else None
     with lane(model):
         mean, _ = _posterior(model, x, label * 2 if label else None)
@@ -919,12 +922,12 @@ def tab_your_image(choice, custom, names, queued: dict):
         )
         with gr.Row():
             upload_a = _upload("Your picture (PNG, JPEG, ...)", "The upload", elem_id="your-upload")
-            upload_b = _upload("A second picture, to interpolate to", "Picture B")
+            upload_b = _upload("A second picture, to interpolate to", "The second picture")
         with gr.Row():
             # preprocessed by Gradio (the files): the numbers reach the events as sent, NaN included
             seed = gr.Number(0, label="Seed")
             most = f"slow models: {SLOW_MAX_IMAGES - 1}"
-            num = gr.Slider(1, MAX_IMAGES - 1, 8, step=1, label=f"Samples near it ({most})")
+            num = gr.Slider(1, MAX_IMAGES - 1, 9, step=1, label=f"Samples near it ({most})")
             spread = gr.Slider(0.0, 3.0, 1.0, step=0.05, label="Spread (1: the posterior's own)")
             steps = gr.Slider(2, MAX_STEPS, 8, step=1, label=f"Frames A to B (slow models: {SLOW_MAX_IMAGES})")
             class_y = _class_dropdown(names, "Class of the pictures (conditional)", names[0] if names else None)

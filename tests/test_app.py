@@ -777,7 +777,7 @@ def test_bad_uploads_get_one_line(client, app_url, colour_models, tmp_path):
     cases = [
         (("", colour_models["gan-emoji"], disc), "^The Your image tab needs a VAE, which encodes pictures: .*gan-emoji "
          "is a 32x32 RGB GAN with 9 classes.$"),
-        (("", vae, None), r"^The upload: upload a picture first \(PNG, JPEG, ...\).$"),
+        (("", vae, None), r"^The upload is missing: upload a picture \(PNG, JPEG, ...\).$"),
         (("", vae, "clear.png"), "^The upload is fully transparent: nothing to encode. Expected a picture with visible "
          "pixels.$"),
         (("", vae, "clear.gif"), "^The upload is fully transparent"),
@@ -790,7 +790,7 @@ def test_bad_uploads_get_one_line(client, app_url, colour_models, tmp_path):
         with pytest.raises(AppError) as err:
             client.predict(choice, model, upload, 0, 4, 1.0, None, api_name="/your_image")
         assert re.match(needle, str(err.value)) and "\n" not in str(err.value) and str(tmp_path) not in str(err.value)
-    with pytest.raises(AppError, match=r"^Picture B: upload a picture first"):
+    with pytest.raises(AppError, match=r"^The second picture is missing: upload a picture"):
         client.predict("", vae, disc, None, 4, 0, None, api_name="/interpolate_images")
     (tmp_path / "huge.png").write_bytes(b"\0" * (10 * 2**20 + 1))
     with pytest.raises(Exception, match="413|too large|exceeds"):
