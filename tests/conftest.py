@@ -104,6 +104,41 @@ def run_cli(capsys):
     return run
 
 
+class RecordedBar:
+    """A stand-in for tqdm that records what a progress bar was given: its arguments and each update."""
+
+    def __init__(self, *args, **kwargs):
+        self.kwargs, self.updates = kwargs, []
+
+    def update(self, n=1):
+        self.updates.append(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def progress_bars(monkeypatch):
+    """The progress bars (``RecordedBar``) made through ``tqdm.auto.tqdm`` during the test, in order."""
+    bars = []
+
+    def make(*args, **kwargs):
+        bars.append(RecordedBar(*args, **kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr("tqdm.auto.tqdm", make)
+    return bars
+
+
 @pytest.fixture
 def tiny_gan():
     import torch
