@@ -160,6 +160,18 @@ def tiny_vae():
 
 
 MNIST = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "mnist")
+EMOJI = os.path.join(os.path.dirname(MNIST), "emoji")
+
+
+@pytest.fixture(scope="session")
+def emoji_slice(tmp_path_factory):
+    """36 of the emoji (every 100th: all nine groups), 64x64 RGB with their ClassLabel, as a local parquet folder."""
+    from datasets import load_dataset
+
+    folder = tmp_path_factory.mktemp("emoji_slice")
+    ds = load_dataset("parquet", data_files=os.path.join(EMOJI, "train-00000-of-00001.parquet"), split="train")
+    ds.select(range(0, len(ds), 100)).to_parquet(str(folder / "train-00000-of-00001.parquet"))
+    return str(folder)
 
 
 @pytest.fixture(scope="session", autouse=True)
