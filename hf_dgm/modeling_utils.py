@@ -348,6 +348,25 @@ def local_model_folder(name_or_path, kwargs: dict) -> Path:
 
 
 @contextmanager
+def one_intra_op_thread(device):
+    """Run a sequential loop of small operations (a decoder drawing pixel by pixel) on one intra-op thread where
+    `device` is the CPU; the previous thread count comes back afterwards, also on error. Each step is too small to
+    share out, and while other processes use the cores, torch's threads wait for each other at every operation: on a
+    busy 2-core CPU one thread drew the same pixels 10-22x faster (``scripts/benchmark_sample.py --pixel-context``).
+    torch sets the calling thread's OpenMP count (other threads keep theirs) and the count that threads starting
+    meanwhile take."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextmanager
 def quiet_progress_bars():
     """transformers' "Loading weights" / "Writing model shards" bars off inside hf-dgm's load and save (a library
     call stays quiet; the bars remain for transformers' own models)."""

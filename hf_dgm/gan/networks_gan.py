@@ -700,7 +700,9 @@ def prior_latents(cfg, num_images: int, generator, temperature: float = 1.0) -> 
     return sample_latents(cfg, num_images, generator)
 
 
-def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None, generator=None) -> torch.Tensor:
-    """Images (N, C, H, W) in [0, 1] from the sampling network, as GANPipeline maps them (`generator` is unused: a
-    GAN's image is a function of its latent)."""
+def images_from_latents(
+    cfg, net: nn.Module, latents: torch.Tensor, class_labels=None, generator=None, progress=None
+) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1] from the sampling network, as GANPipeline maps them (`generator` and `progress`
+    are unused: a GAN's image is a function of its latent, drawn in one pass)."""
     return ((net(latents, class_labels) + 1.0) / 2.0).clamp(0.0, 1.0)
