@@ -80,7 +80,14 @@ def cmd_sample(args) -> int:
     elif getattr(cfg, "num_classes", None):
         labels = [i % cfg.num_classes for i in range(args.num_images)]
     images = sample_images(
-        cfg, family, net, args.num_images, seed=args.seed, class_labels=labels, temperature=args.temperature
+        cfg,
+        family,
+        net,
+        args.num_images,
+        seed=args.seed,
+        class_labels=labels,
+        temperature=args.temperature,
+        progress=True,
     )
     save_image_atomic(make_grid(images, nrow=args.nrow), args.out)
     print(f"wrote {args.out} ({args.num_images} images from {model_dir}, seed {args.seed})")

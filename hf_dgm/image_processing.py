@@ -79,6 +79,18 @@ def save_image_atomic(image: Image.Image, path) -> Path:
     return atomic_write(path, lambda tmp: image.save(tmp, format=image_format, **options))
 
 
+def on_white(image: Image.Image) -> Image.Image:
+    """A picture of any mode as 8-bit pixels on white paper: 16- and 32-bit integer pixels scaled to 8 bits, and an
+    image with transparency (an alpha channel, a palette's or a colour key's) composited onto white, as RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent = paper
+        image = Image.alpha_composite(background, rgba).convert("RGB")
+    return image
+
+
 def mnist_preprocess(image, max_side: int = 2048) -> np.ndarray:
     """A drawn or photographed digit -> (28, 28) uint8 like MNIST: white ink on black, cropped to the ink's bounding
     box, scaled to fit 20x20 (aspect kept), centred by centre of mass in a 28x28 frame (LeCun et al.'s recipe).
@@ -97,13 +109,7 @@ def mnist_preprocess(image, max_side: int = 2048) -> np.ndarray:
     if max(image.size) > max_side:
         scale = max_side / max(image.size)
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "P", "PA"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent = paper
-        image = Image.alpha_composite(background, rgba)
-    grey = np.asarray(image.convert("L"), dtype=np.float64)
+    grey = np.asarray(on_white(image).convert("L"), dtype=np.float64)
     if grey.mean() > 127:  # dark ink on light paper -> invert to MNIST's white on black
         grey = 255.0 - grey
     grey[grey < 30] = 0.0  # paper noise

@@ -130,8 +130,10 @@ def check_temperature(temperature) -> None:
         raise ValueError(f"temperature={temperature!r} is invalid: expected a positive finite number.")
 
 
-def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch.Tensor | None:
-    """Validate and convert ``class_labels`` (int, list or tensor) for a model with ``cfg.num_classes``."""
+def check_class_labels(cfg, class_labels, batch_size: int, device=None, mixing: bool = False) -> torch.Tensor | None:
+    """Validate and convert ``class_labels`` (int, list or tensor) for a model with ``cfg.num_classes``. With
+    `mixing` (where images are drawn from latents), a float tensor (batch_size, num_classes) of class weights is taken
+    too: non-negative, each row summing to 1 (``embed_classes``)."""
     if cfg.num_classes is None:
         if class_labels is not None:
             raise ValueError("class_labels were given, but this model is unconditional (num_classes=None).")
@@ -142,6 +144,8 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch
             f"ints in [0, {cfg.num_classes - 1}]."
         )
     expected = f"ints in [0, {cfg.num_classes - 1}]"
+    if mixing and isinstance(class_labels, torch.Tensor) and class_labels.is_floating_point():
+        return _check_class_weights(cfg, class_labels, batch_size).to(device=device)
     if isinstance(class_labels, int) and not isinstance(class_labels, bool):
         if not 0 <= class_labels < cfg.num_classes:  # before a list of batch_size copies is made
             raise ValueError(f"class label {class_labels} is out of range: expected {expected}.")
@@ -160,6 +164,26 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None) -> torch
         bad = labels[(labels < 0) | (labels >= cfg.num_classes)][0].item()
         raise ValueError(f"class label {bad} is out of range: expected {expected}.")
     return labels.to(device=device, dtype=torch.long)
+
+
+def _check_class_weights(cfg, weights: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Soft class labels: (batch_size, num_classes) finite, non-negative weights, each row summing to 1."""
+    shape = (batch_size, cfg.num_classes)
+    if tuple(weights.shape) != shape:
+        raise ValueError(f"class weights have shape {tuple(weights.shape)}: expected {shape}, one row per image.")
+    sums = weights.sum(1)
+    if not (weights.isfinite().all() and (weights >= 0).all() and torch.allclose(sums, torch.ones_like(sums))):
+        raise ValueError("class weights must be finite, non-negative, and sum to 1 in each row (one image's mix).")
+    return weights
+
+
+def embed_classes(table: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
+    """The rows of a class table (num_classes, D) (an embedding's weight, conditional BatchNorm's scales and shifts)
+    for class labels: integer labels (N,) pick their rows, class weights (N, num_classes) mix them (weights @ table:
+    BigGAN's interpolation between classes). A one-hot row gives its class's row bit for bit."""
+    if class_labels.is_floating_point():
+        return class_labels.to(table.dtype) @ table
+    return table[class_labels]
 
 
 def _short_repr(value, limit: int = 80) -> str:
@@ -332,6 +356,25 @@ def eval_mode(module: nn.Module):
         yield module
     finally:
         module.train(was_training)
+
+
+@contextmanager
+def one_intra_op_thread(device):
+    """Run a sequential loop of small operations (a decoder drawing pixel by pixel) on one intra-op thread where
+    `device` is the CPU; the previous thread count comes back afterwards, also on error. Each step is too small to
+    share out, and while other processes use the cores, torch's threads wait for each other at every operation: on a
+    busy 2-core CPU one thread drew the same pixels 10-22x faster (``scripts/benchmark_sample.py --pixel-context``).
+    torch sets the calling thread's OpenMP count (other threads keep theirs) and the count that threads starting
+    meanwhile take."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextmanager

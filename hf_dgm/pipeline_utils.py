@@ -71,8 +71,9 @@ class HfDgmPipeline(DiffusionPipeline):
                 draw deterministic: the same seed gives the same pixels on one device type.
             latents (`torch.Tensor` of shape `(batch_size, latent_dim)`, *optional*):
                 Latents to use instead of drawing them from the prior.
-            class_labels (`int` or `list[int]`, *optional*):
-                For class-conditional models: one class for every image, or one per image.
+            class_labels (`int`, `list[int]` or `torch.Tensor`, *optional*):
+                For class-conditional models: one class for every image, or one per image, or class weights
+                `(N, num_classes)` (non-negative, rows summing to 1) that mix the classes' embeddings.
             output_type (`str`, *optional*, defaults to `"pil"`):
                 `"pil"` (a list of `PIL.Image.Image`), `"np"` (a float array `(N, H, W, C)` in [0, 1]) or `"pt"` (a
                 float tensor `(N, C, H, W)` in [0, 1]).
@@ -116,8 +117,9 @@ class HfDgmPipeline(DiffusionPipeline):
             method (`str`, *optional*):
                 `"linear"` or `"spherical"` (slerp); defaults to the family's `interpolation_method` (spherical for
                 GANs, linear for VAEs).
-            class_labels (`int` or `list[int]`, *optional*):
-                For class-conditional models: one class for every frame, or one per frame.
+            class_labels (`int`, `list[int]` or `torch.Tensor`, *optional*):
+                For class-conditional models: one class for every frame, one per frame, or class weights per frame
+                (as in `__call__`: a path between two one-hot rows morphs one class into the other).
             output_type, return_dict:
                 As in `__call__`.
         """

@@ -9,6 +9,7 @@ whose float rounding may move a few values by one level (a 256 px residual GAN, 
 12.8 M values, by 1).
 """
 
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -70,6 +71,21 @@ def images_per_chunk(cfg, max_activations: int | None = None, num_images: int = 
     return budget // per_image
 
 
+@contextmanager
+def decoding_progress(cfg, num_passes: int = 1, enabled: bool = True):
+    """A progress bar of the rows decoded where a model draws its images pixel by pixel (a VAE with a pixel context:
+    minutes on a CPU at 64 px), `num_passes` batches of ``cfg.image_size`` rows; yields the callback the decode loop
+    calls after each row, or None (and no bar) for a model that decodes in one pass or where not `enabled`. The
+    trainer's sample grids and ``hf-dgm sample`` show it."""
+    if not (enabled and getattr(cfg, "pixel_context", 0)):
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=num_passes * cfg.image_size, desc="decoding pixels", unit="row", leave=False) as bar:
+        yield bar.update
+
+
 @torch.no_grad()
 def generate_images(
     cfg,
@@ -78,28 +94,33 @@ def generate_images(
     class_labels=None,
     generator: torch.Generator | None = None,
     max_activations: int | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """uint8 images (N, H, W, C) from latents (N, latent_dim), as the pipelines draw them, in chunks sized so that one
     chunk's activations stay within `max_activations` (see ``images_per_chunk``): memory per request is bounded
     whatever N is. `cfg` is a config (the model's ``config`` or ``load_sampling_network``'s), `net` its sampling network
-    (``model.sampling_network``), on any device; `class_labels` an int or one int per image for conditional models;
-    `generator` draws a VAE's pixels where it decodes pixel by pixel (none: seeded with 0, as the pipelines do)."""
+    (``model.sampling_network``), on any device; `class_labels` an int or one int per image for conditional models,
+    or class weights (N, num_classes) that mix the classes (``modeling_utils.embed_classes``);
+    `generator` draws a VAE's pixels where it decodes pixel by pixel (none: seeded with 0, as the pipelines do);
+    `progress`: a progress bar where it does (``decoding_progress``)."""
     check_latents(cfg, latents)
     num_images = latents.shape[0]
     parameter = next(net.parameters(), latents)  # where the network lives, and its dtype
     device, dtype = parameter.device, parameter.dtype
-    labels = check_class_labels(cfg, class_labels, num_images, device=device)
+    labels = check_class_labels(cfg, class_labels, num_images, device=device, mixing=True)
     chunk = images_per_chunk(cfg, max_activations, num_images)
     if generator is None:  # one stream for all chunks: the images do not depend on the chunk size
         generator = torch.Generator().manual_seed(0)
     out = np.empty((num_images, cfg.image_size, cfg.image_size, cfg.num_channels), dtype=np.uint8)
-    with eval_mode(net):
+    with eval_mode(net), decoding_progress(cfg, -(-num_images // chunk), progress) as rows_done:
         for start in range(0, num_images, chunk):
             stop = min(start + chunk, num_images)
             batch = latents[start:stop].to(device=device, dtype=dtype)
             batch_labels = labels[start:stop] if labels is not None else None
-            images = family_of(cfg.model_type).networks.images_from_latents(cfg, net, batch, batch_labels, generator)
-            out[start:stop] = to_uint8(images)
+            networks = family_of(cfg.model_type).networks
+            out[start:stop] = to_uint8(
+                networks.images_from_latents(cfg, net, batch, batch_labels, generator, rows_done)
+            )
     return out
 
 
@@ -112,9 +133,10 @@ def sample_images(
     class_labels=None,
     temperature: float = 1.0,
     max_activations: int | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """uint8 images (N, H, W, C), drawn as the pipelines draw them (all latents from a torch.Generator seeded with
-    `seed`), decoded by ``generate_images`` within the memory budget."""
+    `seed`), decoded by ``generate_images`` within the memory budget (`progress`: as there)."""
     generator = torch.Generator().manual_seed(seed)
     latents = family.networks.prior_latents(cfg, num_images, generator, temperature=temperature)
-    return generate_images(cfg, net, latents, class_labels, generator, max_activations)
+    return generate_images(cfg, net, latents, class_labels, generator, max_activations, progress)

@@ -6,10 +6,20 @@ The bare script imports only torch, safetensors and PIL, defines the same genera
 networks_gan.DCGANGenerator, no hf_dgm import), loads the same weights, samples 64 images with the same seed and
 saves the same PNG grid. Prints wall times, peak RSS and the ratios (targets: time <= 1.5x, memory <= 1.3x), and
 checks that both PNGs are identical.
+
+    python scripts/benchmark_sample.py --pixel-context [--model zoo/vae-emoji] [--num-images 8] [--repeats 1]
+
+A VAE that decodes pixel by pixel (a pixel context), in one process: its decode loop on one intra-op thread (as it
+runs, ``modeling_utils.one_intra_op_thread``) against the same loop on the process's threads (as it ran before),
+each without and with a competing load (a process of torch matmuls on every core), interleaved. Prints the seconds,
+each ratio against the loop on the process's threads without the extra load, and whether all draws are the same
+pixels.
 """
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -68,9 +78,16 @@ def run(cmd):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "zoo" / "dcgan-mnist"))
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default=None, help="default: zoo/dcgan-mnist (zoo/vae-emoji with --pixel-context)")
+    parser.add_argument("--repeats", type=int, default=None, help="default: 5 (1 with --pixel-context)")
+    parser.add_argument("--pixel-context", action="store_true", help="time pixel-by-pixel decoding under load")
+    parser.add_argument("--num-images", type=int, default=8, help="--pixel-context: images per draw")
     args = parser.parse_args()
+    if args.pixel_context:
+        return pixel_context_under_load(
+            args.model or str(ROOT / "zoo" / "vae-emoji"), args.num_images, args.repeats or 1
+        )
+    args.model, args.repeats = args.model or str(ROOT / "zoo" / "dcgan-mnist"), args.repeats or 5
     cfg = json.loads(Path(args.model, "config.json").read_text())
     if cfg.get("architecture") != "dcgan" or cfg.get("num_classes"):
         raise SystemExit("the bare baseline re-implements an unconditional DCGAN generator: pass such a model")
@@ -148,6 +165,58 @@ def warm_throughput(model_dir, repeats, batch=64, iters=20):
     for k, v in med.items():
         print(f"  {k:14s} {v:9.0f}")
     print(f"  ratio {med['GANPipeline'] / med['bare forward']:.3f}  (target >= 0.95)")
+
+
+BUSY = "import torch\ntorch.set_num_threads({threads})\na = torch.randn(512, 512)\nwhile True:\n    a @ a\n"
+
+
+@contextlib.contextmanager
+def competing_load(on: bool):
+    """A process of torch matmuls on every core while the block runs (none where not `on`)."""
+    if not on:
+        yield
+        return
+    proc = subprocess.Popen([sys.executable, "-c", BUSY.format(threads=os.cpu_count())])
+    try:
+        time.sleep(2)  # past its start-up
+        yield
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def pixel_context_under_load(model_dir, num_images: int, repeats: int):
+    """Seconds to draw `num_images` (seed 0) with the decode loop on one thread and on the process's threads, each
+    without and with a competing load (see the module docstring)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from hf_dgm.sampling import load_sampling_network, sample_images
+    from hf_dgm.vae import networks_vae
+
+    cfg, family, net = load_sampling_network(model_dir)
+    if not getattr(cfg, "pixel_context", 0):
+        raise SystemExit(f"{model_dir} decodes in one pass (no pixel context): pass a VAE with a pixel context")
+    one_thread = networks_vae.one_intra_op_thread
+    loops = {"process's threads": lambda device: contextlib.nullcontext(), "one thread": one_thread}
+    times, draws = {}, []
+    for load in (False, True):
+        with competing_load(load):
+            for _ in range(repeats):
+                for loop, helper in loops.items():
+                    networks_vae.one_intra_op_thread = helper
+                    start = time.perf_counter()
+                    draws.append(sample_images(cfg, family, net, num_images, seed=0))
+                    times.setdefault((loop, load), []).append(time.perf_counter() - start)
+    networks_vae.one_intra_op_thread = one_thread
+    median = {key: statistics.median(v) for key, v in times.items()}
+    baseline = median[("process's threads", False)]
+    print(f"{model_dir}: {num_images} images of {cfg.image_size} px, seed 0; {torch.get_num_threads()} threads in")
+    print(f"the process, {os.cpu_count()} CPUs; median of {repeats} draw(s); ratio: baseline seconds / these seconds")
+    for (loop, load), seconds in median.items():
+        where = "with a competing load" if load else "without extra load"
+        print(f"  {loop:18s} {where:22s} {seconds:7.1f} s   x{baseline / seconds:5.2f}")
+    print(f"  identical pixels in all {len(draws)} draws: {all((d == draws[0]).all() for d in draws)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """hf-dgm Space: sample, interpolate and explore the latent spaces of GANs and VAEs, on MNIST digits and colour emoji,
-and reconstruct drawn digits.
+reconstruct a visitor's pictures with the VAEs, and drawn digits.
 
 Runs as a Hugging Face Space (ZeroGPU: the GPU work is wrapped in @spaces.GPU) and locally on CPU:
     python spaces_app/app.py          # or: hf-dgm app
@@ -42,13 +42,13 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pydantic  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageOps  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 
 from hf_dgm.families import FAMILIES, family_of_folder, read_config  # noqa: E402
-from hf_dgm.image_processing import make_grid, mnist_preprocess, save_gif, to_uint8  # noqa: E402
+from hf_dgm.image_processing import make_grid, mnist_preprocess, on_white, save_gif, to_uint8  # noqa: E402
 from hf_dgm.modeling_utils import activation_elements, sample_latents  # noqa: E402
 from hf_dgm.modeling_utils import class_names as model_class_names  # noqa: E402
 from hf_dgm.pipeline_utils import interpolate_latents  # noqa: E402
@@ -175,6 +175,11 @@ def _class_id(config, value, name: str) -> int:
         return int(text)
     shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
     raise user_error(f"{text[:MAX_CLASS_NAME]!r} is not a class of {name}: expected one of {shown} (or an id).")
+
+
+def _chosen_class(config, value, name: str, default: int = 0) -> int:
+    """A class dropdown's value (a name or an id) -> the class id; left empty: `default`."""
+    return _class_id(config, value, name) if value not in (None, "") else default
 
 
 def _describe(pipe, config) -> str:
@@ -470,15 +475,30 @@ def interpolate(choice, custom, seed_a, seed_b, steps, method, class_a=None, cla
     config = model.config
     labels = None
     if config.num_classes:
-        a = _class_id(config, class_a, model.name) if class_a not in (None, "") else 0
-        b = _class_id(config, class_b, model.name) if class_b not in (None, "") else a
-        labels = [a if i < steps / 2 else b for i in range(steps)]
+        a = _chosen_class(config, class_a, model.name)
+        labels = class_path(config, a, _chosen_class(config, class_b, model.name, default=a), steps)
     (za, _), (zb, _) = _latents(model, seed_a, 1, 1.0), _latents(model, seed_b, 1, 1.0)
     with lane(model):
         out = draw(model, interpolate_latents(za, zb, steps, method), labels)
-    frames = [_upscale(_picture(out, i), config.image_size, GIF_TILE) for i in range(len(out))]
-    strip = _upscale(make_grid(out, nrow=steps), config.image_size, GRID_TILE)
-    return strip, gif_file(frames)
+    return strip_and_gif(out, config.image_size)
+
+
+def class_path(config, a: int, b: int, steps: int) -> torch.Tensor:
+    """Class weights (steps, num_classes) along the straight path from class a to class b, with the latents' steps:
+    the networks mix the two classes' embeddings (conditional BatchNorm's scales and shifts, the label embedding) by
+    these weights, so the frames morph from one class into the other, as BigGAN's class interpolations do; the end
+    frames are the two classes' own images, bit for bit."""
+    t = torch.linspace(0.0, 1.0, steps)
+    weights = torch.zeros(steps, config.num_classes)
+    weights[:, a] = 1.0 - t
+    weights[:, b] += t
+    return weights
+
+
+def strip_and_gif(images: np.ndarray, image_size: int):
+    """Frames (uint8, N, H, W, C) -> the strip shown (one row, upscaled, see GRID_TILE) and the GIF's path."""
+    frames = [_upscale(_picture(images, i), image_size, GIF_TILE) for i in range(len(images))]
+    return _upscale(make_grid(images, nrow=len(images)), image_size, GRID_TILE), gif_file(frames)
 
 
 GIF_DIR = Path(tempfile.mkdtemp(prefix="hf_dgm_app_"))
@@ -620,6 +640,97 @@ def reconstruct(choice, custom, sketch=None, upload=None, seed=0):
     return (big(x), big(rec), _classify(x), _classify(rec), make_grid(var_images, nrow=8))
 
 
+# ---------------------------------------------------------------------------------------------------- your image
+UPLOAD_CONVERSION = (
+    "turned upright (its EXIF orientation), transparent pixels composited onto white, converted to the model's colours "
+    "(RGB or grey), padded with white to a square and resized to the model's size (Lanczos)"
+)
+
+
+@lru_cache(maxsize=1)
+def _log_conversion() -> None:
+    """How uploads are converted, in the server log once per process."""
+    log.info("uploads for the VAEs are %s", UPLOAD_CONVERSION)
+
+
+def _vae_model(choice, custom) -> Model:
+    """The model picked, which must be a VAE: the Your image tab encodes pictures."""
+    model = _model(choice, custom)
+    if model.pipe.component != "vae":
+        what = _describe(model.pipe, model.config)
+        raise user_error(f"The Your image tab needs a VAE, which encodes pictures: {model.name} is {what}.")
+    return model
+
+
+def as_model_sees_it(upload, what: str, config) -> torch.Tensor:
+    """An uploaded picture as the VAE takes it (UPLOAD_CONVERSION): (1, C, H, W) in [0, 1]. None, not an image, too
+    large (checked before it is decoded) or fully transparent: one line."""
+    if upload is None:
+        raise user_error(f"{what} is missing: upload a picture (PNG, JPEG, ...).")
+    with checked_image(upload, what) as image:
+        image = ImageOps.exif_transpose(_decode(image, what))
+        if image.has_transparency_data and image.convert("RGBA").getchannel("A").getbbox() is None:
+            raise user_error(f"{what} is fully transparent: nothing to encode. Expected a picture with visible pixels.")
+        image = on_white(image).convert("L" if config.num_channels == 1 else "RGB")
+    _log_conversion()
+    size = (config.image_size, config.image_size)
+    array = np.asarray(ImageOps.pad(image, size, Image.Resampling.LANCZOS, color="white"), dtype=np.float32) / 255
+    return torch.from_numpy(array.reshape(*size, -1)).permute(2, 0, 1)[None]
+
+
+def _posterior(model: Model, images: torch.Tensor, labels):
+    """q(z | x) of pictures (N, C, H, W) in [0, 1] on the CPU: the encoder's Gaussian; a hierarchical VAE's along its
+    mean path, in each latent group's prior units (``VAEModel.encode``)."""
+    vae = model.pipe.vae
+    posterior = vae.encode(images.to(device=vae.device, dtype=vae.dtype), class_labels=labels).latent_dist
+    return posterior.mean.float().cpu(), posterior.std.float().cpu()
+
+
+@gpu
+@torch.no_grad()
+def your_image(choice, custom, upload=None, seed=0, num_samples=9, spread=1.0, class_name=None):
+    """The picture as the VAE sees it, its reconstruction (the posterior mean decoded) and samples near its latent:
+    mean + spread * std * noise, the posterior's own spread at 1 (seeded). Where the posterior is narrow (the latent
+    carries the picture) they stay close; where it is as wide as the prior (latent groups of a hierarchical VAE that
+    the picture does not inform), they are the prior's draws at that temperature."""
+    seed = _seed(seed)
+    spread = _number(spread, "The spread", 0.0, 3.0)
+    model = _vae_model(choice, custom)
+    config = model.config
+    most = max(1, model.max_images - 1)  # and the reconstruction
+    n = _whole(num_samples, "The number of samples", 1, most, model.cap_reason)
+    x = as_model_sees_it(upload, "The upload", config)
+    label = [_chosen_class(config, class_name, model.name)] if config.num_classes else None
+    with lane(model):
+        mean, std = _posterior(model, x, label)
+        generator = torch.Generator().manual_seed(seed)
+        near = mean + spread * std * sample_latents(config, n, generator)
+        out = draw(model, torch.cat([mean, near]), label * (n + 1) if label else None, generator)
+    shown = [_upscale(_picture(images), config.image_size, EXPLORE_TILE) for images in (to_uint8(x), out)]
+    return *shown, _upscale(make_grid(out[1:]), config.image_size, GRID_TILE)
+
+
+@gpu
+@torch.no_grad()
+def interpolate_images(choice, custom, upload_a=None, upload_b=None, steps=8, seed=0, class_name=None):
+    """Frames decoded along the straight path between two uploads' posterior means (the VAE's interpolation path):
+    the first and last are their reconstructions."""
+    seed = _seed(seed)
+    model = _vae_model(choice, custom)
+    config = model.config
+    steps = _whole(steps, "The number of steps", 2, max(2, min(MAX_STEPS, model.max_images)), model.cap_reason)
+    pictures = [
+        as_model_sees_it(u, what, config) for u, what in ((upload_a, "The upload"), (upload_b, "The second picture"))
+    ]
+    x = torch.cat(pictures)
+    label = [_chosen_class(config, class_name, model.name)] if config.num_classes else None
+    with lane(model):
+        mean, _ = _posterior(model, x, label * 2 if label else None)
+        path = interpolate_latents(mean[0], mean[1], steps, model.pipe.interpolation_method)
+        out = draw(model, path, label * steps if label else None, torch.Generator().manual_seed(seed))
+    return strip_and_gif(out, config.image_size)
+
+
 @gpu
 @torch.no_grad()
 def explore(choice, custom, seed, d0, d1, d2, d3, class_name=None):
@@ -640,7 +751,7 @@ def explore(choice, custom, seed, d0, d1, d2, d3, class_name=None):
         z[0, i] = offset
     labels = None
     if config.num_classes:
-        labels = [_class_id(config, class_name, model.name) if class_name not in (None, "") else 0]
+        labels = [_chosen_class(config, class_name, model.name)]
     with lane(model):
         image = draw(model, z, labels)
     return _upscale(_picture(image), config.image_size, EXPLORE_TILE)
@@ -681,10 +792,11 @@ def _initial_class_names(name: str) -> list[str]:
         return []
 
 
-def _class_dropdowns(names: list[str], current=(None, None, None, None)):
-    """The four class dropdowns for a model with these class names: Generate (with "all"), Interpolate's A and B,
-    Explore. A current choice the model also has is kept; unconditional models leave them empty and inactive."""
-    generate_value, a, b, e = current
+def _class_dropdowns(names: list[str], current=(None, None, None, None, None)):
+    """The five class dropdowns for a model with these class names: Generate (with "all"), Interpolate's A and B,
+    Explore, Your image. A current choice the model also has is kept; unconditional models leave them empty and
+    inactive."""
+    generate_value, a, b, e, y = current
     first, second = (names[0] if names else None), (names[1] if len(names) > 1 else names[0] if names else None)
     keep = lambda value, default: value if value in names else default  # noqa: E731
     return (
@@ -692,13 +804,16 @@ def _class_dropdowns(names: list[str], current=(None, None, None, None)):
         gr.Dropdown(choices=names, value=keep(a, first), interactive=bool(names)),
         gr.Dropdown(choices=names, value=keep(b, second), interactive=bool(names)),
         gr.Dropdown(choices=names, value=keep(e, first), interactive=bool(names)),
+        gr.Dropdown(choices=names, value=keep(y, first), interactive=bool(names)),
     )
 
 
-def class_choices(choice, custom, generate_class=None, class_a=None, class_b=None, explore_class=None):
+def class_choices(
+    choice, custom, generate_class=None, class_a=None, class_b=None, explore_class=None, image_class=None
+):
     """The model selector's event: the class dropdowns follow the model picked (or typed)."""
     names = class_names(_model(choice, custom).config)[:MAX_CLASS_CHOICES]
-    return _class_dropdowns(names, (generate_class, class_a, class_b, explore_class))
+    return _class_dropdowns(names, (generate_class, class_a, class_b, explore_class, image_class))
 
 
 # ---------------------------------------------------------------------------------------------------- UI
@@ -771,9 +886,7 @@ def tab_draw(choice, custom, queued: dict):
                 type="numpy", image_mode="L", canvas_size=(280, 280), fixed_canvas=True, label="Draw (black on white)"
             )
             sketch = checked_payload(size_checked(sketch), "The drawing", "an image editor's value")
-            # a file, read by the app: gr.Image would convert it to RGB first, turning transparent paper black
-            upload = gr.File(None, label="…or upload an image (PNG, JPEG, ...)", type="filepath")
-            upload = checked_payload(upload, "The upload", "a file (gradio_client's handle_file)")
+            upload = _upload("…or upload an image (PNG, JPEG, ...)", "The upload")
         # preprocessed by Gradio (the files): a seed without precision reaches the event as sent, NaN included
         seed_r = gr.Number(0, label="Seed for variations")
         go_r = gr.Button("Reconstruct", variant="primary")
@@ -790,6 +903,53 @@ def tab_draw(choice, custom, queued: dict):
             api_name="reconstruct",
             **queued,
         )
+
+
+def _upload(label: str, what: str, elem_id: str | None = None) -> gr.File:
+    """A picture upload: a file the app opens itself (gr.Image would decode it before the app's checks, and convert
+    it to RGB, turning transparent paper black), its API payload checked in one line."""
+    upload = gr.File(None, label=label, type="filepath", elem_id=elem_id)
+    return checked_payload(upload, what, "a file (gradio_client's handle_file)")
+
+
+def tab_your_image(choice, custom, names, queued: dict):
+    with gr.Tab("Your image (VAE)"):
+        gr.Markdown(
+            "For the VAEs, the colour ones above all (vae-emoji): upload any picture and see the VAE's reconstruction, "
+            "samples near its latent code (the posterior's mean plus its spread times the chosen factor), and the "
+            f"frames between two pictures' codes. Each picture is {UPLOAD_CONVERSION}. The digit VAEs do better with "
+            "the Draw tab, which prepares a digit like MNIST."
+        )
+        with gr.Row():
+            upload_a = _upload("Your picture (PNG, JPEG, ...)", "The upload", elem_id="your-upload")
+            upload_b = _upload("A second picture, to interpolate to", "The second picture")
+        with gr.Row():
+            # preprocessed by Gradio (the files): the numbers reach the events as sent, NaN included
+            seed = gr.Number(0, label="Seed")
+            most = f"slow models: {SLOW_MAX_IMAGES - 1}"
+            num = gr.Slider(1, MAX_IMAGES - 1, 9, step=1, label=f"Samples near it ({most})")
+            spread = gr.Slider(0.0, 3.0, 1.0, step=0.05, label="Spread (1: the posterior's own)")
+            steps = gr.Slider(2, MAX_STEPS, 8, step=1, label=f"Frames A to B (slow models: {SLOW_MAX_IMAGES})")
+            class_y = _class_dropdown(names, "Class of the pictures (conditional)", names[0] if names else None)
+        with gr.Row():
+            go = gr.Button("Reconstruct and sample", variant="primary")
+            go_i = gr.Button("Interpolate from the first picture to the second", variant="primary")
+        with gr.Row():
+            seen = gr.Image(label="As the model sees it", format="png", elem_id="seen")
+            rec = gr.Image(label="Reconstruction", format="png", elem_id="your-reconstruction")
+        near = gr.Image(label="Samples near its latent code", format="png", elem_id="near")
+        strip = gr.Image(label="From the first picture to the second", format="png", elem_id="your-strip")
+        gif = gr.File(label="Animated GIF")
+        inputs = [choice, custom, upload_a, seed, num, spread, class_y]
+        go.click(your_image, inputs, [seen, rec, near], api_name="your_image", **queued)
+        go_i.click(
+            interpolate_images,
+            [choice, custom, upload_a, upload_b, steps, seed, class_y],
+            [strip, gif],
+            api_name="interpolate_images",
+            **queued,
+        )
+    return class_y
 
 
 def tab_explore(choice, custom, names, queued: dict):
@@ -841,7 +1001,8 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title="hf-dgm: GANs and VAEs", delete_cache=(CACHE_TTL_S, CACHE_TTL_S)) as app:
         gr.Markdown(
             "# hf-dgm — GANs and VAEs on MNIST digits and colour emoji\n"
-            "Sample, interpolate and explore grey 28-px digits and colour emoji; draw a digit for the digit VAEs. "
+            "Sample, interpolate and explore grey 28-px digits and colour emoji; see a VAE reconstruct your picture; "
+            "draw a digit for the digit VAEs. "
             "Same seed, same images (on one device type)."
         )
         with gr.Row():
@@ -853,10 +1014,11 @@ def build_app() -> gr.Blocks:
         queued = dict(concurrency_id="models", concurrency_limit=WORKERS)  # one limit for every model event
         generate_class = tab_generate(choice, custom, names, queued)
         class_a, class_b = tab_interpolate(choice, custom, names, queued)
+        image_class = tab_your_image(choice, custom, names, queued)
         tab_draw(choice, custom, queued)
         explore_class = tab_explore(choice, custom, names, queued)
         tab_about()
-        dropdowns = [generate_class, class_a, class_b, explore_class]
+        dropdowns = [generate_class, class_a, class_b, explore_class, image_class]
         gr.on(  # the class choices follow the model: picked from the list, or typed (on Enter or leaving the box)
             [choice.change, custom.submit, custom.blur],
             class_choices,
@@ -882,6 +1044,7 @@ def warm_up():
 
 def main(port: int | None = None):
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)  # the app's own notes: refusals, and how uploads are converted (once)
     threading.Thread(target=warm_up, daemon=True).start()
     app = build_app()
     app.launch(

@@ -104,6 +104,41 @@ def run_cli(capsys):
     return run
 
 
+class RecordedBar:
+    """A stand-in for tqdm that records what a progress bar was given: its arguments and each update."""
+
+    def __init__(self, *args, **kwargs):
+        self.kwargs, self.updates = kwargs, []
+
+    def update(self, n=1):
+        self.updates.append(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def progress_bars(monkeypatch):
+    """The progress bars (``RecordedBar``) made through ``tqdm.auto.tqdm`` during the test, in order."""
+    bars = []
+
+    def make(*args, **kwargs):
+        bars.append(RecordedBar(*args, **kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr("tqdm.auto.tqdm", make)
+    return bars
+
+
 @pytest.fixture
 def tiny_gan():
     import torch
@@ -125,6 +160,18 @@ def tiny_vae():
 
 
 MNIST = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "mnist")
+EMOJI = os.path.join(os.path.dirname(MNIST), "emoji")
+
+
+@pytest.fixture(scope="session")
+def emoji_slice(tmp_path_factory):
+    """36 of the emoji (every 100th: all nine groups), 64x64 RGB with their ClassLabel, as a local parquet folder."""
+    from datasets import load_dataset
+
+    folder = tmp_path_factory.mktemp("emoji_slice")
+    ds = load_dataset("parquet", data_files=os.path.join(EMOJI, "train-00000-of-00001.parquet"), split="train")
+    ds.select(range(0, len(ds), 100)).to_parquet(str(folder / "train-00000-of-00001.parquet"))
+    return str(folder)
 
 
 @pytest.fixture(scope="session", autouse=True)

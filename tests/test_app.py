@@ -281,26 +281,26 @@ def test_class_names_come_from_id2label_or_fall_back_to_ids(app_module):
 
 
 def test_class_dropdowns_follow_the_model(app_module, colour_models):
-    generate_dd, a, b, explore_dd = app_module.class_choices("", colour_models["gan-emoji"])
+    generate_dd, a, b, explore_dd, image_dd = app_module.class_choices("", colour_models["gan-emoji"])
     assert choice_values(generate_dd) == ["all", *EMOJI_GROUPS] and generate_dd.value == "all"
-    assert choice_values(a) == choice_values(b) == choice_values(explore_dd) == EMOJI_GROUPS
+    assert choice_values(a) == choice_values(b) == choice_values(explore_dd) == choice_values(image_dd) == EMOJI_GROUPS
     assert (a.value, b.value, explore_dd.value) == ("Smileys & Emotion", "People & Body", "Smileys & Emotion")
     # a choice the new model also has is kept; a digit is not an emoji group
-    kept = app_module.class_choices("", colour_models["gan-emoji"], "Flags", "Objects", "3", None)
-    assert [d.value for d in kept] == ["Flags", "Objects", "People & Body", "Smileys & Emotion"]
+    kept = app_module.class_choices("", colour_models["gan-emoji"], "Flags", "Objects", "3", None, "Objects")
+    assert [d.value for d in kept] == ["Flags", "Objects", "People & Body", "Smileys & Emotion", "Objects"]
     # a digit model saved without names (the MNIST models) offers "0".."9"
     digits = [str(i) for i in range(10)]
-    generate_dd, a, b, _ = app_module.class_choices("", colour_models["cdcgan-digits"], "Flags", None, None, None)
+    generate_dd, a, b, *_ = app_module.class_choices("", colour_models["cdcgan-digits"], "Flags", None, None, None)
     assert choice_values(generate_dd) == ["all", *digits] and generate_dd.value == "all"
     assert choice_values(a) == digits and (a.value, b.value) == ("0", "1")
     # an unconditional model: only "all", nothing to pick
-    generate_dd, a, b, explore_dd = app_module.class_choices("", colour_models["vae-emoji"])
+    generate_dd, a, b, explore_dd, image_dd = app_module.class_choices("", colour_models["vae-emoji"])
     assert choice_values(generate_dd) == ["all"] and choice_values(a) == [] and a.value is None
-    assert not generate_dd.interactive and not explore_dd.interactive
+    assert not generate_dd.interactive and not explore_dd.interactive and not image_dd.interactive
 
 
 def test_the_model_selector_updates_the_class_dropdowns(app_module):
-    """The wiring: picking a model (or typing one) runs class_choices, whose outputs are the four class dropdowns."""
+    """The wiring: picking a model (or typing one) runs class_choices, whose outputs are the five class dropdowns."""
     app = app_module.build_app()
     config = app.get_config_file()
     labels = {c["id"]: c["props"].get("label") for c in config["components"]}
@@ -311,6 +311,7 @@ def test_the_model_selector_updates_the_class_dropdowns(app_module):
         "Class A (conditional)",
         "Class B (conditional)",
         "Class (conditional)",
+        "Class of the pictures (conditional)",
     ]
     assert "Digit" not in str(labels.values())
 
@@ -617,3 +618,210 @@ def test_every_input_is_checked_in_one_line_and_logged_in_one(client, app_url, t
     log = APP_DIRS["log"].read_text()
     assert log.count("refused:") - log_before == len(cases) + 3
     assert "Traceback" not in log, log[-3000:]
+
+
+# ------------------------------------------------------------------------------------------ your image (VAEs)
+def picture(path, shape: str = "disc", size=(300, 200), colour=(220, 30, 30, 255)):
+    """A colour picture on a transparent background (RGBA), saved as PNG: a disc or a square."""
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    box = (size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4)
+    (draw.ellipse if shape == "disc" else draw.rectangle)(box, fill=colour)
+    image.save(path)
+    return str(path)
+
+
+def shown_at(path, scale: int) -> np.ndarray:
+    """An image the app shows upscaled by a whole factor (nearest neighbour), back at 1x."""
+    image = Image.open(path)
+    return np.asarray(image.resize((image.width // scale, image.height // scale), Image.NEAREST))
+
+
+@pytest.fixture(scope="module")
+def picture_vae(tmp_path_factory):
+    """A tiny 64x64 RGB VAE (conv) whose weights are moved from their init, so that its images follow its latent."""
+    import torch
+    from conftest import tiny_vae_kwargs
+
+    from hf_dgm import VAEConfig, VAEModel
+
+    torch.manual_seed(0)
+    model = VAEModel(VAEConfig(**tiny_vae_kwargs(image_size=64, num_channels=3, latent_dim=8)))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.15 * torch.randn_like(parameter))
+    folder = tmp_path_factory.mktemp("picture_vae") / "vae-pictures"
+    model.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def hierarchical_vae(tmp_path_factory):
+    """A tiny conditional hierarchical colour VAE at 32 px (groups at 4, 8 and 16 px) whose posterior is not its
+    prior (its posterior corrections switched on)."""
+    import torch
+
+    from hf_dgm import VAEConfig, VAEModel
+
+    torch.manual_seed(0)
+    config = VAEConfig(
+        architecture="hierarchical", image_size=32, num_channels=3, likelihood="logistic_mixture", num_mixtures=2,
+        latent_groups=[4, 8, 16], latent_dim=336, base_channels=2, num_classes=3,
+        id2label={0: "cats", 1: "dogs", 2: "fish"},
+    )  # fmt: skip
+    model = VAEModel(config)
+    with torch.no_grad():
+        for group in model.decoder.groups:
+            group.posterior[-1].weight.normal_(std=0.3)
+    folder = tmp_path_factory.mktemp("hierarchical") / "hvae-colour"
+    model.save_pretrained(folder)
+    return str(folder)
+
+
+def test_your_image_reconstructs_and_samples_near_its_latent(client, picture_vae, tmp_path):
+    """An RGBA picture on a transparent background, 300x200: shown as the 64x64 RGB VAE takes it (on white, padded to
+    a square), its reconstruction is the pipeline's of that picture, and the seeded samples near it repeat."""
+    import torch
+    from gradio_client import handle_file
+
+    from hf_dgm import VAEModel, VAEPipeline
+
+    vae, upload = picture_vae, handle_file(picture(tmp_path / "disc.png"))
+    seen, rec, near = client.predict("dcgan-mnist", vae, upload, 3, 5, 1.0, None, api_name="/your_image")
+    seen, rec = shown_at(seen, 4), shown_at(rec, 4)  # 64 px shown at 4x
+    assert seen.shape == rec.shape == (64, 64, 3)
+    assert (seen[:4] == 255).all() and (seen[:, :4] == 255).all()  # transparency and padding are white
+    assert tuple(seen[32, 32]) == (220, 30, 30)  # the disc, in the middle
+    pipe = VAEPipeline(vae=VAEModel.from_pretrained(vae))
+    x = torch.from_numpy(seen.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    expected = np.asarray(pipe.reconstruct(x)[0][0])
+    assert np.abs(rec.astype(int) - expected).max() <= 1  # the same, to a batch's float rounding
+    grid = shown_at(near, 2)  # 5 samples of 64 px, 3 per row, shown at 2x
+    assert grid.shape == (2 + 2 * 66, 2 + 3 * 66, 3)
+    again = client.predict("dcgan-mnist", vae, upload, 3, 5, 1.0, None, api_name="/your_image")[2]
+    other = client.predict("dcgan-mnist", vae, upload, 4, 5, 1.0, None, api_name="/your_image")[2]
+    assert np.array_equal(np.asarray(Image.open(near)), np.asarray(Image.open(again)))
+    assert not np.array_equal(np.asarray(Image.open(near)), np.asarray(Image.open(other)))
+    # at spread 0 every sample is the posterior mean's image: the reconstruction
+    still = tiles(shown_at(client.predict("", vae, upload, 3, 5, 0.0, None, api_name="/your_image")[2], 2), 64)
+    assert all(np.abs(tile.astype(int) - rec).max() <= 1 for tile in still[:5])
+
+
+def test_interpolate_between_two_uploads(client, picture_vae, tmp_path):
+    """The frames between two pictures' latents: as many as asked, the first and last the pictures'
+    reconstructions, the middle neither."""
+    from gradio_client import handle_file
+
+    vae = picture_vae
+    disc = handle_file(picture(tmp_path / "disc.png"))
+    square = handle_file(picture(tmp_path / "square.png", "square", (120, 160), (30, 60, 200, 255)))
+    strip, gif = client.predict("", vae, disc, square, 5, 0, None, api_name="/interpolate_images")
+    frames = tiles(shown_at(strip, 2), 64)
+    assert len(frames) == 5 and Image.open(gif).n_frames == 8  # forth and back
+    for upload, frame in ((disc, frames[0]), (square, frames[-1])):
+        rec = shown_at(client.predict("", vae, upload, 0, 1, 1.0, None, api_name="/your_image")[1], 4)
+        assert np.abs(frame.astype(int) - rec).max() <= 1
+    assert np.abs(frames[2].astype(int) - frames[0]).max() > 2 and np.abs(frames[2].astype(int) - frames[4]).max() > 2
+
+
+def test_your_image_with_a_hierarchical_and_a_pixel_by_pixel_vae(client, hierarchical_vae, slow_models, tmp_path):
+    """One code path for every VAE: a conditional hierarchical VAE (its latent is every group's, along the posterior's
+    mean path) and a VAE that decodes pixel by pixel (seeded draws; the slow models' lower cap)."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    upload, square = handle_file(picture(tmp_path / "disc.png")), handle_file(picture(tmp_path / "sq.png", "square"))
+    seen, rec, near = client.predict("", hierarchical_vae, upload, 0, 3, 0.0, "dogs", api_name="/your_image")
+    rec = shown_at(rec, 7)  # 32 px shown at 7x
+    assert shown_at(seen, 7).shape == rec.shape == (32, 32, 3)
+    assert all(np.abs(tile.astype(int) - rec).max() <= 1 for tile in tiles(shown_at(near, 3), 32)[:3])
+    _, cats, _ = client.predict("", hierarchical_vae, upload, 0, 3, 0.0, "cats", api_name="/your_image")
+    assert not np.array_equal(shown_at(cats, 7), rec)  # the class is used
+    strip, _ = client.predict("", hierarchical_vae, upload, square, 4, 0, "dogs", api_name="/interpolate_images")
+    assert np.abs(tiles(shown_at(strip, 3), 32)[0].astype(int) - rec).max() <= 1
+    slow = slow_models["small-pixel-vae"]  # 12 px: shown at 19x, samples at 8x
+    first = client.predict("", slow, upload, 5, 15, 1.0, None, api_name="/your_image")
+    again = client.predict("", slow, upload, 5, 15, 1.0, None, api_name="/your_image")
+    assert all(np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b))) for a, b in zip(first, again))
+    assert shown_at(first[1], 19).shape == (12, 12)  # grey
+    with pytest.raises(AppError, match=r"^The number of samples must be a whole number from 1 to 15 for .*pixel-vae"):
+        client.predict("", slow, upload, 5, 16, 1.0, None, api_name="/your_image")
+    with pytest.raises(AppError, match=r"^The number of steps must be a whole number from 2 to 16 for .*pixel-vae"):
+        client.predict("", slow, upload, square, 17, 0, None, api_name="/interpolate_images")
+
+
+def test_bad_uploads_get_one_line(client, app_url, colour_models, tmp_path):
+    """Not a VAE, no picture, fully transparent, not an image, a bomb's declared size, too many pixels, too large a
+    file, a payload that is not a file, NaN: one line each, naming no server path."""
+    import struct
+    import zlib
+
+    from conftest import APP_DIRS
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    def png_header(width, height):  # a PNG's signature, size and an empty first data chunk
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"")
+
+    vae, disc = colour_models["vae-emoji"], handle_file(picture(tmp_path / "disc.png"))
+    Image.new("RGBA", (50, 40), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    Image.new("P", (50, 40)).save(tmp_path / "clear.gif", transparency=0)
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "bomb.png").write_bytes(png_header(100_000, 100_000))
+    Image.new("RGB", (4200, 4200), "white").save(tmp_path / "large.png")
+    log_before = APP_DIRS["log"].read_text().count("refused:")
+    cases = [
+        (("", colour_models["gan-emoji"], disc), "^The Your image tab needs a VAE, which encodes pictures: .*gan-emoji "
+         "is a 32x32 RGB GAN with 9 classes.$"),
+        (("", vae, None), r"^The upload is missing: upload a picture \(PNG, JPEG, ...\).$"),
+        (("", vae, "clear.png"), "^The upload is fully transparent: nothing to encode. Expected a picture with visible "
+         "pixels.$"),
+        (("", vae, "clear.gif"), "^The upload is fully transparent"),
+        (("", vae, "notes.png"), r"^The upload could not be read as an image \(UnidentifiedImageError\): expected PNG"),
+        (("", vae, "bomb.png"), "^The upload declares too many pixels: this app takes images up to 16,777,216.$"),
+        (("", vae, "large.png"), "^The upload is 4200x4200 pixels: this app takes images up to 16,777,216 pixels"),
+    ]  # fmt: skip
+    for (choice, model, upload), needle in cases:
+        upload = handle_file(str(tmp_path / upload)) if isinstance(upload, str) else upload
+        with pytest.raises(AppError) as err:
+            client.predict(choice, model, upload, 0, 4, 1.0, None, api_name="/your_image")
+        assert re.match(needle, str(err.value)) and "\n" not in str(err.value) and str(tmp_path) not in str(err.value)
+    with pytest.raises(AppError, match=r"^The second picture is missing: upload a picture"):
+        client.predict("", vae, disc, None, 4, 0, None, api_name="/interpolate_images")
+    (tmp_path / "huge.png").write_bytes(b"\0" * (10 * 2**20 + 1))
+    with pytest.raises(Exception, match="413|too large|exceeds"):
+        client.predict("", vae, handle_file(str(tmp_path / "huge.png")), 0, 4, 1.0, None, api_name="/your_image")
+    nan = float("nan")
+    for data, needle in [
+        (["", vae, 5, 0, 4, 1.0, None], "The upload must be a file (gradio_client's handle_file), got int"),
+        (["", vae, None, nan, 4, 1.0, None], "The seed must be a whole number"),
+        (["", vae, None, 0, 4, nan, None], "The spread must be a finite number from 0.0 to 3.0"),
+    ]:
+        answer = call_raw(app_url, "your_image", data)
+        assert "event: error" in answer and needle in answer, (data, answer)
+    log = APP_DIRS["log"].read_text()
+    assert log.count("refused:") - log_before == len(cases) + 4
+    assert log.count("uploads for the VAEs are turned upright") == 1  # the conversion, logged once
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_class_interpolation_morphs(client, colour_models):
+    """Between two classes, the frames mix the classes' conditioning along the path (BigGAN): the ends are the two
+    classes' own images, the middle is neither (it cut from one to the other at the midpoint)."""
+    gan = colour_models["gan-emoji"]
+
+    def frames(a, b):
+        strip, _ = client.predict("", gan, 0, 0, 5, "linear", a, b, api_name="/interpolate")
+        return tiles(shown_at(strip, 3), 32)
+
+    morph, smileys, flags = (
+        frames("Smileys & Emotion", "Flags"),
+        frames("Smileys & Emotion", None),
+        frames("Flags", "Flags"),
+    )
+    assert np.array_equal(morph[0], smileys[0]) and np.array_equal(morph[-1], flags[-1])
+    assert np.abs(morph[2].astype(int) - smileys[2]).max() > 2 and np.abs(morph[2].astype(int) - flags[2]).max() > 2

@@ -158,3 +158,29 @@ def test_class_dropdown_follows_the_model(page, tmp_path):
     page.get_by_role("button", name="Generate", exact=True).click()
     ((width, height),) = wait_images(page, "#samples")
     assert (width, height) == (3 * (2 + 4 * 34),) * 2  # 16 RGB images of 32 px on a 4 x 4 grid, shown at 3x
+
+
+def test_your_image_upload_reconstructs(page, tmp_path):
+    """A colour VAE typed as a local folder; in the Your image tab, an RGBA picture uploaded: the page shows it as the
+    model sees it (64 px at 4x), its reconstruction and the samples near its latent."""
+    import torch
+    from conftest import tiny_vae_kwargs
+
+    from hf_dgm import VAEConfig, VAEModel
+
+    torch.manual_seed(0)
+    VAEModel(VAEConfig(**tiny_vae_kwargs(image_size=64, num_channels=3))).save_pretrained(tmp_path / "vae-colour")
+    picture = Image.new("RGBA", (240, 160), (0, 0, 0, 0))
+    ImageDraw.Draw(picture).ellipse((60, 40, 180, 120), fill=(220, 30, 30, 255))
+    picture.save(tmp_path / "disc.png")
+
+    page.get_by_label("…or a model repo id / local folder").fill(str(tmp_path / "vae-colour"))
+    page.get_by_role("tab", name="Your image (VAE)").click()
+    page.locator("#your-upload input[type=file]").set_input_files(str(tmp_path / "disc.png"))
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Reconstruct and sample", exact=True).click()
+    ((width, height),) = wait_images(page, "#seen")
+    assert (width, height) == (256, 256)
+    wait_images(page, "#your-reconstruction")
+    ((width, height),) = wait_images(page, "#near")
+    assert (width, height) == (2 * (2 + 3 * 66),) * 2  # 9 samples of 64 px, 3 per row, shown at 2x

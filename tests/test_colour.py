@@ -14,19 +14,6 @@ from conftest import MNIST, requires_inception_weights, tiny_gan_kwargs, tiny_tr
 from hf_dgm import GANConfig, GANModel
 from hf_dgm.records import dataset_sha256
 
-EMOJI = os.path.join(os.path.dirname(MNIST), "emoji")
-
-
-@pytest.fixture(scope="module")
-def emoji_slice(tmp_path_factory):
-    """36 of the emoji (every 100th: all nine groups), 64x64 RGB with their ClassLabel, as a local parquet folder."""
-    from datasets import load_dataset
-
-    folder = tmp_path_factory.mktemp("emoji_slice")
-    ds = load_dataset("parquet", data_files=os.path.join(EMOJI, "train-00000-of-00001.parquet"), split="train")
-    ds.select(range(0, len(ds), 100)).to_parquet(str(folder / "train-00000-of-00001.parquet"))
-    return str(folder)
-
 
 def train(family: str, out, dataset: str, **overrides):
     if family == "gan":

@@ -282,8 +282,8 @@ def test_logistic_mixture_vae_reports_bits_per_dim():
 def pixel_context_vae(**overrides):
     """A colour VAE with a 5x5 pixel context whose last layer is random (a new one starts at zero: no effect)."""
     model = make(
-        likelihood="logistic_mixture", num_mixtures=2, num_channels=3, image_size=12, pixel_context=5,
-        pixel_context_channels=8, **overrides,
+        likelihood="logistic_mixture", num_mixtures=2, num_channels=3, pixel_context=5, pixel_context_channels=8,
+        **{"image_size": 12, **overrides},
     )  # fmt: skip
     torch.nn.init.normal_(model.decoder.pixel_context.mix[-1].weight, std=0.3)
     return model.eval()
@@ -361,6 +361,78 @@ def test_pixel_context_draws_the_same_images_whatever_the_batches():
     assert torch.equal(whole, torch.cat(parts))
     assert torch.equal(model.decode(latents).sample, model.decode(latents).sample)
     assert not torch.equal(whole, decode(model.config, model.decoder, latents, generator=torch.Generator())[0])
+
+
+def test_one_intra_op_thread_restores_the_thread_count_also_on_error():
+    from hf_dgm.modeling_utils import one_intra_op_thread
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_intra_op_thread(torch.device("cpu")):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="inside"), one_intra_op_thread("cpu"):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+        with one_intra_op_thread(torch.device("meta")):  # not the CPU: left as it is
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_pixel_context_decodes_on_one_thread_the_same_pixels_and_reports_each_row(monkeypatch):
+    """The decode loop runs on one intra-op thread (the process's count comes back after) and draws the pixels it
+    drew on the process's threads, from parameters equal to float rounding; `progress` hears of each row, from
+    inside the loop."""
+    import contextlib
+
+    from hf_dgm.vae import networks_vae
+
+    model = pixel_context_vae(architecture="mlp", image_size=8)
+    latents = torch.randn(3, model.config.latent_dim, generator=torch.Generator().manual_seed(2))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        threads_per_row = []
+        ours = model.decode(latents, progress=lambda rows: threads_per_row.append((rows, torch.get_num_threads())))
+        assert threads_per_row == [(1, 1)] * 8 and torch.get_num_threads() == 2
+        monkeypatch.setattr(networks_vae, "one_intra_op_thread", lambda device: contextlib.nullcontext())
+        before = model.decode(latents)  # the loop on the process's 2 threads
+        torch.set_num_threads(1)
+        single = model.decode(latents)  # the loop on one thread, set for the whole process
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(ours.sample, before.sample) and torch.equal(ours.sample, single.sample)
+    torch.testing.assert_close(ours.logits, before.logits, atol=1e-6, rtol=0)  # a sum's order may differ
+    assert torch.equal(ours.logits, single.logits)
+
+
+def test_pixel_by_pixel_sampling_shows_a_bar_of_the_rows_of_every_chunk(tmp_path, progress_bars, run_cli):
+    """`hf-dgm sample` and its path (generate_images) show one bar of all the chunks' rows for a pixel context, none
+    for a model decoded in one pass, and the same pixels with and without it."""
+    from hf_dgm.modeling_utils import activation_elements
+    from hf_dgm.sampling import generate_images, images_per_chunk
+
+    model = pixel_context_vae()
+    latents = torch.randn(5, model.config.latent_dim)
+    with torch.device("meta"):
+        budget = 2 * activation_elements(type(model)(model.config).sampling_network, model.config)  # 2 per chunk
+    assert images_per_chunk(model.config, budget, 5) == 2
+    shown = generate_images(model.config, model.sampling_network, latents, max_activations=budget, progress=True)
+    (bar,) = progress_bars
+    assert bar.kwargs["total"] == 3 * 12 and sum(bar.updates) == 3 * 12 and bar.kwargs["unit"] == "row"
+    quiet = generate_images(model.config, model.sampling_network, latents, max_activations=budget)
+    assert len(progress_bars) == 1 and (shown == quiet).all()
+    one_pass = make(likelihood="logistic_mixture", num_mixtures=2, num_channels=3, image_size=12).eval()
+    generate_images(one_pass.config, one_pass.sampling_network, latents, progress=True)
+    assert len(progress_bars) == 1
+    model.save_pretrained(tmp_path / "model")
+    assert (
+        run_cli("sample", "--model", tmp_path / "model", "--num-images", 2, "--out", tmp_path / "g.png").returncode == 0
+    )
+    assert len(progress_bars) == 2 and sum(progress_bars[-1].updates) == progress_bars[-1].kwargs["total"] == 12
 
 
 @pytest.mark.parametrize("name,variance", LIKELIHOOD_VARIANTS)

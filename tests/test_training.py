@@ -242,6 +242,22 @@ def test_init_from_a_trained_vae_with_a_pixel_context_grows_one_and_keeps_the_re
     assert VAEModel.from_pretrained(tmp_path / "grown").config.pixel_context == 3
 
 
+def test_sample_grids_drawn_pixel_by_pixel_show_a_bar_of_the_rows_unless_told_not_to(tmp_path, progress_bars):
+    """The grid during training (step 2) and the final one each show a bar of their rows; --no-progress-bar none."""
+    from hf_dgm.training.vae import VAETrainer
+
+    context = dict(likelihood="logistic_mixture", num_mixtures=2, pixel_context=3, pixel_context_channels=4)
+    args = tiny_train_kwargs(tmp_path, **TINY_VAE, **context, max_steps=2, sample_every=2, progress_bar=True)
+    trainer = VAETrainer(VAETrainingArguments(**args))
+    trainer.train()
+    rows = [bar for bar in progress_bars if bar.kwargs.get("desc") == "decoding pixels"]
+    assert len(rows) == 2 and all(bar.kwargs["total"] == sum(bar.updates) == 28 for bar in rows)
+    assert (tmp_path / "samples" / "step_00000002.png").is_file() and (tmp_path / "samples.png").is_file()
+    trainer.args.progress_bar = False
+    bars = len(progress_bars)
+    assert trainer.sample_grid_images().shape == (8, 1, 28, 28) and len(progress_bars) == bars
+
+
 def test_dynamic_binarization_draws_fresh_bits(tmp_path):
     from hf_dgm.training.vae import VAETrainer
 

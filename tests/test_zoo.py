@@ -98,6 +98,45 @@ def test_recipe_side_by_side_differs_only_by_the_tricks():
     assert {k for k in zoo if zoo[k] != ours[k]} == {"max_steps"}
 
 
+def test_vae_side_by_side_smoke_trains_sizes_and_evaluates_the_three_recipes(tmp_path, emoji_slice, capsys):
+    """scripts/experiments/compare_vae_recipes.py --smoke on a slice of the emoji: each model's steps are its measured
+    images/s times its share of the budget, the recipes are build_zoo.py's (the hierarchical one's latent groups
+    scaled to 16 px, the pixel-context model grown from the first stage), each final folder is evaluated, and the
+    table has a number in every cell; a size the latent groups do not scale to is refused in one line."""
+    compare, build_zoo = _script("compare_vae_recipes"), _script("build_zoo")
+    assert all(build_zoo.INIT_FROM[later[0]] == earlier[0] for stages in compare.MODELS.values()
+               for earlier, later in zip(stages, stages[1:]))  # fmt: skip
+    out = tmp_path / "out"
+    compare.main(["--smoke", "--dataset", emoji_slice, "--out", str(out)])
+    plan, report = (json.loads((out / name).read_text()) for name in ("plan.json", "comparison.json"))
+    for key, entry in plan.items():
+        if key == "settings":
+            continue
+        model, recipe = key.split("/")
+        share = dict(compare.MODELS[model])[recipe]
+        assert (
+            entry["max_steps"] == max(1, int(0.02 * 60 * share * entry["images_per_s"] / 4))
+            and entry["batch_size"] == 4
+        )
+    configs = {m: json.loads((out / m / "config.json").read_text()) for m in compare.MODELS}
+    assert configs["pixel-context"]["pixel_context"] == 7 and not configs["single-latent"]["pixel_context"]
+    assert (
+        configs["hierarchical"]["latent_groups"] == [1, 1, 2, 2, 2, 4, 4, 8]
+        and configs["hierarchical"]["latent_dim"] == 440
+    )
+    assert {c["image_size"] for c in configs.values()} == {16}
+    assert json.loads((out / "pixel-context" / "training_args.json").read_text())["init_from"].endswith(
+        "pixel-context-stage1"
+    )
+    for model, entry in report["models"].items():
+        assert (out / model / "eval_results.json").is_file()
+        assert all(isinstance(v, (int, float)) for v in entry["row"].values()), (model, entry["row"])
+    table = capsys.readouterr().out.split("| model |", 1)[1]
+    assert all(f"| {model} |" in table for model in compare.MODELS)
+    with pytest.raises(SystemExit, match="scale to whole resolutions only at 64 times a power of two"):
+        compare.recipe_flags("hvae-emoji", 28)
+
+
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n not in CLASSIFIERS])
 def test_shipped_models_were_trained_with_their_recipe(name):
     """Each zoo folder matches build_zoo.py's recipe in every argument that changes what is computed: the model flags

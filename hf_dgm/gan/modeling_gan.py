@@ -127,9 +127,10 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         class_labels=None,
         return_dict: bool = True,
     ):
-        """Sample images in [-1, 1] from the EMA generator (if any), always in eval mode."""
+        """Sample images in [-1, 1] from the EMA generator (if any), always in eval mode. `class_labels`: ints, or
+        class weights (N, num_classes) that mix the classes' embeddings (``modeling_utils.embed_classes``)."""
         latents = self.prepare_latents(batch_size, generator, latents)
-        labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device)
+        labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device, mixing=True)
         with eval_mode(self.sampling_network) as net:
             sample = net(latents, labels)  # (N, C, H, W)
         return GeneratorOutput(sample=sample) if return_dict else (sample,)

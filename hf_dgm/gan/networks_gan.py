@@ -50,6 +50,7 @@ from ..modeling_utils import (
     check_dims,
     check_positive_int,
     conv_schedule,
+    embed_classes,
     make_activation,
     sample_latents,
 )
@@ -107,7 +108,7 @@ class MLPGenerator(nn.Module):
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
-            latents = torch.cat([latents, self.label_embedding(class_labels)], dim=1)  # (N, z + e)
+            latents = torch.cat([latents, embed_classes(self.label_embedding.weight, class_labels)], 1)  # (N, z + e)
         return self.net(latents).view(-1, *self.image_shape)  # (N, C, H, W) in [-1, 1]
 
 
@@ -136,7 +137,7 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
-            latents = torch.cat([latents, self.label_embedding(class_labels)], dim=1)  # (N, z + e)
+            latents = torch.cat([latents, embed_classes(self.label_embedding.weight, class_labels)], 1)  # (N, z + e)
         return self.net(latents[:, :, None, None])  # (N, C, H, W) in [-1, 1]
 
 
@@ -157,7 +158,7 @@ class ConditionalBatchNorm2d(nn.Module):
         x = self.bn(x)
         if self.scale_shift is None:
             return x
-        scale, shift = self.scale_shift[class_labels][:, :, None, None].chunk(2, dim=1)  # (N, C, 1, 1) each
+        scale, shift = embed_classes(self.scale_shift, class_labels)[:, :, None, None].chunk(2, dim=1)  # (N, C, 1, 1)
         return x * scale + shift
 
 
@@ -699,7 +700,9 @@ def prior_latents(cfg, num_images: int, generator, temperature: float = 1.0) -> 
     return sample_latents(cfg, num_images, generator)
 
 
-def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None, generator=None) -> torch.Tensor:
-    """Images (N, C, H, W) in [0, 1] from the sampling network, as GANPipeline maps them (`generator` is unused: a
-    GAN's image is a function of its latent)."""
+def images_from_latents(
+    cfg, net: nn.Module, latents: torch.Tensor, class_labels=None, generator=None, progress=None
+) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1] from the sampling network, as GANPipeline maps them (`generator` and `progress`
+    are unused: a GAN's image is a function of its latent, drawn in one pass)."""
     return ((net(latents, class_labels) + 1.0) / 2.0).clamp(0.0, 1.0)

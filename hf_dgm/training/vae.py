@@ -203,8 +203,13 @@ class VAETrainer(BaseTrainer):
         return torch.full_like(norm, math.nan)
 
     def sample_grid_images(self):
+        """The grid's images; drawn pixel by pixel (a pixel context), with a bar of the rows on --progress-bar."""
+        from ..sampling import decoding_progress
+
         z, labels = self.fixed
-        return self.model.generate(latents=z.to(self.device), class_labels=labels).sample.float()
+        with decoding_progress(self.model.config, enabled=self.is_main and self.args.progress_bar) as rows_done:
+            images = self.model.generate(latents=z.to(self.device), class_labels=labels, progress=rows_done).sample
+        return images.float()
 
 
 def train_vae(args: VAETrainingArguments, model: VAEModel | None = None) -> VAEModel:

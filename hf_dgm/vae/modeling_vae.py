@@ -204,13 +204,15 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         posterior = self._posterior(pixel_values, labels)[0]
         return VAEEncoderOutput(latent_dist=posterior) if return_dict else (posterior,)
 
-    def decode(self, latents: torch.Tensor, class_labels=None, return_dict: bool = True, generator=None):
+    def decode(self, latents: torch.Tensor, class_labels=None, return_dict: bool = True, generator=None, progress=None):
         """Latents (N, latent_dim) -> images in [0, 1] and the raw decoder logits: the likelihood's mean, or with a
-        pixel context a draw from it, pixel by pixel (its uniforms from `generator`; without one, seeded with 0),
-        and each pixel's logits given the decoded pixels before it."""
+        pixel context a draw from it, pixel by pixel (its uniforms from `generator`; without one, seeded with 0;
+        `progress`, where given, called with 1 after each row), and each pixel's logits given the decoded pixels
+        before it. `class_labels`: ints, or class weights (N, num_classes) that mix the classes' embeddings
+        (``modeling_utils.embed_classes``)."""
         check_latents(self.config, latents)
-        labels = check_class_labels(self.config, class_labels, latents.shape[0], device=latents.device)
-        sample, logits = decode(self.config, self.decoder, latents, labels, generator)
+        labels = check_class_labels(self.config, class_labels, latents.shape[0], device=latents.device, mixing=True)
+        sample, logits = decode(self.config, self.decoder, latents, labels, generator, progress)
         return VAEDecoderOutput(sample=sample, logits=logits) if return_dict else (sample, logits)
 
     def likelihood_output(self, latents: torch.Tensor, labels, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -289,14 +291,16 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         class_labels=None,
         temperature: float | list[float] = 1.0,
         return_dict: bool = True,
+        progress=None,
     ):
         """Decode prior samples z ~ N(0, temperature^2 I) into images in [0, 1], in eval mode (with a pixel context,
-        `generator` also draws the pixels). `hierarchical`: each group's prior standard deviation times the
-        temperature, or one temperature per group (a list, coarse to fine)."""
+        `generator` also draws the pixels, and `progress` is called after each row: see `decode`). `hierarchical`:
+        each group's prior standard deviation times the temperature, or one temperature per group (a list, coarse to
+        fine)."""
         scale = latent_temperature(self.config, temperature) if latents is None else None
         latents = self.prepare_latents(batch_size, generator, latents)
         if scale is not None:
             latents = latents * (scale.to(latents) if isinstance(scale, torch.Tensor) else scale)
         with eval_mode(self):
-            out = self.decode(latents, class_labels=class_labels, generator=generator)
+            out = self.decode(latents, class_labels=class_labels, generator=generator, progress=progress)
         return VAEDecoderOutput(sample=out.sample, logits=out.logits) if return_dict else (out.sample, out.logits)

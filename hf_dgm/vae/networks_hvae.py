@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling_utils import check_positive_int, check_temperature, conv_schedule, make_activation
+from ..modeling_utils import check_positive_int, check_temperature, conv_schedule, embed_classes, make_activation
 
 
 def latent_resolutions(cfg) -> list[int]:
@@ -271,7 +271,7 @@ class HierarchicalDecoder(nn.Module):
         posterior's standard noise."""
         h = self.top.expand(latents.shape[0], -1, -1, -1)
         if self.label_embedding is not None:
-            h = h + self.label_embedding(class_labels)[:, :, None, None]
+            h = h + embed_classes(self.label_embedding.weight, class_labels)[:, :, None, None]
         results = []
         for group, noise in zip(self.groups, self.split(latents), strict=True):
             h, *result = group(h, noise, None if features is None else features[noise.shape[-1]])

@@ -42,7 +42,9 @@ from ..modeling_utils import (
     check_positive_int,
     check_temperature,
     conv_schedule,
+    embed_classes,
     make_activation,
+    one_intra_op_thread,
     sample_latents,
 )
 from .networks_hvae import HierarchicalDecoder, HierarchicalEncoder, group_temperatures, validate_hierarchical
@@ -112,7 +114,7 @@ class MLPDecoder(nn.Module):
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
-            latents = torch.cat([latents, self.label_embedding(class_labels)], dim=1)
+            latents = torch.cat([latents, embed_classes(self.label_embedding.weight, class_labels)], dim=1)
         return self.net(latents).view(-1, *self.output_shape)  # (N, C or 2C, H, W) decoder output
 
 
@@ -175,7 +177,7 @@ class _Decoder(nn.Module):
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
-            latents = torch.cat([latents, self.label_embedding(class_labels)], dim=1)
+            latents = torch.cat([latents, embed_classes(self.label_embedding.weight, class_labels)], dim=1)
         h = self.fc(latents).view(-1, *self.initial_shape)  # (N, initial_shape)
         return self.net(h)  # (N, C or 2C, H, W) decoder output
 
@@ -336,13 +338,15 @@ class PixelContext(nn.Module):
         return self._likelihood_parameters(output, context, predictions)
 
     @torch.no_grad()
-    def decode(self, output: torch.Tensor, generator: torch.Generator | None = None):
+    def decode(self, output: torch.Tensor, generator: torch.Generator | None = None, progress=None):
         """Pixel by pixel in raster order: each pixel's parameters given the pixels decoded before it, and a draw from
         its mixture (``sample_logistic_mixture``) -> (images (N, C, H, W) in [0, 1] on the 8-bit levels, parameters
         (N, O, H, W)). The uniforms behind the draws come from `generator`, all at once, image by image (so a batch
         split in two draws the same images), or, without one, from a generator seeded with 0: the same latents then
         always give the same image. (Each pixel's mean instead would rarely leave the background: copying the
-        pixel to the left is the likeliest colour almost everywhere.)"""
+        pixel to the left is the likeliest colour almost everywhere.) `progress`, where given, is called with 1
+        after each row (a progress bar's ``update``). On the CPU the loop runs on one thread
+        (``one_intra_op_thread``)."""
         n, channels, (height, width) = output.shape[0], self.num_channels, output.shape[-2:]
         k, pad = self.kernel_size, self.kernel_size // 2
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -352,25 +356,30 @@ class PixelContext(nn.Module):
         # the decoded pixels in [-1, 1], zero-padded as the convolution pads: pad rows on top, pad columns each side
         canvas = output.new_zeros(n, channels, height + pad, width + 2 * pad)
         parameters = torch.empty_like(output)
-        for row in range(height):
-            for col in range(width):
-                window = canvas[:, :, row : row + pad + 1, col : col + k]
-                context = torch.einsum("nchw,ochw->no", window, weight) + self.context.bias
-                r, c = row + pad, col + pad  # the pixel's place on the canvas
-                predictions = _neighbour_predictions(
-                    canvas[:, :, r, c - 1],
-                    canvas[:, :, r - 1, c],
-                    canvas[:, :, r - 1, c - 1],
-                    canvas[:, :, r - 1, c + 1],
-                )
-                pixel = self._likelihood_parameters(
-                    output[:, :, row : row + 1, col : col + 1], context[:, :, None, None], predictions[..., None, None]
-                )
-                parameters[:, :, row, col] = pixel[:, :, 0, 0]
-                drawn = sample_logistic_mixture(
-                    pixel, channels, self.num_mixtures, noise[:, :, row : row + 1, col : col + 1]
-                )
-                canvas[:, :, r, c] = drawn[:, :, 0, 0]
+        with one_intra_op_thread(output.device):
+            for row in range(height):
+                for col in range(width):
+                    window = canvas[:, :, row : row + pad + 1, col : col + k]
+                    context = torch.einsum("nchw,ochw->no", window, weight) + self.context.bias
+                    r, c = row + pad, col + pad  # the pixel's place on the canvas
+                    predictions = _neighbour_predictions(
+                        canvas[:, :, r, c - 1],
+                        canvas[:, :, r - 1, c],
+                        canvas[:, :, r - 1, c - 1],
+                        canvas[:, :, r - 1, c + 1],
+                    )
+                    pixel = self._likelihood_parameters(
+                        output[:, :, row : row + 1, col : col + 1],
+                        context[:, :, None, None],
+                        predictions[..., None, None],
+                    )
+                    parameters[:, :, row, col] = pixel[:, :, 0, 0]
+                    drawn = sample_logistic_mixture(
+                        pixel, channels, self.num_mixtures, noise[:, :, row : row + 1, col : col + 1]
+                    )
+                    canvas[:, :, r, c] = drawn[:, :, 0, 0]
+                if progress is not None:
+                    progress(1)
         return torch.round((canvas[:, :, pad:, pad : pad + width] + 1.0) * 127.5) / 255.0, parameters
 
 
@@ -385,13 +394,14 @@ def likelihood_output(decoder: nn.Module, latents: torch.Tensor, class_labels, i
     return output if decoder.pixel_context is None else decoder.pixel_context(output, images)
 
 
-def decode(cfg, decoder: nn.Module, latents: torch.Tensor, class_labels=None, generator=None):
+def decode(cfg, decoder: nn.Module, latents: torch.Tensor, class_labels=None, generator=None, progress=None):
     """Latents -> (images (N, C, H, W) in [0, 1], the likelihood's parameters): the likelihood's mean, or with a
-    pixel context a draw, pixel by pixel (``PixelContext.decode``, whose uniforms come from `generator`)."""
+    pixel context a draw, pixel by pixel (``PixelContext.decode``, whose uniforms come from `generator` and which
+    calls `progress` after each row; ``hf_dgm.sampling.decoding_progress`` makes a progress bar of it)."""
     output = decoder(latents, class_labels)
     if decoder.pixel_context is None:
         return decoder_mean(cfg, output), output
-    return decoder.pixel_context.decode(output, generator)
+    return decoder.pixel_context.decode(output, generator, progress)
 
 
 def _validate_pixel_context(cfg) -> None:
@@ -494,9 +504,11 @@ def prior_latents(cfg, num_images: int, generator, temperature: float | list[flo
     return sample_latents(cfg, num_images, generator) * scale
 
 
-def images_from_latents(cfg, net: nn.Module, latents: torch.Tensor, class_labels=None, generator=None) -> torch.Tensor:
-    """Images (N, C, H, W) in [0, 1], as VAEPipeline decodes them (``decode``)."""
-    return decode(cfg, net, latents, class_labels, generator)[0]
+def images_from_latents(
+    cfg, net: nn.Module, latents: torch.Tensor, class_labels=None, generator=None, progress=None
+) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1], as VAEPipeline decodes them (``decode``; `progress` as there)."""
+    return decode(cfg, net, latents, class_labels, generator, progress)[0]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
