@@ -9,21 +9,15 @@ import sys
 
 import pytest
 import torch
-from conftest import MNIST, requires_inception_weights, tiny_gan_kwargs, tiny_train_kwargs
+from conftest import MNIST, requires_inception_weights, tiny_gan_kwargs, train_tiny
 
 from hf_dgm import GANConfig, GANModel
 from hf_dgm.records import dataset_sha256
 
 
 def train(family: str, out, dataset: str, **overrides):
-    if family == "gan":
-        from hf_dgm.training.gan import GANTrainingArguments as Arguments
-        from hf_dgm.training.gan import train_gan as run
-    else:
-        from hf_dgm.training.vae import VAETrainingArguments as Arguments
-        from hf_dgm.training.vae import train_vae as run
     kwargs = dict(dataset=dataset, max_samples=None, batch_size=8, max_steps=2, sample_every=2, checkpoint_every=2)
-    return run(Arguments(**tiny_train_kwargs(out, **{**kwargs, **overrides})))
+    return train_tiny(family, out, **{**kwargs, **overrides})
 
 
 COLOUR_RUNS = {
