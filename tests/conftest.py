@@ -174,6 +174,20 @@ def emoji_slice(tmp_path_factory):
     return str(folder)
 
 
+@pytest.fixture(scope="session")
+def mnist_slice(tmp_path_factory):
+    """The first 2000 training and 1000 test images of MNIST in its layout, in a folder named mnist (so the MNIST
+    protocol applies): for end-to-end runs that need MNIST's form, not its size."""
+    import pyarrow.parquet as pq
+
+    folder = tmp_path_factory.mktemp("slice") / "mnist"
+    folder.mkdir()
+    for split, num in (("train", 2000), ("test", 1000)):
+        name = f"{split}-00000-of-00001.parquet"
+        pq.write_table(pq.read_table(os.path.join(MNIST, name)).slice(0, num), folder / name)
+    return str(folder)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Decoded-dataset cache and HF cache in a temp folder for the whole session."""

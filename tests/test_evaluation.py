@@ -1,6 +1,5 @@
 import json
 import math
-import os
 
 import pytest
 import torch
@@ -76,7 +75,7 @@ def random_classifier(tmp_path_factory):
 
 
 @pytest.mark.parametrize("family", ["gan", "cgan", "vae"])
-def test_evaluate_end_to_end(tmp_path, random_classifier, family):
+def test_evaluate_end_to_end(tmp_path, random_classifier, mnist_slice, family):
     from hf_dgm.evaluation.evaluate import evaluate, write_results
     from hf_dgm.model_card import render_model_card
 
@@ -88,7 +87,7 @@ def test_evaluate_end_to_end(tmp_path, random_classifier, family):
     model.save_pretrained(tmp_path)
     results = evaluate(
         tmp_path,
-        dataset=MNIST,
+        dataset=mnist_slice,
         classifier_path=random_classifier,
         num_samples=200,
         iwae_k=8,
@@ -142,13 +141,13 @@ def test_tf_bilinear_resize_maps_output_pixel_i_to_input_i_times_scale():
 
 
 @requires_inception_weights
-def test_inception_fid_in_evaluate(tmp_path, random_classifier):
+def test_inception_fid_in_evaluate(tmp_path, random_classifier, mnist_slice):
     from hf_dgm.data import load_image_tensors
     from hf_dgm.evaluation.evaluate import evaluate
     from hf_dgm.evaluation.inception import InceptionFeatures
 
     extractor = InceptionFeatures()
-    digits = load_image_tensors(MNIST, "test").images[:4]
+    digits = load_image_tensors(mnist_slice, "test").images[:4]
     grey = extractor(digits)
     rgb = extractor(digits.expand(-1, 3, -1, -1).contiguous())
     assert grey.shape == (4, 2048) and torch.equal(grey, rgb) and torch.equal(grey, extractor(digits))
@@ -157,7 +156,7 @@ def test_inception_fid_in_evaluate(tmp_path, random_classifier):
 
     torch.manual_seed(0)
     GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path)
-    kwargs = dict(dataset=MNIST, classifier_path=random_classifier, num_samples=20, progress=False)
+    kwargs = dict(dataset=mnist_slice, classifier_path=random_classifier, num_samples=20, progress=False)
     results = evaluate(tmp_path, inception=True, inception_num_samples=8, **kwargs)
     names = {m["name"]: m["value"] for m in results["metrics"]}
     fid, floor = names["Inception FID (8 samples vs 8 real)"], names["Inception FID (real-data floor, 8 vs 8 real)"]
@@ -266,20 +265,6 @@ def tiny_classifier(path, **overrides):
     record = {"held_out_accuracy": 0.5, "held_out_accuracy_per_class": [0.5] * 9}
     _write_json(path / "eval_results.json", record)
     return path
-
-
-@pytest.fixture(scope="module")
-def emoji_slice(tmp_path_factory):
-    """36 of the emoji (every 100th: all nine groups), 64x64 RGB with their ClassLabel, as a local parquet folder."""
-    from conftest import REPO_ROOT
-    from datasets import load_dataset
-
-    emoji = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "emoji", "train-00000-of-00001.parquet")
-    folder = tmp_path_factory.mktemp("emoji_slice")
-    load_dataset("parquet", data_files=emoji, split="train").select(range(0, 3596, 100)).to_parquet(
-        str(folder / "train-00000-of-00001.parquet")
-    )
-    return str(folder)
 
 
 def test_registry_has_an_entry_per_extractor_and_refuses_unknown_names(tmp_path, monkeypatch):
@@ -405,7 +390,7 @@ def test_classifier_space_and_conditional_accuracy_end_to_end(tmp_path, emoji_sl
     assert results["class_names"] == EMOJI_GROUPS and results["feature_extractor"].startswith("hf-dgm clf (8-d")
 
 
-def test_real_image_work_follows_the_request(tmp_path, emoji_slice, random_classifier, monkeypatch):
+def test_real_image_work_follows_the_request(tmp_path, emoji_slice, random_classifier, mnist_slice, monkeypatch):
     """A small request featurizes 2N real images (reference and floor), the full protocol all 36; MNIST's NLL is
     measured on N test images."""
     from hf_dgm.evaluation import features
@@ -431,12 +416,12 @@ def test_real_image_work_follows_the_request(tmp_path, emoji_slice, random_class
     monkeypatch.undo()
     torch.manual_seed(0)
     VAEModel(VAEConfig(**tiny_vae_kwargs())).save_pretrained(tmp_path / "vae")
-    vae = evaluate(tmp_path / "vae", dataset=MNIST, classifier_path=random_classifier, num_samples=16, iwae_k=2,
+    vae = evaluate(tmp_path / "vae", dataset=mnist_slice, classifier_path=random_classifier, num_samples=16, iwae_k=2,
                    progress=False)  # fmt: skip
     assert "NLL (IWAE bound, k=2, 16 test images, REDUCED) nats" in {m["name"] for m in vae["metrics"]}
 
 
-def test_checkpoints_are_ranked_by_kid(tmp_path, random_classifier, capsys):
+def test_checkpoints_are_ranked_by_kid(tmp_path, random_classifier, mnist_slice, capsys):
     from conftest import run_python, tiny_train_kwargs
 
     from hf_dgm.evaluation.checkpoints import evaluate_checkpoints, format_table
@@ -447,7 +432,7 @@ def test_checkpoints_are_ranked_by_kid(tmp_path, random_classifier, capsys):
     train_gan(
         GANTrainingArguments(**tiny_train_kwargs(run, max_steps=2, checkpoint_every=1, keep_checkpoints=0, **tiny))
     )
-    results = evaluate_checkpoints(run, dataset=MNIST, features=str(random_classifier), num_samples=16)
+    results = evaluate_checkpoints(run, dataset=mnist_slice, features=str(random_classifier), num_samples=16)
     assert [r["step"] for r in results["checkpoints"]] == [1, 2] and results["best_step"] in (1, 2)
     best = min(results["checkpoints"], key=lambda r: r["kid"])
     assert (

@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import MNIST, REPO_ROOT
+from conftest import REPO_ROOT
 from hub_server import serve
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
@@ -90,7 +90,7 @@ def test_training_commands_are_the_zoo_recipes():
         assert by_family[family]["--seed"] == "0"
 
 
-def test_every_block_runs(app_url, tmp_path):
+def test_every_block_runs(app_url, tmp_path, mnist_slice):
     server, state, url = serve()
     try:
         env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
@@ -109,7 +109,7 @@ def test_every_block_runs(app_url, tmp_path):
         subprocess.run([sys.executable, "-c", publish], env=env, check=True, timeout=300)
         out = tmp_path / "out"
         cmd = [sys.executable, str(ROOT / "scripts" / "run_tutorial.py"), "--quick", "--out", str(out)]
-        cmd += ["--dataset", MNIST, "--hub", "--hf-user", "tester", "--space", app_url]
+        cmd += ["--dataset", mnist_slice, "--hub", "--hf-user", "tester", "--space", app_url]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
         assert "--- skip" not in proc.stdout  # every block ran
