@@ -100,7 +100,7 @@ def images_per_second(argv: list[str], steps: int) -> tuple[float, int]:
 
 def train_stage(model: str, stage: int, args, plan: dict) -> Path:
     """Plan (once: plan.json) and train one stage; its final folder."""
-    from hf_dgm.training.vae import main as train_vae
+    from hf_dgm.training.vae import VAETrainer
 
     name, share = MODELS[model][stage]
     out = Path(args.out) / (model if stage == len(MODELS[model]) - 1 else f"{model}-stage{stage + 1}")
@@ -118,7 +118,7 @@ def train_stage(model: str, stage: int, args, plan: dict) -> Path:
     note = f"A run of scripts/experiments/compare_vae_recipes.py: the {name} recipe for {share:.0%} of the budget."
     argv = stage_argv(name, out, args, [*init, "--max-steps", str(plan[key]["max_steps"]), "--card-note", note])
     print(f"+ hf-dgm train vae {shlex.join(argv)}", flush=True)
-    if train_vae(argv) != 0:
+    if VAETrainer.main(argv) != 0:
         raise SystemExit(f"{model}: the {name} stage failed (see above)")
     return out
 
