@@ -1,28 +1,37 @@
-"""Side by side, on the same data with the same CPU time each: the single-latent residual VAE, the pixel-context VAE
-and the hierarchical VAE of build_zoo.py's recipes, with the `hf-dgm evaluate` protocol.
+"""Side by side, on the same data with the same CPU time each: any of build_zoo.py's recipes, GANs and VAEs, with the
+`hf-dgm evaluate` protocol, in one table per family.
 
-    python scripts/experiments/compare_vae_recipes.py --budget-minutes 150 [--dataset DIR] [--image-size 64]
-        [--out runs/compare_vae]
-    python scripts/experiments/compare_vae_recipes.py --smoke --dataset SLICE --out DIR   # checks the script
+    python scripts/experiments/compare_recipes.py --models gan-emoji gan-emoji-64 --image-size 64 \\
+        --budget-minutes 150 [--features inception,emoji-classifier] [--out runs/compare_recipes]
+    python scripts/experiments/compare_recipes.py --models vae-emoji-base vae-emoji hvae-emoji --budget-minutes 150
+    python scripts/experiments/compare_recipes.py --smoke --models gan-emoji-64 vae-emoji --dataset SLICE --out DIR
 
-* single-latent: the vae-emoji-base recipe; pixel-context: vae-emoji-base, then the vae-emoji recipe on its final
-  model (a 7x7 pixel context added, --init-from), the budget split 3:2 as the zoo's steps (3000, 2000);
-  hierarchical: hvae-emoji (its latent groups scaled with --image-size).
+* --models: names of build_zoo.py's RECIPES, each trained on its recipe's dataset (--dataset: one for all). A recipe
+  that build_zoo.INIT_FROM grows from another is a model of stages: vae-emoji is vae-emoji-base, then the vae-emoji
+  recipe on its final model (--init-from), the budget split as the recipes' steps (3000, 2000: 3:2).
+* --image-size overrides the recipes' (none: each recipe's own); a hierarchical VAE's latent groups are scaled with
+  it (the channels per group kept), which needs the recipe's size times a power of two.
 * Each run's steps are sized to its budget from a measured throughput: the recipe's trainer is built and timed over
   --probe-steps steps (after one warm-up step; nothing is written), then --max-steps = budget x images/s / batch,
-  so the cosine learning-rate schedule ends where the budget does (a run stopped by the clock would end mid-schedule).
-  The plan is kept in OUT/plan.json: a rerun resumes unfinished runs and reuses finished ones.
-* Each final model folder is evaluated (``evaluate``, the function behind `hf-dgm evaluate`; its
-  eval_results.json written there), and 64 images (seed 0) are timed through VAEPipeline.
-* Out: one folder per run in OUT, OUT/comparison.json and the table (stdout and OUT/comparison.md): NLL in bits/dim
-  (IWAE bound on the held-out images), KID and precision in the first feature space, the KL of the latent in bits (all
-  groups), the seconds to sample 64 images, and the steps, images/s and minutes each model trained.
+  so a cosine learning-rate schedule ends where the budget does (a run stopped by the clock would end mid-schedule).
+  The machine's load at probe time thus sets each run's steps: run the comparison on a machine whose load does not
+  change. The plan is kept in OUT/plan.json: a rerun resumes unfinished runs and reuses finished ones.
+* Each final model folder is evaluated (``evaluate``, the function behind `hf-dgm evaluate`; its eval_results.json
+  written there) in the --features spaces (default "auto": on the emoji, Inception and the emoji classifier).
+* Out: one folder per run in OUT, OUT/comparison.json and the tables (stdout and OUT/comparison.md), and for each
+  model the steps, images/s and minutes it trained:
+  - GANs, one row per feature space: KID (with its std), FID, precision/recall, each with its real-data floor; the
+    conditional accuracy on samples and the classifier's held-out accuracy on real images (classifier spaces of a
+    conditional model); the memorized share (first space);
+  - VAEs: NLL in bits/dim (IWAE bound on the held-out images), KID and precision in the first feature space, the KL
+    of the latent in bits (all groups), the seconds to sample 64 images (seed 0, through VAEPipeline).
 
---smoke: 16 px, batch 4, 2 timed steps and steps sized on a budget of seconds, 16 samples in the emoji
-classifier's space, IWAE k=2: the whole path in about a minute on a data slice; its numbers mean nothing.
+--smoke: 32 px, batch 4, 2 timed steps and steps sized on a budget of seconds, 16 samples in the emoji
+classifier's space, IWAE k=2: the whole path in seconds per model on a data slice; its numbers mean nothing.
 """
 
 import argparse
+import importlib
 import json
 import shlex
 import sys
@@ -32,40 +41,54 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_zoo import EMOJI, RECIPES, train_command  # noqa: E402
+from build_zoo import DATASETS, INIT_FROM, MNIST, RECIPES, train_command  # noqa: E402
 
-# model -> its stages: (build_zoo recipe, share of the model's budget); a later stage starts from the one before, as
-# build_zoo.INIT_FROM says
-MODELS = {
-    "single-latent": (("vae-emoji-base", 1.0),),
-    "pixel-context": (("vae-emoji-base", 0.6), ("vae-emoji", 0.4)),
-    "hierarchical": (("hvae-emoji", 1.0),),
-}
-RECIPE_SIZE = 64  # the image size of the recipes
 COMMON = "--seed 0 --log-every 100 --sample-every 1000 --keep-checkpoints 2".split()
-SMOKE = dict(image_size=16, batch_size=4, probe_steps=2, budget_minutes=0.02, num_samples=16, iwae_k=2)
+SMOKE = dict(image_size=32, batch_size=4, probe_steps=2, budget_minutes=0.02, num_samples=16, iwae_k=2)
 SMOKE_FLAGS = ["--num-grid-images", "4", "--report-to", "none"]
+TRAINERS = {"gan": ("GANTrainer", "GANTrainingArguments"), "vae": ("VAETrainer", "VAETrainingArguments")}
 
 
-def recipe_flags(name: str, image_size: int) -> list[str]:
-    """A recipe's flags (after the trainer's name) at `image_size`: the hierarchical recipe's latent groups are scaled
-    with it (the channels per group kept), which needs a size of 64 times a power of two."""
+def family(name: str) -> str:
+    """A recipe's trainer: "gan" or "vae"."""
+    return shlex.split(RECIPES[name])[0]
+
+
+def flag_value(flags: list[str], name: str) -> str:
+    return flags[len(flags) - flags[::-1].index(name)]  # the last one, as argparse reads it
+
+
+def stages(model: str) -> list[tuple[str, float]]:
+    """(recipe, share of the model's budget) of each stage: the INIT_FROM chain ending at `model`, shared as the
+    recipes' steps."""
+    chain = [model]
+    while chain[0] in INIT_FROM:
+        chain.insert(0, INIT_FROM[chain[0]])
+    steps = [int(flag_value(shlex.split(RECIPES[name]), "--max-steps")) for name in chain]
+    return [(name, s / sum(steps)) for name, s in zip(chain, steps)]
+
+
+def recipe_flags(name: str, image_size: int | None) -> list[str]:
+    """A recipe's flags (after the trainer's name) at `image_size` (None: the recipe's own): a hierarchical VAE's
+    latent groups are scaled with it (the channels per group kept), which needs the recipe's size times a power of
+    two."""
     _, *flags = shlex.split(RECIPES[name])
-    if "--image-size" not in flags or image_size == RECIPE_SIZE:
+    if "--image-size" not in flags or image_size in (None, int(flag_value(flags, "--image-size"))):
         return flags
+    recipe_size = int(flag_value(flags, "--image-size"))
     flags += ["--image-size", str(image_size)]
     if "--latent-groups" not in flags:
         return flags
     start = flags.index("--latent-groups") + 1
     end = next(i for i in range(start, len(flags)) if flags[i].startswith("--"))
     groups = [int(r) for r in flags[start:end]]
-    scaled = [r * image_size // RECIPE_SIZE for r in groups]
-    if any(s * RECIPE_SIZE != r * image_size or s < 1 for r, s in zip(groups, scaled)):
+    scaled = [r * image_size // recipe_size for r in groups]
+    if any(s * recipe_size != r * image_size or s < 1 for r, s in zip(groups, scaled)):
         raise SystemExit(
-            f"--image-size {image_size}: the {name} recipe's latent groups (at {groups} for {RECIPE_SIZE} px) scale "
-            f"to whole resolutions only at {RECIPE_SIZE} times a power of two (e.g. 16, 32, 128)."
+            f"--image-size {image_size}: the {name} recipe's latent groups (at {groups} for {recipe_size} px) scale "
+            f"to whole resolutions only at {recipe_size} times a power of two (e.g. 16, 32, 128)."
         )
-    channels = int(flags[flags.index("--latent-dim") + 1]) // sum(r * r for r in groups)
+    channels = int(flag_value(flags, "--latent-dim")) // sum(r * r for r in groups)
     latent_dim = channels * sum(s * s for s in scaled)
     return [*flags, "--latent-groups", *map(str, scaled), "--latent-dim", str(latent_dim)]
 
@@ -73,24 +96,31 @@ def recipe_flags(name: str, image_size: int) -> list[str]:
 def stage_argv(name: str, out: Path, args, overrides=()) -> list[str]:
     """The trainer's arguments of a stage (build_zoo.py's command line without the interpreter), resuming from the
     latest checkpoint in `out` if there is one; `overrides` come last, so they win."""
-    recipe = shlex.join(["vae", *recipe_flags(name, args.image_size)])
-    cmd = train_command(recipe, out, args.device, args.checkpoint_every, args.dataset, COMMON)
+    recipe = shlex.join([family(name), *recipe_flags(name, args.image_size)])
+    dataset = args.dataset or DATASETS.get(name, MNIST)
+    cmd = train_command(recipe, out, args.device, args.checkpoint_every, dataset, COMMON)
     batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
     return [*cmd[3:], *batch, *args.extra_flags, *overrides]
 
 
-def images_per_second(argv: list[str], steps: int) -> tuple[float, int]:
+def trainer_class(kind: str):
+    """(trainer class, its arguments class) of a family."""
+    module = importlib.import_module(f"hf_dgm.training.{kind}")
+    return tuple(getattr(module, name) for name in TRAINERS[kind])
+
+
+def images_per_second(kind: str, argv: list[str], steps: int) -> tuple[float, int]:
     """(images/s, batch size) of the trainer of `argv`, built in a temporary folder and timed over `steps` steps after
     one warm-up step (no logs, grids, checkpoints or model written)."""
     from hf_dgm.training.arguments import parse_arguments
-    from hf_dgm.training.vae import VAETrainer, VAETrainingArguments
 
+    trainer_cls, args_cls = trainer_class(kind)
     never = str(10**9)
     with tempfile.TemporaryDirectory() as tmp:
         probe = [*argv, "--output-dir", tmp, "--max-steps", never, "--report-to", "none", "--no-progress-bar"]
         probe += ["--log-every", never, "--sample-every", never, "--checkpoint-every", never]
         probe = [a for i, a in enumerate(probe) if not (a == "--resume-from" or probe[i - 1] == "--resume-from")]
-        trainer = VAETrainer(parse_arguments(VAETrainingArguments, probe, "probe", ""))
+        trainer = trainer_cls(parse_arguments(args_cls, probe, "probe", ""))
         trainer.run_steps(1)
         start = time.perf_counter()
         trainer.run_steps(steps)
@@ -98,29 +128,42 @@ def images_per_second(argv: list[str], steps: int) -> tuple[float, int]:
         return steps * batch / (time.perf_counter() - start), batch
 
 
-def train_stage(model: str, stage: int, args, plan: dict) -> Path:
-    """Plan (once: plan.json) and train one stage; its final folder."""
-    from hf_dgm.training.vae import main as train_vae
+def in_fresh_process(fn, *args):
+    """fn(*args) in a fresh interpreter (spawned): each trainer gets its own accelerate state (a process keeps the
+    mixed precision its first trainer set up: the GAN recipes train in bf16, the VAE recipes in fp32), and the
+    memory of one run is returned before the next."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    name, share = MODELS[model][stage]
-    out = Path(args.out) / (model if stage == len(MODELS[model]) - 1 else f"{model}-stage{stage + 1}")
-    init = ["--init-from", str(Path(args.out) / f"{model}-stage{stage}")] if stage else []
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def stage_folder(model: str, stage: int, out: Path) -> Path:
+    return out / (model if stage == len(stages(model)) - 1 else f"{model}-stage{stage + 1}")
+
+
+def train_stage(model: str, stage: int, args, plan: dict) -> tuple[Path, dict]:
+    """Plan (once: plan.json) and train one stage, in a fresh process (`in_fresh_process`); its final folder and the
+    plan."""
+    name, share = stages(model)[stage]
+    kind, out = family(name), stage_folder(model, stage, Path(args.out))
+    init = ["--init-from", str(stage_folder(model, stage - 1, Path(args.out)))] if stage else []
     key = f"{model}/{name}"
     if key not in plan:
-        argv = stage_argv(name, out, args, init)
-        rate, batch = images_per_second(argv, args.probe_steps)
+        rate, batch = images_per_second(kind, stage_argv(name, out, args, init), args.probe_steps)
         steps = max(1, int(args.budget_minutes * 60 * share * rate / batch))
         plan[key] = {"recipe": name, "images_per_s": round(rate, 2), "batch_size": batch, "max_steps": steps}
         (Path(args.out) / "plan.json").write_text(json.dumps(plan, indent=1) + "\n")
     record = out / "training_args.json"
     if (out / "model.safetensors").is_file() and json.loads(record.read_text()).get("steps") == plan[key]["max_steps"]:
-        return out  # finished
-    note = f"A run of scripts/experiments/compare_vae_recipes.py: the {name} recipe for {share:.0%} of the budget."
+        return out, plan  # finished
+    note = f"A run of scripts/experiments/compare_recipes.py: the {name} recipe for {share:.0%} of the budget."
     argv = stage_argv(name, out, args, [*init, "--max-steps", str(plan[key]["max_steps"]), "--card-note", note])
-    print(f"+ hf-dgm train vae {shlex.join(argv)}", flush=True)
-    if train_vae(argv) != 0:
+    print(f"+ hf-dgm train {kind} {shlex.join(argv)}", flush=True)
+    if importlib.import_module(f"hf_dgm.training.{kind}").main(argv) != 0:
         raise SystemExit(f"{model}: the {name} stage failed (see above)")
-    return out
+    return out, plan
 
 
 def sampling_seconds(folder: Path, num_images: int = 64) -> float:
@@ -135,20 +178,69 @@ def sampling_seconds(folder: Path, num_images: int = 64) -> float:
     return time.perf_counter() - start
 
 
-def headline(results: dict) -> dict:
-    """The table's numbers from an evaluation: the first of each kind (the first feature space's; never a floor), and
-    the total KL (the last KL metric: all groups, or the only one)."""
+def metric(results: dict, kind: str, floor: bool = False, label: str | None = None) -> dict | None:
+    """The first metric of a type, of the samples or of the real-data floor; with `label`, of that feature space only
+    (its metrics' names start with the label, but precision/recall are bare in the first space: evaluate.py)."""
+    first = space_labels(results)[0]
+    for m in results["metrics"]:
+        mine = label is None or m["name"].startswith(f"{label} ") or (label == first and m["name"].startswith(kind))
+        if m["type"] == kind and ("real-data floor" in m["name"]) == floor and mine:
+            return m
+    return None
 
-    def first(kind: str):
-        return next((m["value"] for m in results["metrics"] if m["type"] == kind and "floor" not in m["name"]), None)
 
+def space_labels(results: dict) -> list[str]:
+    """The label that starts the metrics' names of each evaluated feature space, in order."""
+    from hf_dgm.evaluation.features import INCEPTION
+
+    return ["Inception" if s["name"] == INCEPTION else "classifier-feature" for s in results["feature_spaces"]]
+
+
+def value(m: dict | None, key: str = "value"):
+    return None if m is None else m.get(key)
+
+
+def named(results: dict, ending: str):
+    """The value of the metric whose name ends with `ending` (a classifier's accuracies: one classifier per
+    evaluation), or None."""
+    return next((m["value"] for m in results["metrics"] if m["name"].endswith(ending)), None)
+
+
+def gan_rows(model: str, results: dict) -> dict:
+    """One row per feature space: the distances with their floors, the accuracies (a classifier's space), the
+    memorized share (the first space)."""
+    rows = {}
+    for i, (space, label) in enumerate(zip(results["feature_spaces"], space_labels(results))):
+        classifier = label != "Inception"
+        rows[f"{model} ({space['name']})"] = {
+            "KID": value(metric(results, "kid", label=label)),
+            "KID std": value(metric(results, "kid", label=label), "std"),
+            "KID floor": value(metric(results, "kid", True, label)),
+            "FID": value(metric(results, "fid", label=label)),
+            "FID floor": value(metric(results, "fid", True, label)),
+            "precision": value(metric(results, "precision", label=label)),
+            "recall": value(metric(results, "recall", label=label)),
+            "precision floor": value(metric(results, "precision", True, label)),
+            "recall floor": value(metric(results, "recall", True, label)),
+            "cond. acc": named(results, "conditional accuracy") if classifier else None,
+            "real acc": named(results, "held-out accuracy (real images)") if classifier else None,
+            "memorized": value(metric(results, "memorization")) if i == 0 else None,
+        }
+    return rows
+
+
+def vae_rows(model: str, results: dict, folder: Path) -> dict:
+    """One row: the first of each kind (the first feature space's; never a floor), the total KL (the last KL metric:
+    all groups, or the only one) and the sampling time."""
     kl = [m["value"] for m in results["metrics"] if m["type"] == "kl_bits"]
-    return {
-        "bits/dim": first("bits_per_dim"),
-        "KID": first("kid"),
-        "precision": first("precision"),
+    row = {
+        "bits/dim": value(metric(results, "bits_per_dim")),
+        "KID": value(metric(results, "kid")),
+        "precision": value(metric(results, "precision")),
         "KL bits": kl[-1] if kl else None,
+        "sample 64 s": round(sampling_seconds(folder), 2),
     }
+    return {model: row}
 
 
 def evaluate_model(model: str, folder: Path, args, trained: dict) -> dict:
@@ -159,8 +251,9 @@ def evaluate_model(model: str, folder: Path, args, trained: dict) -> dict:
         progress=False, device=args.device,
     )  # fmt: skip
     write_results(folder, results)
-    row = {**headline(results), "sample 64 s": round(sampling_seconds(folder), 2), **trained}
-    return {"row": row, "protocol": results["protocol"], "likelihood": results.get("likelihood_protocol")}
+    rows = gan_rows(model, results) if family(model) == "gan" else vae_rows(model, results, folder)
+    rows = {label: {**row, **trained} for label, row in rows.items()}
+    return {"rows": rows, "protocol": results["protocol"], "likelihood": results.get("likelihood_protocol")}
 
 
 def table(rows: dict) -> str:
@@ -173,27 +266,29 @@ def table(rows: dict) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=list(RECIPES), required=True, help="build_zoo.py recipes")
     parser.add_argument("--budget-minutes", type=float, default=150.0, help="training time of each model")
-    parser.add_argument("--dataset", default=EMOJI, help="default: build_zoo.py's emoji folder")
-    parser.add_argument("--image-size", type=int, default=RECIPE_SIZE)
-    parser.add_argument("--out", default=str(ROOT / "runs" / "compare_vae"), help="runs, plan and comparison")
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--dataset", default=None, help="none: each recipe's (build_zoo.py's DATASETS)")
+    parser.add_argument("--image-size", type=int, default=None, help="none: each recipe's")
+    parser.add_argument("--out", default=str(ROOT / "runs" / "compare_recipes"), help="runs, plan and comparison")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=None, help="none: the recipes' (32)")
+    parser.add_argument("--checkpoint-every", type=int, default=500, help="where the recipe sets none")
+    parser.add_argument("--batch-size", type=int, default=None, help="none: the recipes'")
     parser.add_argument("--probe-steps", type=int, default=20, help="steps timed to size each run")
     parser.add_argument("--features", default="auto", help="as hf-dgm evaluate's --features")
     parser.add_argument("--num-samples", type=int, default=None, help="as hf-dgm evaluate's; none: the protocol's")
     parser.add_argument("--iwae-k", type=int, default=None, help="as hf-dgm evaluate's; none: the protocol's (100)")
-    parser.add_argument("--smoke", action="store_true", help="tiny settings: checks the script in about a minute")
+    parser.add_argument("--smoke", action="store_true", help="tiny settings: checks the script in seconds per model")
     args = parser.parse_args(argv)
     args.extra_flags = SMOKE_FLAGS if args.smoke else []
     if args.smoke:
-        for key, value in SMOKE.items():
-            setattr(args, key, value)
+        for key, setting in SMOKE.items():
+            setattr(args, key, setting)
         args.features = "emoji-classifier" if args.features == "auto" else args.features
     if args.budget_minutes <= 0 or args.probe_steps < 1:
         parser.error("--budget-minutes must be positive and --probe-steps at least 1")
+    if args.image_size is not None and args.image_size < 1:
+        parser.error(f"--image-size {args.image_size} is invalid: expected a positive size in pixels")
     return args
 
 
@@ -207,28 +302,58 @@ def load_plan(args) -> dict:
     return plan
 
 
+def check_recipes(args):
+    """Refuse, in one line and before any training, settings a recipe cannot take (e.g. a size its networks or latent
+    groups do not fit). Stages grown from another (--init-from) take its settings and are checked through it."""
+    from hf_dgm.training.arguments import parse_arguments
+
+    for model in args.models:
+        name = stages(model)[0][0]
+        dataset = args.dataset or DATASETS.get(name, MNIST)
+        if Path(dataset).is_absolute() and not Path(dataset).exists():
+            raise SystemExit(f"{model}: its dataset {dataset} does not exist: set HF_DGM_DATA or pass --dataset.")
+        argv = stage_argv(name, Path(args.out) / model, args)
+        try:
+            parse_arguments(trainer_class(family(name))[1], argv, "recipe", "").validate()
+        except ValueError as error:
+            raise SystemExit(f"{model}: {error}") from None
+
+
+def train_model(model: str, args, plan: dict) -> tuple[Path, dict]:
+    """Train a model's stages; its final folder and what it cost (steps, images/s over the budget, minutes)."""
+    folders = []
+    for stage in range(len(stages(model))):
+        folder, new_plan = in_fresh_process(train_stage, model, stage, args, plan)
+        plan.update(new_plan)
+        folders.append(folder)
+    records = [json.loads((f / "training_args.json").read_text()) for f in folders]
+    return folders[-1], {
+        "steps": sum(r["steps"] for r in records),
+        "images/s": round(sum(plan[f"{model}/{name}"]["images_per_s"] * share for name, share in stages(model)), 1),
+        "train min": round(sum(r["training_time_s"] for r in records) / 60, 2),
+    }
+
+
 def main(argv=None):
     args = parse_args(argv)
+    check_recipes(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plan = load_plan(args)
     report = {"budget_minutes": args.budget_minutes, "dataset": args.dataset, "image_size": args.image_size}
     report["models"] = {}
     for model in args.models:
-        folders = [train_stage(model, stage, args, plan) for stage in range(len(MODELS[model]))]
-        records = [json.loads((f / "training_args.json").read_text()) for f in folders]
-        trained = {
-            "steps": sum(r["steps"] for r in records),
-            "images/s": round(sum(plan[f"{model}/{r}"]["images_per_s"] * share for r, share in MODELS[model]), 1),
-            "train min": round(sum(r["training_time_s"] for r in records) / 60, 1),
-        }
-        report["models"][model] = evaluate_model(model, folders[-1], args, trained)
-        print(f"{model}: {report['models'][model]['row']}", flush=True)
+        folder, trained = train_model(model, args, plan)
+        report["models"][model] = {"family": family(model), **evaluate_model(model, folder, args, trained)}
+        print(f"{model}: {report['models'][model]['rows']}", flush=True)
     report["plan"] = plan
-    rows = {model: entry["row"] for model, entry in report["models"].items()}
+    tables = []
+    for kind in TRAINERS:
+        rows = {k: v for e in report["models"].values() if e["family"] == kind for k, v in e["rows"].items()}
+        tables += [table(rows)] if rows else []
     (out / "comparison.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / "comparison.md").write_text(table(rows) + "\n")
-    print(table(rows))
+    (out / "comparison.md").write_text("\n\n".join(tables) + "\n")
+    print("\n\n".join(tables))
 
 
 if __name__ == "__main__":
