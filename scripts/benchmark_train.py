@@ -1,17 +1,20 @@
 """Training throughput of the hf-dgm trainers vs a bare PyTorch loop of the same networks, batch size, optimizer
-and algorithm (EMA included for the GAN, dynamic binarization for the VAE), with interleaved repeats in one run.
+and algorithm (the GAN's from the trainer's arguments: loss, Adam, EMA, DiffAugment, autocast, labels; dynamic
+binarization for the VAE), with interleaved repeats in one run.
 
     python scripts/benchmark_train.py                    # DCGAN and conv VAE on MNIST, CPU
     python scripts/benchmark_train.py --model gan --steps 50 --repeats 5
     python scripts/benchmark_train.py --colour           # the same at 64x64 RGB, on the emoji dataset
-    python scripts/benchmark_train.py --model gan --projected --batch-size 32   # gan-emoji-64's networks
+    python scripts/benchmark_train.py --model gan --projected --batch-size 32   # gan-emoji-64's recipe
 
 Prints images/s for each and the ratio trainer / bare (target: >= 0.95). Also reports the bare loop on one fixed
 in-memory batch, which shows whether the data path (indexing the uint8 tensor) starves the model.
 """
 
 import argparse
+import functools
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -27,35 +30,47 @@ MNIST = str(ROOT.parent / "shared" / "data" / "mnist")
 EMOJI = str(ROOT.parent / "shared" / "data" / "emoji")
 
 
-def bare_gan(cfg, images, batch_size, seed, fixed_batch=False):
-    """pytorch/examples-style DCGAN loop on the same networks, non-saturating loss, Adam(2e-4, 0.5), EMA 0.999."""
+def bare_gan(args, cfg, images, labels, batch_size, seed, fixed_batch=False):
+    """A bare loop on the same networks with the trainer's algorithm, read from its resolved arguments `args`: the
+    loss, Adam's settings, DiffAugment on real and fake images before every D pass, autocast (bf16 where
+    --mixed-precision bf16), the EMA of G with the same warm-up, class labels for a conditional model."""
     from hf_dgm.gan.networks_gan import build_discriminator, build_generator
+    from hf_dgm.training.augment import diff_augment, parse_policy
+    from hf_dgm.training.losses import GAN_LOSSES
 
     torch.manual_seed(seed)
     device = images.device
     G, D, G_ema = build_generator(cfg).to(device), build_discriminator(cfg).to(device), build_generator(cfg).to(device)
     G_ema.load_state_dict(G.state_dict())
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1_g, args.beta2_g))
+    opt_d = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1_d, args.beta2_d))
+    loss, policy = GAN_LOSSES[args.loss], parse_policy(args.diffaugment)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.mixed_precision)
     gen = torch.Generator(device=device).manual_seed(seed)
     n = images.shape[0]
     fixed = images[:batch_size].float() / 127.5 - 1
 
+    def aug(x):
+        return diff_augment(x, policy, gen) if policy else x
+
     def step(i):
         idx = torch.randint(n, (batch_size,), generator=gen, device=device)
         real = fixed if fixed_batch else images[idx].float() / 127.5 - 1
-        fake = G(torch.randn(batch_size, cfg.latent_dim, generator=gen, device=device))
-        opt_d.zero_grad(set_to_none=True)
-        lr_, _ = D(real)
-        lf, _ = D(fake.detach())
-        (F.softplus(-lr_).mean() + F.softplus(lf).mean()).backward()
+        y = None if labels is None else labels[:batch_size] if fixed_batch else labels[idx]
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            fake = G(torch.randn(batch_size, cfg.latent_dim, generator=gen, device=device), y)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss = loss.discriminator(D(aug(real), y)[0], D(aug(fake.detach()), y)[0], 0.0)
+        d_loss.backward()
         opt_d.step()
         opt_g.zero_grad(set_to_none=True)
-        lf, _ = D(fake)
-        F.softplus(-lf).mean().backward()
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            g_loss = loss.generator(D(aug(fake), y)[0])
+        g_loss.backward()
         opt_g.step()
         with torch.no_grad():
-            torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1 - min(0.999, (1 + i) / (10 + i)))
+            decay = min(args.ema_decay, (1 + i) / (10 + i))
+            torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1 - decay)
             for b_ema, b in zip(G_ema.buffers(), G.buffers()):
                 b_ema.copy_(b)
 
@@ -89,12 +104,20 @@ def bare_vae(cfg, images, batch_size, seed, fixed_batch=False):
     return step
 
 
-# gan-emoji-64's networks (scripts/build_zoo.py): FastGAN-lite G and the projected D (needs hf-dgm[projected]),
-# unconditional here and trained with the bare loop's algorithm (non-saturating loss, Adam(2e-4, 0.5), fp32)
-PROJECTED = dict(
-    architecture="fastgan", discriminator="projected", generator_channels=16, discriminator_channels=16,
-    projected_channels=32, loss="non_saturating",
-)  # fmt: skip
+def projected_trainer(batch_size, out):
+    """gan-emoji-64's trainer: scripts/build_zoo.py's recipe (needs hf-dgm[projected]: FastGAN-lite G, projected D,
+    conditional, hinge, DiffAugment, bf16 autocast, EMA) at `batch_size`, logging as the recipe does, writing no
+    grids, checkpoints or trackers."""
+    from build_zoo import RECIPES
+
+    from hf_dgm.training.arguments import parse_arguments
+    from hf_dgm.training.gan import GANTrainer, GANTrainingArguments
+
+    _, *flags = shlex.split(RECIPES["gan-emoji-64"])
+    never = str(10**9)
+    flags += ["--dataset", EMOJI, "--output-dir", out, "--batch-size", str(batch_size), "--max-steps", never]
+    flags += ["--sample-every", never, "--checkpoint-every", never, "--report-to", "none", "--device", "cpu"]
+    return GANTrainer(parse_arguments(GANTrainingArguments, flags, "benchmark", ""))
 
 
 def make_trainer(kind, batch_size, out, colour=False, projected=False):
@@ -112,11 +135,12 @@ def make_trainer(kind, batch_size, out, colour=False, projected=False):
         progress_bar=True,
         device="cpu",
     )
+    if kind == "gan" and projected:
+        return projected_trainer(batch_size, out)
     if kind == "gan":
         from hf_dgm.training.gan import GANTrainer, GANTrainingArguments
 
-        widths = PROJECTED if projected else dict(generator_channels=128, discriminator_channels=64)
-        return GANTrainer(GANTrainingArguments(**widths, **common))
+        return GANTrainer(GANTrainingArguments(generator_channels=128, discriminator_channels=64, **common))
     from hf_dgm.training.vae import VAETrainer, VAETrainingArguments
 
     return VAETrainer(VAETrainingArguments(**common))
@@ -149,9 +173,12 @@ def benchmark(kind, args, out):
 
     trainer = make_trainer(kind, args.batch_size, out, args.colour, args.projected and kind == "gan")
     cfg, images = trainer.model.config, trainer.data.images
-    make_bare = bare_gan if kind == "gan" else bare_vae
-    bare = make_bare(cfg, images, args.batch_size, 0)
-    bare_fixed = make_bare(cfg, images, args.batch_size, 0, fixed_batch=True)
+    if kind == "gan":  # the trainer's algorithm, from its resolved arguments
+        make_bare = functools.partial(bare_gan, trainer.args, cfg, images, trainer.data.labels)
+    else:
+        make_bare = functools.partial(bare_vae, cfg, images)
+    bare = make_bare(args.batch_size, 0)
+    bare_fixed = make_bare(args.batch_size, 0, fixed_batch=True)
     bar = tqdm(total=10**9, file=open(os.devnull, "w"))  # the trainer's bar: its cost kept, its output hidden
 
     def loop(step_fn):
@@ -175,7 +202,7 @@ def benchmark(kind, args, out):
     med = {k: statistics.median(v) for k, v in rates.items()}
     name = "DCGAN (G 128, D 64)" if kind == "gan" else "conv VAE (32 ch, z=16)"
     if kind == "gan" and args.projected:
-        name = "FastGAN-lite G 16 + projected D (16, c 32)"
+        name = "gan-emoji-64's recipe (FastGAN-lite G 16, projected D 16, c 32; conditional, hinge, DiffAugment, bf16)"
     name += ", 64x64 RGB emoji" if args.colour else ", 28x28 MNIST"
     print(f"{name}, batch {args.batch_size}, {args.repeats} x {args.steps} steps (median images/s):")
     for k, v in med.items():

@@ -98,43 +98,69 @@ def test_recipe_side_by_side_differs_only_by_the_tricks():
     assert {k for k in zoo if zoo[k] != ours[k]} == {"max_steps"}
 
 
-def test_vae_side_by_side_smoke_trains_sizes_and_evaluates_the_three_recipes(tmp_path, emoji_slice, capsys):
-    """scripts/experiments/compare_vae_recipes.py --smoke on a slice of the emoji: each model's steps are its measured
-    images/s times its share of the budget, the recipes are build_zoo.py's (the hierarchical one's latent groups
-    scaled to 16 px, the pixel-context model grown from the first stage), each final folder is evaluated, and the
-    table has a number in every cell; a size the latent groups do not scale to is refused in one line."""
-    compare, build_zoo = _script("compare_vae_recipes"), _script("build_zoo")
-    assert all(build_zoo.INIT_FROM[later[0]] == earlier[0] for stages in compare.MODELS.values()
-               for earlier, later in zip(stages, stages[1:]))  # fmt: skip
+def test_side_by_side_smoke_trains_sizes_and_evaluates_a_gan_and_a_vae(tmp_path, emoji_slice, capsys):
+    """scripts/experiments/compare_recipes.py --smoke on a slice of the emoji, the projected GAN recipe (bf16) and the
+    two-stage pixel-context VAE (fp32) in one run: each stage's steps are its measured images/s times its share of
+    the budget, the recipes are build_zoo.py's at the smoke's 32 px (the pixel-context model grown from the first
+    stage), each final folder is evaluated, and the tables have a number in every cell they should."""
+    compare = _script("compare_recipes")
     out = tmp_path / "out"
-    compare.main(["--smoke", "--dataset", emoji_slice, "--out", str(out)])
+    compare.main(["--smoke", "--models", "gan-emoji-64", "vae-emoji", "--dataset", emoji_slice, "--out", str(out)])
     plan, report = (json.loads((out / name).read_text()) for name in ("plan.json", "comparison.json"))
+    assert set(plan) == {"settings", "gan-emoji-64/gan-emoji-64", "vae-emoji/vae-emoji-base", "vae-emoji/vae-emoji"}
     for key, entry in plan.items():
-        if key == "settings":
-            continue
-        model, recipe = key.split("/")
-        share = dict(compare.MODELS[model])[recipe]
-        assert (
-            entry["max_steps"] == max(1, int(0.02 * 60 * share * entry["images_per_s"] / 4))
-            and entry["batch_size"] == 4
-        )
-    configs = {m: json.loads((out / m / "config.json").read_text()) for m in compare.MODELS}
-    assert configs["pixel-context"]["pixel_context"] == 7 and not configs["single-latent"]["pixel_context"]
-    assert (
-        configs["hierarchical"]["latent_groups"] == [1, 1, 2, 2, 2, 4, 4, 8]
-        and configs["hierarchical"]["latent_dim"] == 440
-    )
-    assert {c["image_size"] for c in configs.values()} == {16}
-    assert json.loads((out / "pixel-context" / "training_args.json").read_text())["init_from"].endswith(
-        "pixel-context-stage1"
-    )
-    for model, entry in report["models"].items():
-        assert (out / model / "eval_results.json").is_file()
-        assert all(isinstance(v, (int, float)) for v in entry["row"].values()), (model, entry["row"])
-    table = capsys.readouterr().out.split("| model |", 1)[1]
-    assert all(f"| {model} |" in table for model in compare.MODELS)
+        if key != "settings":
+            share = dict(compare.stages(key.split("/")[0]))[entry["recipe"]]
+            assert entry["max_steps"] == max(1, int(0.02 * 60 * share * entry["images_per_s"] / 4))
+            assert entry["batch_size"] == 4
+    configs = {m: json.loads((out / m / "config.json").read_text()) for m in ("gan-emoji-64", "vae-emoji")}
+    assert configs["gan-emoji-64"]["discriminator"] == "projected" and configs["vae-emoji"]["pixel_context"] == 7
+    assert {c["image_size"] for c in configs.values()} == {32}
+    run = json.loads((out / "vae-emoji" / "training_args.json").read_text())
+    assert run["init_from"].endswith("vae-emoji-stage1") and run["mixed_precision"] == "no"
+    assert json.loads((out / "gan-emoji-64" / "training_args.json").read_text())["mixed_precision"] == "bf16"
+    (gan_label, gan_row), (vae_label, vae_row) = [next(iter(e["rows"].items())) for e in report["models"].values()]
+    assert gan_label == "gan-emoji-64 (emoji-classifier)" and vae_label == "vae-emoji"
+    for row in (gan_row, vae_row):  # the classifier's space is the first: every GAN cell has a number
+        assert all(isinstance(v, (int, float)) for v in row.values()), row
+    assert vae_row["steps"] == sum(e["max_steps"] for k, e in plan.items() if k.startswith("vae-emoji/"))
+    tables = capsys.readouterr().out.split("| model |")
+    assert len(tables) == 3 and "| gan-emoji-64 (emoji-classifier) |" in tables[1] and "| vae-emoji |" in tables[2]
+
+
+def test_side_by_side_stages_sizes_and_rows():
+    """compare_recipes.py: vae-emoji is two stages shared as the recipes' steps; the hierarchical VAE's latent groups
+    scale with --image-size (or are refused in one line); a GAN's row of each feature space takes that space's
+    metrics, precision/recall bare in the first space (evaluate.py's names)."""
+    import torch
+
+    from hf_dgm.evaluation.evaluate import Names, distance_metrics
+
+    compare = _script("compare_recipes")
+    assert compare.stages("vae-emoji") == [("vae-emoji-base", 0.6), ("vae-emoji", 0.4)]
+    assert compare.stages("gan-emoji-64") == [("gan-emoji-64", 1.0)]
+    flags = compare.recipe_flags("hvae-emoji", 16)
+    assert flags[-11:] == ["--latent-groups", "1", "1", "2", "2", "2", "4", "4", "8", "--latent-dim", "440"]
+    assert compare.recipe_flags("gan-emoji", None) == compare.recipe_flags("gan-emoji", 32)
+    assert compare.recipe_flags("gan-emoji", 64)[-2:] == ["--image-size", "64"]
     with pytest.raises(SystemExit, match="scale to whole resolutions only at 64 times a power of two"):
         compare.recipe_flags("hvae-emoji", 28)
+    g = torch.Generator().manual_seed(0)
+    real, fake, floor = (torch.randn(12, 4, generator=g) for _ in range(3))
+    metrics = [
+        *distance_metrics(Names("Inception", (12, 12), True), real, fake, floor, 0),
+        *distance_metrics(Names("classifier-feature", (12, 12), False), real, fake + 2, floor, 0),
+        {"name": "conditional accuracy", "type": "accuracy", "value": 0.5},
+    ]
+    results = {"metrics": metrics, "feature_spaces": [{"name": "inception"}, {"name": "emoji-classifier"}]}
+    inception, classifier = compare.gan_rows("m", results).values()
+    for row, offset in ((inception, 0), (classifier, len(metrics) // 2)):
+        by_type = {(m["type"], "floor" in m["name"]): m["value"] for m in metrics[offset : offset + 9]}
+        assert [row[c] for c in ("KID", "FID", "precision", "recall", "KID floor", "recall floor")] == [
+            by_type[k] for k in (("kid", 0), ("fid", 0), ("precision", 0), ("recall", 0), ("kid", 1), ("recall", 1))
+        ]
+    assert inception["FID"] != classifier["FID"] and inception["precision"] != classifier["precision"]
+    assert (inception["cond. acc"], classifier["cond. acc"]) == (None, 0.5)
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n not in CLASSIFIERS])
