@@ -129,6 +129,8 @@ class RecordedBar:
 @pytest.fixture
 def progress_bars(monkeypatch):
     """The progress bars (``RecordedBar``) made through ``tqdm.auto.tqdm`` during the test, in order."""
+    import datasets  # noqa: F401  (it subclasses tqdm.auto.tqdm when first imported: before the stand-in replaces it)
+
     bars = []
 
     def make(*args, **kwargs):

@@ -6,9 +6,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from conftest import MNIST, assert_resumes_exactly, tiny_train_kwargs
+from PIL import Image
 from safetensors.torch import load_file
 
 from hf_dgm import GANModel, GANPipeline, VAEModel
@@ -243,16 +245,19 @@ def test_init_from_a_trained_vae_with_a_pixel_context_grows_one_and_keeps_the_re
 
 
 def test_sample_grids_drawn_pixel_by_pixel_show_a_bar_of_the_rows_unless_told_not_to(tmp_path, progress_bars):
-    """The grid during training (step 2) and the final one each show a bar of their rows; --no-progress-bar none."""
+    """The grids during training (steps 2 and 3, the last) each show a bar of their rows, and the final samples.png
+    is the last step's grid, not drawn a second time; --no-progress-bar: none."""
     from hf_dgm.training.vae import VAETrainer
 
     context = dict(likelihood="logistic_mixture", num_mixtures=2, pixel_context=3, pixel_context_channels=4)
-    args = tiny_train_kwargs(tmp_path, **TINY_VAE, **context, max_steps=2, sample_every=2, progress_bar=True)
+    args = tiny_train_kwargs(tmp_path, **TINY_VAE, **context, max_steps=3, sample_every=2, progress_bar=True)
     trainer = VAETrainer(VAETrainingArguments(**args))
     trainer.train()
     rows = [bar for bar in progress_bars if bar.kwargs.get("desc") == "decoding pixels"]
     assert len(rows) == 2 and all(bar.kwargs["total"] == sum(bar.updates) == 28 for bar in rows)
-    assert (tmp_path / "samples" / "step_00000002.png").is_file() and (tmp_path / "samples.png").is_file()
+    assert (tmp_path / "samples" / "step_00000002.png").is_file()
+    final, last = (Image.open(tmp_path / name) for name in ("samples.png", "samples/step_00000003.png"))
+    assert np.array_equal(np.asarray(final), np.asarray(last))
     trainer.args.progress_bar = False
     bars = len(progress_bars)
     assert trainer.sample_grid_images().shape == (8, 1, 28, 28) and len(progress_bars) == bars

@@ -99,6 +99,7 @@ class BaseTrainer:
         self.step = 0
         self.num_skipped = 0
         self.training_time_s = 0.0  # summed over resumed segments
+        self.last_grid = None  # (step, the sample grid drawn at that step)
         self.model = model if model is not None else self.build_model()
         if model is None and not args.init_from:
             self.name_the_classes()
@@ -335,12 +336,20 @@ class BaseTrainer:
         if not self.is_main:
             return
         grid = make_grid(to_uint8(images))
+        self.last_grid = (self.step, grid)
         save_image_atomic(grid, self.output_dir / "samples" / f"step_{self.step:08d}.png")
         for tracker in self.accelerator.trackers:
             if tracker.name == "tensorboard":
                 import numpy as np
 
                 tracker.writer.add_image("samples", np.asarray(grid.convert("RGB")), self.step, dataformats="HWC")
+
+    def final_sample_grid(self):
+        """The grid of the model as it ends: the one the loop drew at this step, else a new one (a pixel-by-pixel
+        model's grid takes minutes: it is not drawn twice)."""
+        if self.last_grid is not None and self.last_grid[0] == self.step:
+            return self.last_grid[1]
+        return make_grid(to_uint8(self.sample_grid_images()))
 
     # ------------------------------------------------------------------------------------------- checkpoints
     def sync_buffers(self):

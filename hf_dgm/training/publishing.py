@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..file_utils import write_json_atomic
-from ..image_processing import make_grid, save_image_atomic, to_uint8
+from ..image_processing import save_image_atomic
 from ..records import dataset_record, portable_path
 
 logger = logging.getLogger("hf_dgm.training")
@@ -48,7 +48,7 @@ def publish_run(trainer) -> None:
         skipped_steps=trainer.num_skipped,
     )
     write_json_atomic(output_dir / "training_args.json", record)
-    save_image_atomic(make_grid(to_uint8(trainer.sample_grid_images())), output_dir / "samples.png")
+    save_image_atomic(trainer.final_sample_grid(), output_dir / "samples.png")
     from ..model_card import write_model_card
 
     write_model_card(output_dir, repo_id=args.hub_model_id)
