@@ -26,14 +26,21 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-MNIST = str(ROOT.parent / "shared" / "data" / "mnist")
-EMOJI = str(ROOT.parent / "shared" / "data" / "emoji")
+sys.path.insert(0, str(ROOT / "scripts"))
+from build_zoo import EMOJI, MNIST, RECIPES  # noqa: E402  ($HF_DGM_DATA, else data/; MNIST else from the Hub)
+
+# GANTrainingArguments' objective terms the bare loop does not implement, at their off values
+UNSUPPORTED = {"d_steps": 1, "r1_gamma": 0.0, "feature_matching": 0.0, "historical_averaging": 0.0}
 
 
 def bare_gan(args, cfg, images, labels, batch_size, seed, fixed_batch=False):
     """A bare loop on the same networks with the trainer's algorithm, read from its resolved arguments `args`: the
-    loss, Adam's settings, DiffAugment on real and fake images before every D pass, autocast (bf16 where
-    --mixed-precision bf16), the EMA of G with the same warm-up, class labels for a conditional model."""
+    loss and its label smoothing, Adam's settings, DiffAugment on real and fake images before every D pass, autocast
+    (bf16 where --mixed-precision bf16), the EMA of G with the same warm-up, class labels for a conditional model.
+    The other objective terms (UNSUPPORTED) must be off: it exits in one line otherwise."""
+    unsupported = {k: getattr(args, k) for k, off in UNSUPPORTED.items() if getattr(args, k) != off}
+    if unsupported:
+        raise SystemExit(f"The bare GAN loop does not implement {unsupported}: expected {UNSUPPORTED}.")
     from hf_dgm.gan.networks_gan import build_discriminator, build_generator
     from hf_dgm.training.augment import diff_augment, parse_policy
     from hf_dgm.training.losses import GAN_LOSSES
@@ -60,7 +67,7 @@ def bare_gan(args, cfg, images, labels, batch_size, seed, fixed_batch=False):
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             fake = G(torch.randn(batch_size, cfg.latent_dim, generator=gen, device=device), y)
             opt_d.zero_grad(set_to_none=True)
-            d_loss = loss.discriminator(D(aug(real), y)[0], D(aug(fake.detach()), y)[0], 0.0)
+            d_loss = loss.discriminator(D(aug(real), y)[0], D(aug(fake.detach()), y)[0], args.label_smoothing)
         d_loss.backward()
         opt_d.step()
         opt_g.zero_grad(set_to_none=True)
@@ -108,8 +115,6 @@ def projected_trainer(batch_size, out):
     """gan-emoji-64's trainer: scripts/build_zoo.py's recipe (needs hf-dgm[projected]: FastGAN-lite G, projected D,
     conditional, hinge, DiffAugment, bf16 autocast, EMA) at `batch_size`, logging as the recipe does, writing no
     grids, checkpoints or trackers."""
-    from build_zoo import RECIPES
-
     from hf_dgm.training.arguments import parse_arguments
     from hf_dgm.training.gan import GANTrainer, GANTrainingArguments
 

@@ -9,8 +9,9 @@
 * --models: names of build_zoo.py's RECIPES, each trained on its recipe's dataset (--dataset: one for all). A recipe
   that build_zoo.INIT_FROM grows from another is a model of stages: vae-emoji is vae-emoji-base, then the vae-emoji
   recipe on its final model (--init-from), the budget split as the recipes' steps (3000, 2000: 3:2).
-* --image-size overrides the recipes' (none: each recipe's own); a hierarchical VAE's latent groups are scaled with
-  it (the channels per group kept), which needs the recipe's size times a power of two.
+* --image-size overrides the recipes' (none: each recipe's own), MNIST's too; a stage grown from another keeps its
+  size. A hierarchical VAE's latent groups are scaled with it (the channels per group kept), which needs the recipe's
+  size times a power of two.
 * Each run's steps are sized to its budget from a measured throughput: the recipe's trainer is built and timed over
   --probe-steps steps (after one warm-up step; nothing is written), then --max-steps = budget x images/s / batch,
   so a cosine learning-rate schedule ends where the budget does (a run stopped by the clock would end mid-schedule).
@@ -43,6 +44,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 from build_zoo import DATASETS, INIT_FROM, MNIST, RECIPES, train_command  # noqa: E402
 
+from hf_dgm import GANConfig, VAEConfig  # noqa: E402
+from hf_dgm.file_utils import write_json_atomic, write_text_atomic  # noqa: E402
+
 COMMON = "--seed 0 --log-every 100 --sample-every 1000 --keep-checkpoints 2".split()
 SMOKE = dict(image_size=32, batch_size=4, probe_steps=2, budget_minutes=0.02, num_samples=16, iwae_k=2)
 SMOKE_FLAGS = ["--num-grid-images", "4", "--report-to", "none"]
@@ -69,18 +73,19 @@ def stages(model: str) -> list[tuple[str, float]]:
 
 
 def recipe_flags(name: str, image_size: int | None) -> list[str]:
-    """A recipe's flags (after the trainer's name) at `image_size` (None: the recipe's own): a hierarchical VAE's
-    latent groups are scaled with it (the channels per group kept), which needs the recipe's size times a power of
-    two."""
+    """A recipe's flags (after the trainer's name) at `image_size` (None: the recipe's own, or the config's default
+    where it sets none): a hierarchical VAE's latent groups are scaled with it (the channels per group kept), which
+    needs the recipe's size times a power of two. A stage grown from another (INIT_FROM) keeps that model's size."""
     _, *flags = shlex.split(RECIPES[name])
-    if "--image-size" not in flags or image_size in (None, int(flag_value(flags, "--image-size"))):
+    config = {"gan": GANConfig, "vae": VAEConfig}[family(name)]
+    recipe_size = int(flag_value(flags, "--image-size")) if "--image-size" in flags else config().image_size
+    if name in INIT_FROM or image_size in (None, recipe_size):
         return flags
-    recipe_size = int(flag_value(flags, "--image-size"))
     flags += ["--image-size", str(image_size)]
     if "--latent-groups" not in flags:
         return flags
     start = flags.index("--latent-groups") + 1
-    end = next(i for i in range(start, len(flags)) if flags[i].startswith("--"))
+    end = next((i for i in range(start, len(flags)) if flags[i].startswith("--")), len(flags))
     groups = [int(r) for r in flags[start:end]]
     scaled = [r * image_size // recipe_size for r in groups]
     if any(s * recipe_size != r * image_size or s < 1 for r, s in zip(groups, scaled)):
@@ -152,9 +157,10 @@ def train_stage(model: str, stage: int, args, plan: dict) -> tuple[Path, dict]:
     key = f"{model}/{name}"
     if key not in plan:
         rate, batch = images_per_second(kind, stage_argv(name, out, args, init), args.probe_steps)
+        rate = round(rate, 2)  # the steps are sized from the rate plan.json records
         steps = max(1, int(args.budget_minutes * 60 * share * rate / batch))
-        plan[key] = {"recipe": name, "images_per_s": round(rate, 2), "batch_size": batch, "max_steps": steps}
-        (Path(args.out) / "plan.json").write_text(json.dumps(plan, indent=1) + "\n")
+        plan[key] = {"recipe": name, "images_per_s": rate, "batch_size": batch, "max_steps": steps}
+        write_json_atomic(Path(args.out) / "plan.json", plan)
     record = out / "training_args.json"
     if (out / "model.safetensors").is_file() and json.loads(record.read_text()).get("steps") == plan[key]["max_steps"]:
         return out, plan  # finished
@@ -351,8 +357,8 @@ def main(argv=None):
     for kind in TRAINERS:
         rows = {k: v for e in report["models"].values() if e["family"] == kind for k, v in e["rows"].items()}
         tables += [table(rows)] if rows else []
-    (out / "comparison.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out / "comparison.md").write_text("\n\n".join(tables) + "\n")
+    write_json_atomic(out / "comparison.json", report)
+    write_text_atomic(out / "comparison.md", "\n\n".join(tables) + "\n")
     print("\n\n".join(tables))
 
 
