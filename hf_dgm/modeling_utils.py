@@ -177,6 +177,17 @@ def _check_class_weights(cfg, weights: torch.Tensor, batch_size: int) -> torch.T
     return weights
 
 
+def class_path(num_classes: int, a: int, b: int, steps: int) -> torch.Tensor:
+    """Class weights (steps, num_classes) along the straight path from class a to class b: drawn with the latents'
+    steps, the frames morph from one class into the other through the mixed class embeddings (``embed_classes``), as
+    BigGAN's class interpolations do; the end frames are the two classes' own images, bit for bit."""
+    t = torch.linspace(0.0, 1.0, steps)
+    weights = torch.zeros(steps, num_classes)
+    weights[:, a] = 1.0 - t
+    weights[:, b] += t
+    return weights
+
+
 def embed_classes(table: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
     """The rows of a class table (num_classes, D) (an embedding's weight, conditional BatchNorm's scales and shifts)
     for class labels: integer labels (N,) pick their rows, class weights (N, num_classes) mix them (weights @ table:

@@ -95,7 +95,7 @@ export PYTHONPATH=$PWD/.gpu_check/site:$PWD
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1
 export HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error
 export HF_DGM_CACHE=$PWD/.gpu_check/cache
-# tests/conftest.py and scripts/benchmark_train.py read MNIST from ../shared/data/mnist
+export HF_DGM_DATA=$PWD/.gpu_check  # the scripts' data folder (mnist/, emoji/); tests/conftest.py reads ../shared/data/mnist
 if [[ ! -e ../shared/data/mnist ]]; then
   mkdir -p ../shared/data && ln -s "$DATA" ../shared/data/mnist || say "warning: could not link ../shared/data/mnist"
 fi
@@ -234,7 +234,8 @@ for kind in ("gan", "vae"):
         trainer = trainer_for(kind, out)
         runs = {"trainer": lambda n: trainer.run_steps(n)}
         if a.bare:
-            step = (bare_gan if kind == "gan" else bare_vae)(trainer.model.config, trainer.images, B, 0)
+            cfg, data = trainer.model.config, trainer.data
+            step = bare_gan(trainer.args, cfg, data.images, data.labels, B, 0) if kind == "gan" else bare_vae(cfg, data.images, B, 0)
             runs["bare"] = lambda n: [step(i) for i in range(n)]
         warm = {name: seconds(fn, 10 if a.compile else 3) for name, fn in runs.items()}  # compiles here
         rates = {name: [] for name in runs}

@@ -49,7 +49,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 from hf_dgm.families import FAMILIES, family_of_folder, read_config  # noqa: E402
 from hf_dgm.image_processing import make_grid, mnist_preprocess, on_white, save_gif, to_uint8  # noqa: E402
-from hf_dgm.modeling_utils import activation_elements, sample_latents  # noqa: E402
+from hf_dgm.modeling_utils import activation_elements, class_path, sample_latents  # noqa: E402
 from hf_dgm.modeling_utils import class_names as model_class_names  # noqa: E402
 from hf_dgm.pipeline_utils import interpolate_latents  # noqa: E402
 from hf_dgm.sampling import generate_images  # noqa: E402
@@ -476,23 +476,23 @@ def interpolate(choice, custom, seed_a, seed_b, steps, method, class_a=None, cla
     labels = None
     if config.num_classes:
         a = _chosen_class(config, class_a, model.name)
-        labels = class_path(config, a, _chosen_class(config, class_b, model.name, default=a), steps)
+        b = _chosen_class(config, class_b, model.name, default=a)
+        labels = torch.full((steps,), a) if a == b else class_morph(config, a, b, steps)
     (za, _), (zb, _) = _latents(model, seed_a, 1, 1.0), _latents(model, seed_b, 1, 1.0)
     with lane(model):
         out = draw(model, interpolate_latents(za, zb, steps, method), labels)
     return strip_and_gif(out, config.image_size)
 
 
-def class_path(config, a: int, b: int, steps: int) -> torch.Tensor:
-    """Class weights (steps, num_classes) along the straight path from class a to class b, with the latents' steps:
-    the networks mix the two classes' embeddings (conditional BatchNorm's scales and shifts, the label embedding) by
-    these weights, so the frames morph from one class into the other, as BigGAN's class interpolations do; the end
-    frames are the two classes' own images, bit for bit."""
-    t = torch.linspace(0.0, 1.0, steps)
-    weights = torch.zeros(steps, config.num_classes)
-    weights[:, a] = 1.0 - t
-    weights[:, b] += t
-    return weights
+def class_morph(config, a: int, b: int, steps: int) -> torch.Tensor:
+    """``modeling_utils.class_path`` from class a to class b, within the request budget: the weights are dense (a
+    model with millions of classes gets one line, not gigabytes)."""
+    if steps * config.num_classes > MAX_ACTIVATIONS // 4:
+        raise user_error(
+            f"A morph between two of {config.num_classes} classes in {steps} steps is too large for this Space "
+            f"(at most {MAX_ACTIVATIONS // 4} class weights): pick fewer steps, or the same class twice."
+        )
+    return class_path(config.num_classes, a, b, steps)
 
 
 def strip_and_gif(images: np.ndarray, image_size: int):
@@ -668,7 +668,12 @@ def as_model_sees_it(upload, what: str, config) -> torch.Tensor:
     if upload is None:
         raise user_error(f"{what} is missing: upload a picture (PNG, JPEG, ...).")
     with checked_image(upload, what) as image:
-        image = ImageOps.exif_transpose(_decode(image, what))
+        image = _decode(image, what)
+        image.thumbnail((8 * config.image_size, 8 * config.image_size))  # before any full-size copy
+        try:
+            image = ImageOps.exif_transpose(image)
+        except (OSError, SyntaxError, ValueError, ZeroDivisionError, KeyError, TypeError) as err:  # malformed EXIF
+            raise _unreadable(what, err) from None
         if image.has_transparency_data and image.convert("RGBA").getchannel("A").getbbox() is None:
             raise user_error(f"{what} is fully transparent: nothing to encode. Expected a picture with visible pixels.")
         image = on_white(image).convert("L" if config.num_channels == 1 else "RGB")

@@ -9,17 +9,10 @@ from conftest import tiny_gan_kwargs, tiny_vae_kwargs
 
 from hf_dgm import GANConfig, GANModel, VAEConfig, VAEModel
 from hf_dgm.image_processing import to_uint8
-from hf_dgm.modeling_utils import activation_elements
+from hf_dgm.modeling_utils import activation_elements, class_path
 from hf_dgm.sampling import generate_images
 
 STEPS = 5
-
-
-def class_path(a: int, b: int, num_classes: int, steps: int = STEPS) -> torch.Tensor:
-    """Class weights along a linear path from one-hot a to one-hot b, (steps, num_classes)."""
-    t = torch.linspace(0.0, 1.0, steps)[:, None]
-    eye = torch.eye(num_classes)
-    return (1 - t) * eye[a] + t * eye[b]
 
 
 def nudged(model):
@@ -63,7 +56,7 @@ def test_a_class_path_starts_and_ends_on_the_integer_labels_images_and_morphs_be
     else:
         model = nudged(VAEModel(VAEConfig(**tiny_vae_kwargs(num_classes=4, **VAES[name]))))
     latents = torch.randn(1, model.config.latent_dim).repeat(STEPS, 1)  # one latent: only the class moves
-    morph = draw(model, latents, class_path(1, 3, 4))
+    morph = draw(model, latents, class_path(4, 1, 3, STEPS))
     start, end = draw(model, latents, [1] * STEPS), draw(model, latents, [3] * STEPS)
     assert torch.equal(morph[0], start[0]) and torch.equal(morph[-1], end[-1])  # bit for bit
     middle = morph[STEPS // 2]
@@ -73,7 +66,9 @@ def test_a_class_path_starts_and_ends_on_the_integer_labels_images_and_morphs_be
         one_image = activation_elements(type(model)(model.config).sampling_network, model.config)
     batches = []
     hook = model.sampling_network.register_forward_hook(lambda m, inputs, out: batches.append(inputs[0].shape[0]))
-    chunked = generate_images(model.config, model.sampling_network, latents, class_path(1, 3, 4), None, one_image)
+    chunked = generate_images(
+        model.config, model.sampling_network, latents, class_path(4, 1, 3, STEPS), None, one_image
+    )
     hook.remove()
     assert batches == [1] * STEPS
     images = morph if isinstance(model, VAEModel) else (morph + 1) / 2
