@@ -5,7 +5,7 @@ number of steps, same seed), with the `hf-dgm evaluate` protocol.
 
 * Plain recipe (pytorch/examples/dcgan): BCE on D's output (the non-saturating generator loss), Adam lr 2e-4,
   beta1 0.5, no EMA and no other tricks.
-* hf-dgm's default: build_zoo.py's dcgan-mnist recipe (the same, plus an R1 penalty on D's gradient at real images,
+* hf-dgm's default: build_zoo.py's dcgan-mnist-stage1 recipe (the first stage of dcgan-mnist) (the same, plus an R1 penalty on D's gradient at real images,
   gamma 1, and an exponential moving average of the generator, which is what gets sampled), for --steps steps.
 
 Both train in runs/compare/{plain,ours} with build_zoo.py's command line (an interrupted run resumes; a finished
@@ -46,7 +46,7 @@ SAME = ("architecture", "generator_channels", "discriminator_channels", "latent_
 
 
 def recipes(steps: int) -> dict[str, str]:
-    ours = RECIPES["dcgan-mnist"].split()
+    ours = RECIPES["dcgan-mnist-stage1"].split()
     ours[ours.index("--max-steps") + 1] = str(steps)
     plain = list(ours)
     for flag in ("--r1-gamma", "--ema-decay"):  # the tricks; the plain recipe keeps the rest (networks, Adam)
