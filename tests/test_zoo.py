@@ -143,8 +143,8 @@ def test_side_by_side_stages_sizes_and_rows():
     assert flags[-11:] == ["--latent-groups", "1", "1", "2", "2", "2", "4", "4", "8", "--latent-dim", "440"]
     assert compare.recipe_flags("gan-emoji", None) == compare.recipe_flags("gan-emoji", 32)
     assert compare.recipe_flags("gan-emoji", 64)[-2:] == ["--image-size", "64"]
-    assert compare.recipe_flags("dcgan-mnist", 32)[-2:] == ["--image-size", "32"]  # no size in the recipe: 28
-    assert compare.recipe_flags("dcgan-mnist", 28) == compare.recipe_flags("dcgan-mnist", None)
+    assert compare.recipe_flags("dcgan-mnist-stage1", 32)[-2:] == ["--image-size", "32"]  # no size in the recipe: 28
+    assert compare.recipe_flags("dcgan-mnist-stage1", 28) == compare.recipe_flags("dcgan-mnist-stage1", None)
     assert "--image-size" not in compare.recipe_flags("vae-emoji", 32)  # grown from vae-emoji-base: its size
     with pytest.raises(SystemExit, match="scale to whole resolutions only at 64 times a power of two"):
         compare.recipe_flags("hvae-emoji", 28)

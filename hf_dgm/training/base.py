@@ -68,13 +68,21 @@ class BaseTrainer:
 
     @classmethod
     def main(cls, argv=None) -> int:
-        """`hf-dgm train <model_kind>` and `python -m hf_dgm.training.<model_kind>`: parse the flags (the family's
-        module docstring is the help's description), train, and name bad input in one line."""
-        from .cli import run_training
-
+        """`hf-dgm train <model_kind>` and `python -m hf_dgm.training.<model_kind>` (also under accelerate launch or
+        torchrun): parse the flags (the family's module docstring is the help's description), set up logging, train,
+        and name bad input in one line instead of a traceback; the exit status."""
         description = sys.modules[cls.__module__].__doc__
         args = parse_arguments(cls.arguments_class, argv, f"hf-dgm train {cls.model_kind}", description)
-        return run_training(lambda run_args: cls(run_args).train(), args)
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+        for noisy in ("httpx", "urllib3", "datasets", "filelock", "fsspec"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        try:
+            cls(args).train()
+        except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
+            print(f"hf-dgm train: error: {err}", file=sys.stderr)
+            return 2
+        print(f"model saved to {args.output_dir}")
+        return 0
 
     def __init__(self, args: TrainingArguments, model=None):
         from accelerate.utils import set_seed
