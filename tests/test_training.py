@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import MNIST, assert_resumes_exactly, tiny_train_kwargs
+from conftest import MNIST, assert_resumes_exactly, tiny_train_kwargs, train_tiny
 from PIL import Image
 from safetensors.torch import load_file
 
-from hf_dgm import GANModel, GANPipeline, VAEModel
+from hf_dgm import GANConfig, GANModel, GANPipeline, VAEModel
 from hf_dgm.training import losses
 from hf_dgm.training.base import NonFiniteLossError
 from hf_dgm.training.gan import GANTrainingArguments, train_gan
@@ -650,4 +650,48 @@ def test_a_flag_of_another_architecture_is_refused(tmp_path, run_cli):
     with pytest.raises(ValueError, match="--num-mixtures applies to --likelihood logistic_mixture, not 'bernoulli'"):
         VAETrainingArguments(output_dir=str(tmp_path / "o"), num_mixtures=3).validate()  # likelihoods likewise
     GANTrainingArguments(output_dir=str(tmp_path / "o"), **tiny_model("gan", architecture="mlp")).validate()
+    assert not (tmp_path / "o").exists()
+
+
+def test_grow_from_copies_a_smaller_dcgans_coarse_layers_and_refuses_others(tmp_path, run_cli):
+    """A 32 px conditional DCGAN grown from a trained 16 px one: G's first layers, D's last layers, the class
+    embeddings, D's head and the EMA generator's coarse layers start as the smaller model's; the new resolutions'
+    layers (G's to-image, D's from-image) keep their initialisation. The trainer grows with --grow-from; incompatible
+    sources give one line, before any data is read."""
+    dcgan = dict(architecture="dcgan", conditional=True, spectral_norm=True)
+    small = train_tiny("gan", tmp_path / "small", image_size=16, generator_channels=16, discriminator_channels=8,
+                       max_steps=2, **dcgan)  # fmt: skip
+    config = GANConfig(
+        **{**small.config.to_dict(), "image_size": 32, "generator_channels": 8, "discriminator_channels": 4}
+    )
+    grown = GANModel(config)
+    fresh_to_image = grown.generator.net[-2].weight.clone()
+    assert grown.grow_from(small) > 0
+    g_small, g_big = small.generator.net, grown.generator.net
+    # 16 px: z -> 32@4 -> 16@8 -> image@16; 32 px with width 8: z -> 32@4 -> 16@8 -> 8@16 -> image@32
+    for i in (0, 1, 3, 4):  # the two coarse transposed convolutions and their BatchNorms
+        assert torch.equal(g_small[i].weight, g_big[i].weight)
+    assert torch.equal(g_big[-2].weight, fresh_to_image)
+    assert torch.equal(small.generator.label_embedding.weight, grown.generator.label_embedding.weight)
+    d_small, d_big = small.discriminator, grown.discriminator
+    assert torch.equal(d_small.net[-2].parametrizations.weight.original, d_big.net[-2].parametrizations.weight.original)
+    assert torch.equal(d_small.head.class_projection.weight, d_big.head.class_projection.weight)
+    assert torch.equal(small.generator_ema.net[0].weight, grown.generator_ema.net[0].weight)
+    assert not torch.equal(small.generator.net[0].weight, small.generator_ema.net[0].weight)  # EMA from EMA
+    train_tiny("gan", tmp_path / "big", image_size=32, generator_channels=8, discriminator_channels=4,
+               grow_from=str(tmp_path / "small"), max_steps=1, **dcgan)  # fmt: skip
+    assert GANModel.from_pretrained(tmp_path / "big").config.image_size == 32
+
+    base = ["train", "gan", "--dataset", str(tmp_path / "no-such-dataset"), "--output-dir", str(tmp_path / "o")]
+    for flags, needle in (
+        (["--image-size", "16", "--conditional"], "Cannot grow a 16 px GAN from a 16 px one: expected a smaller"),
+        (["--image-size", "32"], "Cannot grow this GAN from a model with num_classes=10: expected num_classes=None"),
+        (["--conditional", "--architecture", "resnet"], "Cannot grow a resnet GAN: expected the dcgan architecture"),
+        (["--conditional", "--init-from", str(tmp_path / "small")], "--grow-from and --init-from both give"),
+    ):
+        proc = run_cli(*base, "--grow-from", str(tmp_path / "small"), "--spectral-norm", *flags)
+        assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
+            flags,
+            proc.stderr,
+        )
     assert not (tmp_path / "o").exists()

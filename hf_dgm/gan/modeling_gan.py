@@ -113,6 +113,35 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
             return  # from_pretrained builds on the meta device, then loads the saved EMA weights
         self.generator_ema.load_state_dict(self.generator.state_dict())
 
+    @torch.no_grad()
+    def grow_from(self, smaller: "GANModel") -> int:
+        """Progressive growing (Karras et al., 2018), without the fade-in: start this DCGAN from a trained one at a lower
+        resolution. The coarse layers are the same networks at both sizes, so they are copied: G's from its input on,
+        D's from its logit back, each pair while type and shapes agree; the layers at the new resolutions (G's last, D's
+        first) keep their initialisation. The class embedding and D's head are copied with them; the EMA generator
+        grows from the smaller EMA generator. Returns the number of tensors copied."""
+        check_growable(self.config, smaller.config)
+        networks = [
+            (self.generator, smaller.generator, "label_embedding"),
+            (self.discriminator, smaller.discriminator, "head"),
+        ]
+        if self.generator_ema is not None:
+            networks.append((self.generator_ema, smaller.generator_ema, "label_embedding"))
+        copied = 0
+        for big, small, coarse_end in networks:
+            big_layers, small_layers = _stateful_layers(big.net), _stateful_layers(small.net)
+            if big is self.discriminator:  # D's coarse layers are its last
+                big_layers, small_layers = big_layers[::-1], small_layers[::-1]
+            pairs = list(zip(big_layers, small_layers))
+            pairs = pairs[: next((i for i, (a, b) in enumerate(pairs) if not _same_state_shapes(a, b)), len(pairs))]
+            if getattr(small, coarse_end) is not None:
+                pairs.append((getattr(big, coarse_end), getattr(small, coarse_end)))
+            for target, source in pairs:
+                if _same_state_shapes(target, source):
+                    target.load_state_dict(source.state_dict())
+                    copied += len(source.state_dict())
+        return copied
+
     @property
     def sampling_network(self) -> nn.Module:
         """The network that turns latents into images: the EMA generator when present."""
@@ -166,3 +195,35 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         if not return_dict:
             return tuple(t for t in (sample, logits_fake, logits_real) if t is not None)
         return GANOutput(sample=sample, logits_fake=logits_fake, logits_real=logits_real)
+
+
+def check_growable(config: GANConfig, smaller: GANConfig) -> None:
+    """Refuse, with one line, to grow a model of `config` from one of `smaller` (see GANModel.grow_from)."""
+    if config.architecture != "dcgan" or smaller.architecture != "dcgan":
+        architecture = smaller.architecture if config.architecture == "dcgan" else config.architecture
+        raise ValueError(
+            f"Cannot grow a {architecture} GAN: expected the dcgan architecture on both sides (growing copies a "
+            "DCGAN's coarse layers)."
+        )
+    for name in ("num_channels", "latent_dim", "num_classes", "class_embed_dim", "spectral_norm", "use_ema"):
+        if getattr(smaller, name) != getattr(config, name):
+            raise ValueError(
+                f"Cannot grow this GAN from a model with {name}={getattr(smaller, name)!r}: expected "
+                f"{name}={getattr(config, name)!r}, as in the model being grown."
+            )
+    if smaller.image_size >= config.image_size:
+        raise ValueError(
+            f"Cannot grow a {config.image_size} px GAN from a {smaller.image_size} px one: expected a smaller image "
+            "size (to continue at the same size, use --init-from)."
+        )
+
+
+def _stateful_layers(net: nn.Sequential) -> list[nn.Module]:
+    return [layer for layer in net if layer.state_dict()]  # convolutions and BatchNorms, not activations
+
+
+def _same_state_shapes(a: nn.Module, b: nn.Module) -> bool:
+    """Same tensor names and shapes (a convolution and a BatchNorm differ in names; spectral norm's parametrized
+    classes are made per module, so their types are not compared)."""
+    state_a, state_b = a.state_dict(), b.state_dict()
+    return state_a.keys() == state_b.keys() and all(state_a[k].shape == state_b[k].shape for k in state_a)

@@ -5,13 +5,14 @@ One iteration: [extra D steps on fresh batches] -> D step on (real, G(z).detach(
 augmentations (augment.py). See `losses.py` for the losses and the "Improved Techniques" options.
 """
 
+import logging
 import sys
 from dataclasses import dataclass
 
 import torch
 
 from ..gan.configuration_gan import GANConfig
-from ..gan.modeling_gan import GANModel
+from ..gan.modeling_gan import GANModel, check_growable
 from ..gan.networks_gan import ARCHITECTURES, DISCRIMINATORS, PROJECTED_EXTRA_HINT, PROJECTED_MODULES, recipe_default
 from .arguments import TrainingArguments, arg, with_model_fields
 from .augment import diff_augment, parse_policy
@@ -51,6 +52,12 @@ class GANTrainingArguments(TrainingArguments):
         + ")",
         "objective",
         GAN_LOSSES,
+    )
+    grow_from: str | None = arg(
+        None,
+        "start from a trained DCGAN at a lower resolution: its coarse layers are copied into the model of these flags, "
+        "the new resolutions' layers start fresh (progressive growing without the fade-in)",
+        "model",
     )
     lr_g: float = arg(2e-4, "generator learning rate", "objective")
     lr_d: float = arg(2e-4, "discriminator learning rate", "objective")
@@ -97,6 +104,11 @@ class GANTrainingArguments(TrainingArguments):
             )
         if self.init_from is None:  # fail on bad model flags before decoding any data; record the resolved defaults
             self.spectral_norm = self.model_config(10 if self.conditional else None).spectral_norm
+        if self.grow_from is not None:  # before any data is decoded
+            if self.init_from is not None:
+                raise ValueError("--grow-from and --init-from both give the starting weights: pass one of them.")
+            smaller = GANConfig.from_pretrained(self.grow_from)
+            check_growable(self.model_config(smaller.num_classes if self.conditional else None), smaller)
 
     def model_config(self, num_classes: int | None) -> GANConfig:
         model_flags = {name: getattr(self, name) for name in self.model_fields}
@@ -123,7 +135,13 @@ class GANTrainer(BaseTrainer):
                 check_projected_extra()
             return model
         num_classes = self.data.num_classes() if self.args.conditional else None
-        return GANModel(self.args.model_config(num_classes))
+        model = GANModel(self.args.model_config(num_classes))
+        if self.args.grow_from and not self.args.resume_from:  # a resumed run loads every weight from its checkpoint
+            copied = model.grow_from(GANModel.from_pretrained(self.args.grow_from))
+            logging.getLogger("hf_dgm.training").info(
+                "grew the model from %s: %d tensors copied", self.args.grow_from, copied
+            )
+        return model
 
     def setup_optimizers(self):
         a = self.args
