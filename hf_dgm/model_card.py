@@ -113,7 +113,7 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
         model_name=model_name,
         description=f"A {'class-conditional ' if conditional else ''}{family.long_name} trained with "
         f"[hf-dgm]({SOURCE_REPOSITORY}).",
-        note=" ".join(n for n in (note, (train or {}).get("card_note")) if n),
+        note=" ".join(n for n in (note, _checkpoint_note(train), (train or {}).get("card_note")) if n),
         has_grid=(model_dir / "samples.png").is_file(),
         grid_caption=_grid_caption(model_dir / "samples.png", config["image_size"]),
         family=family.title,
@@ -139,6 +139,15 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
         weights_license=_weights_license(dataset)[1],
         citations="\n".join(family.citations),
     )
+
+
+def _checkpoint_note(train: dict | None) -> str:
+    """Where the weights of a model packaged from a checkpoint come from (training.publishing.package_checkpoint)."""
+    if not (train or {}).get("run_steps"):
+        return ""
+    steps, run_steps, planned = train["steps"], train["run_steps"], train.get("max_steps") or 0
+    run = f"stopped after {run_steps} of its {planned} steps" if planned > run_steps else f"of {run_steps} steps"
+    return f"These are the weights of step {steps}, a checkpoint of a run {run}."
 
 
 def _card_data(family, model_name: str, conditional: bool, dataset: CardDataset, evals: dict):

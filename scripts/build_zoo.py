@@ -6,7 +6,7 @@
 
 Each model trains in runs/<name> (checkpoints every --checkpoint-every steps; rerunning the command resumes from the
 latest checkpoint) and its final folder is copied into zoo/<name> (config, safetensors, card, sample grid,
-training_args.json), then evaluated there. A recipe whose name is not one of the zoo's (hf_dgm.zoo.ZOO_MODELS) is a
+training_args.json), or the checkpoint of its SHIPPED_STEP packaged there as such a folder, then evaluated there. A recipe whose name is not one of the zoo's (hf_dgm.zoo.ZOO_MODELS) is a
 candidate: trained and evaluated in runs/<name>, compared in docs/zoo.md, not shipped. The device and wall time of
 each run are recorded in its training_args.json.
 """
@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from hf_dgm.hub import MODEL_FILES
+from hf_dgm.training.publishing import package_checkpoint
 from hf_dgm.zoo import CLASSIFIERS, ZOO_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,10 +140,13 @@ DATASETS = {
     name: EMOJI
     for name in ("gan-emoji", "gan-emoji-64", "resnet-gan-emoji", "vae-emoji-base", "vae-emoji", "hvae-emoji")
 }
-INIT_FROM = {"vae-emoji": "vae-emoji-base", "dcgan-mnist": "dcgan-mnist-stage1"}
-# a model shipped from a checkpoint of its run, not its final step: build_zoo.py trains the whole schedule, and the
-# shipped model is runs/<name>/checkpoints/checkpoint-<step>/model
-SHIPPED_STEP = {"dcgan-mnist": 8000}  # a second stage: starts from the first's final model
+# a model trained in stages: its recipe starts from the final model of another (its first stage), by the trainer's flag
+# --init-from (that model, trained on; its size and networks) or --grow-from (a GAN: a trained smaller DCGAN's coarse
+# layers copied into the larger one of the recipe's flags)
+FIRST_STAGE = {"vae-emoji": ("--init-from", "vae-emoji-base"), "dcgan-mnist": ("--init-from", "dcgan-mnist-stage1")}
+# a model shipped from a checkpoint of its run, not its final step: its run trains the whole schedule, keeping every
+# checkpoint, and zoo/<name> is that step packaged (hf_dgm.training.publishing.package_checkpoint)
+SHIPPED_STEP = {"dcgan-mnist": 8000}
 
 SHIPPED = (*MODEL_FILES, "README.md")  # what a zoo folder keeps: what a model repo holds, without code
 
@@ -213,14 +217,41 @@ def train_command(
     return cmd
 
 
+def flag_value(flags: list[str], name: str) -> str:
+    return flags[len(flags) - flags[::-1].index(name)]  # the last one, as argparse reads it
+
+
+def check_shipped_step(name: str, cmd: list[str]):
+    """Before training: the run of `cmd` writes a checkpoint and a sample grid at the step `name` ships."""
+    step, max_steps = SHIPPED_STEP[name], int(flag_value(cmd, "--max-steps"))
+    every = {flag: int(flag_value(cmd, flag)) for flag in ("--checkpoint-every", "--sample-every")}
+    missed = [f"{flag} {n}" for flag, n in every.items() if step % n and step != max_steps]
+    if step > max_steps or missed:
+        raise SystemExit(
+            f"{name}: SHIPPED_STEP {step} is not a step its run writes a checkpoint and a sample grid at "
+            f"(--max-steps {max_steps}{''.join(f', {m}' for m in missed)})."
+        )
+
+
 def train(name: str, device: str, checkpoint_every: int, runs: Path):
     out = runs / name
     cmd = train_command(RECIPES[name], out, device, checkpoint_every, DATASETS.get(name, MNIST))
-    if name in INIT_FROM:
-        cmd += ["--init-from", str(final_folder(INIT_FROM[name], runs))]
+    if name in FIRST_STAGE:
+        flag, first_stage = FIRST_STAGE[name]
+        cmd += [flag, str(final_folder(first_stage, runs))]
+    if name in SHIPPED_STEP:
+        check_shipped_step(name, cmd)
+        cmd += ["--keep-checkpoints", "0"]  # the shipped step's among them
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     dest = final_folder(name, runs)
+    if name in SHIPPED_STEP:
+        try:
+            package_checkpoint(out, SHIPPED_STEP[name], dest)
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f"{name}: {err}") from None
+        print(f"packaged step {SHIPPED_STEP[name]} of {name} into {dest}", flush=True)
+        return
     if dest == out:  # a candidate stays in its run folder
         return
     dest.mkdir(parents=True, exist_ok=True)

@@ -695,3 +695,52 @@ def test_grow_from_copies_a_smaller_dcgans_coarse_layers_and_refuses_others(tmp_
             proc.stderr,
         )
     assert not (tmp_path / "o").exists()
+
+
+def test_a_checkpoint_is_packaged_as_the_model_folder_of_its_step(tmp_path):
+    """publishing.package_checkpoint: checkpoint 3 of a 6-step run (and of the same run stopped before step 6) becomes a
+    model folder with that checkpoint's weights (not the final ones), the loop's grid of that step, the run's record
+    with that step's steps and training time, and a card that says where it comes from; an eval_results.json left in
+    the folder goes (it measured other weights). A missing step is one line naming the steps there are."""
+    import shutil
+
+    from hf_dgm.training.publishing import package_checkpoint
+
+    run = tmp_path / "run"
+    final = train_tiny("gan", run, keep_checkpoints=0, **TINY_GAN)
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo" / "eval_results.json").write_text("{}")
+    folder = package_checkpoint(run, 3, tmp_path / "zoo")
+    checkpoint = run / "checkpoints" / "checkpoint-00000003"
+    packaged, saved = load_file(folder / "model.safetensors"), load_file(checkpoint / "model" / "model.safetensors")
+    assert packaged.keys() == saved.keys() and all(torch.equal(packaged[k], saved[k]) for k in saved)
+    assert not all(torch.equal(packaged[k], v) for k, v in final.state_dict().items())
+    model = GANModel.from_pretrained(folder)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+    assert (folder / "samples.png").read_bytes() == (run / "samples" / "step_00000003.png").read_bytes()
+    record, state = (json.loads(p.read_text()) for p in (folder / "training_args.json", checkpoint / "state.json"))
+    assert (record["steps"], record["run_steps"], record["max_steps"]) == (3, 6, 6)
+    assert (
+        record["training_time_s"]
+        == round(state["training_time_s"], 1)
+        < json.loads((run / "training_args.json").read_text())["training_time_s"]
+    )
+    assert not str(record["output_dir"]).startswith("/") and not (folder / "eval_results.json").exists()
+    card = (folder / "README.md").read_text()
+    assert "# zoo" in card and "These are the weights of step 3, a checkpoint of a run of 6 steps." in card
+    assert "| steps | 3 |" in card
+    # stopped between steps 3 and 6: the record the run wrote at its start, no final folder, no checkpoint 6
+    stopped = tmp_path / "stopped"
+    shutil.copytree(run / "checkpoints" / "checkpoint-00000003", stopped / "checkpoints" / "checkpoint-00000003")
+    shutil.copytree(run / "samples", stopped / "samples")
+    end_fields = ("steps", "training_time_s", "hardware", "skipped_steps")  # what publish_run adds to the start record
+    start = {k: v for k, v in json.loads((run / "training_args.json").read_text()).items() if k not in end_fields}
+    (stopped / "training_args.json").write_text(json.dumps(start))
+    folder = package_checkpoint(stopped, 3, tmp_path / "from-stopped")
+    assert load_file(folder / "model.safetensors").keys() == saved.keys()
+    assert (json.loads((folder / "training_args.json").read_text())["run_steps"]) == 3
+    assert "a checkpoint of a run stopped after 3 of its 6 steps." in (folder / "README.md").read_text()
+    with pytest.raises(FileNotFoundError) as missing:
+        package_checkpoint(run, 5, tmp_path / "other")
+    assert str(missing.value).endswith("has no checkpoint of step 5; it has checkpoints of steps: 3, 6.")
+    assert not (tmp_path / "other").exists()  # nothing written

@@ -166,6 +166,47 @@ def test_side_by_side_stages_sizes_and_rows():
     assert (inception["cond. acc"], classifier["cond. acc"]) == (None, 0.5)
 
 
+def test_side_by_side_sizes_a_grown_models_stages_by_their_ratio(tmp_path, monkeypatch):
+    """compare_recipes.py on a model grown from a smaller one (build_zoo.FIRST_STAGE's --grow-from): --image-size is
+    the final model's, its first stage keeps the recipes' ratio (half here), the second stage starts from the first's
+    folder by that flag; a size the ratio does not keep whole is refused in one line."""
+    compare = _script("compare_recipes")
+    monkeypatch.setitem(compare.RECIPES, "grown", "gan --architecture dcgan --image-size 64 --max-steps 700")
+    monkeypatch.setitem(compare.FIRST_STAGE, "grown", ("--grow-from", "gan-emoji"))  # gan-emoji: 32 px, 7000 steps
+    assert compare.stages("grown") == [("gan-emoji", 7000 / 7700), ("grown", 700 / 7700)]
+    args = compare.parse_args(["--models", "grown", "--image-size", "128", "--out", str(tmp_path)])
+    assert compare.stage_argv("grown", "gan-emoji", tmp_path / "a", args)[-2:] == ["--image-size", "64"]
+    assert compare.stage_argv("grown", "grown", tmp_path / "b", args)[-2:] == ["--image-size", "128"]
+    with pytest.raises(SystemExit, match="grown is 64 px in its recipe .* pass a multiple of 2"):
+        compare.stage_argv(
+            "grown", "gan-emoji", tmp_path / "a", compare.parse_args(["--models", "grown", "--image-size", "45"])
+        )
+    argvs = []
+
+    class Trainer:
+        @staticmethod
+        def main(argv):
+            argvs.append(argv)
+            return 0
+
+    monkeypatch.setattr(compare, "images_per_second", lambda kind, argv, steps: (100.0, 64))
+    monkeypatch.setattr(compare, "trainer_class", lambda kind: (Trainer, None))
+    compare.train_stage("grown", 1, args, {})
+    start = argvs[0].index("--grow-from")
+    assert argvs[0][start + 1] == str(tmp_path / "grown-stage1") and "--init-from" not in argvs[0]
+
+
+def test_a_shipped_step_is_one_its_run_checkpoints_and_draws(tmp_path):
+    """build_zoo.py ships SHIPPED_STEP's checkpoint: its run must write a checkpoint and a grid there, which is checked
+    before training (one line)."""
+    build_zoo = _script("build_zoo")
+    for name, step in build_zoo.SHIPPED_STEP.items():
+        cmd = build_zoo.train_command(build_zoo.RECIPES[name], tmp_path / name, "cpu", 500)
+        build_zoo.check_shipped_step(name, cmd)  # build_zoo's default --checkpoint-every
+        with pytest.raises(SystemExit, match=f"SHIPPED_STEP {step} .*, --checkpoint-every 300\\)"):
+            build_zoo.check_shipped_step(name, [*cmd, "--checkpoint-every", "300"])
+
+
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n not in CLASSIFIERS])
 def test_shipped_models_were_trained_with_their_recipe(name):
     """Each zoo folder matches build_zoo.py's recipe in every argument that changes what is computed: the model flags
@@ -178,18 +219,19 @@ def test_shipped_models_were_trained_with_their_recipe(name):
     run = json.loads((zoo_dir() / name / "training_args.json").read_text())
     # the config as it loads: a field newer than the saved file (e.g. num_mixtures) takes its default
     config = family_of_folder(zoo_dir() / name).config_class.from_pretrained(zoo_dir() / name).to_dict()
-    first_stage = build_zoo.INIT_FROM.get(name)
-    init_from = ["--init-from", first_stage] if first_stage else []
+    start, first_stage = build_zoo.FIRST_STAGE.get(name, (None, None))
+    init_from = [start, first_stage] if start == "--init-from" else []  # --grow-from: the model of the recipe's flags
     recipe, model_fields = _recipe_args(build_zoo.RECIPES[name], [*build_zoo.COMMON, *init_from])
     model_recipe = recipe
-    if first_stage:  # a second stage: the first stage's model, with this stage's model flags on top
+    if init_from:  # a second stage: the first stage's model, with this stage's model flags on top
         flags = build_zoo.RECIPES[name].split(" ", 1)[1]
         model_recipe, _ = _recipe_args(f"{build_zoo.RECIPES[first_stage]} {flags}")
-        assert run["init_from"].endswith(first_stage)
+    if first_stage:
+        assert run[start[2:].replace("-", "_")].endswith(first_stage)
     assert run["steps"] == build_zoo.SHIPPED_STEP.get(name, recipe["max_steps"])
     recipe["streaming"] = recipe["streaming"] or False  # None: decided from the dataset's size (MNIST fits)
     differ = {k: (config[k], model_recipe[k]) for k in model_fields if config[k] != model_recipe[k]}
-    ignored = RESUMABLE_CHANGES | {"dataset"} | set(model_fields)
+    ignored = RESUMABLE_CHANGES | {"dataset", "grow_from"} | set(model_fields)  # the first stage's folder: above
     differ |= {k: (run[k], v) for k, v in recipe.items() if k in run and k not in ignored and run[k] != v}
     assert not differ, f"zoo/{name} vs build_zoo.py's recipe (run, recipe): {differ}"
 

@@ -1,24 +1,27 @@
 """The end of a run: the final model folder (config, weights, training record, sample grid, card) and, when asked,
-its push to the Hub. Runs on the main process only.
+its push to the Hub. Runs on the main process only. The same folder can be packaged later from any checkpoint of a
+finished or stopped run (`package_checkpoint`: a model shipped from the step that scored best).
 
 An upload never costs a run its output: a failed push (the final model, or a checkpoint to
 --hub-checkpoint-branch) is logged in one line and the run goes on; the summary at the end names what was not
 uploaded and the ``hf-dgm push`` command that uploads it."""
 
+import json
 import logging
 import os
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..file_utils import write_json_atomic
+from ..file_utils import atomic_write, write_json_atomic
 from ..image_processing import save_image_atomic
 from ..records import dataset_record, portable_path
 
 logger = logging.getLogger("hf_dgm.training")
 
 
-PATH_ARGUMENTS = ("output_dir", "init_from", "resume_from")  # recorded without the machine's directories
+PATH_ARGUMENTS = ("output_dir", "init_from", "grow_from", "resume_from")  # recorded without the machine's directories
 
 
 def training_args_record(trainer) -> dict:
@@ -54,6 +57,55 @@ def publish_run(trainer) -> None:
     write_model_card(output_dir, repo_id=args.hub_model_id)
     if args.push_to_hub:
         push_or_record(trainer, output_dir, "the final model", None, f"Trained with hf-dgm for {trainer.step} steps")
+
+
+def package_checkpoint(run_dir, step: int, dest) -> Path:
+    """Package checkpoint `step` of a finished or stopped run (its output folder `run_dir`) in `dest` as the folder the
+    trainer writes at the end of a run: the checkpoint's config.json and model.safetensors; training_args.json, the
+    run's record with the steps, training time and skipped steps of that checkpoint and ``run_steps``, the steps the
+    run trained (a finished run's, else its latest checkpoint's); samples.png, the grid the loop drew at that step; the
+    card, which says so. An eval_results.json in `dest` measured other weights: it is removed. Bad input (no such
+    checkpoint or grid, no record, `dest` the run's own folder) is one line, before anything is written."""
+    from ..model_card import write_model_card
+    from .checkpointing import CHECKPOINT_RE, list_checkpoints
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    found = {int(CHECKPOINT_RE.match(p.name)[1]): p for p in list_checkpoints(run_dir)}
+    grid = run_dir / "samples" / f"step_{step:08d}.png"
+    if step not in found:
+        raise FileNotFoundError(
+            f"{str(run_dir)!r} has no checkpoint of step {step}; it has checkpoints of steps: "
+            f"{', '.join(map(str, sorted(found))) or 'none'}."
+        )
+    if not grid.is_file():
+        raise FileNotFoundError(
+            f"{str(run_dir)!r} has no sample grid of step {step} (samples/{grid.name}): the loop draws one every "
+            "--sample-every steps; package a step that has one."
+        )
+    if not (run_dir / "training_args.json").is_file():
+        raise FileNotFoundError(f"{str(run_dir)!r} has no training_args.json: it is not the output folder of a run.")
+    if dest.resolve() == run_dir.resolve():
+        raise ValueError(f"{str(dest)!r} is the run's own folder: package its checkpoint into another folder.")
+    record = json.loads((run_dir / "training_args.json").read_text())
+    state = json.loads((found[step] / "state.json").read_text())
+    record.update(
+        steps=state["step"],
+        training_time_s=round(state["training_time_s"], 1),
+        skipped_steps=state.get("num_skipped", 0),
+        run_steps=record.get("steps", max(found)),
+    )
+    (dest / "eval_results.json").unlink(missing_ok=True)
+    model = found[step] / "model"
+    files = {
+        "config.json": model / "config.json",
+        "model.safetensors": model / "model.safetensors",
+        "samples.png": grid,
+    }
+    for name, source in files.items():
+        atomic_write(dest / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
+    write_json_atomic(dest / "training_args.json", record)
+    write_model_card(dest, repo_id=record.get("hub_model_id"))
+    return dest
 
 
 @dataclass(frozen=True)

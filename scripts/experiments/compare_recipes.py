@@ -7,11 +7,12 @@
     python scripts/experiments/compare_recipes.py --smoke --models gan-emoji-64 vae-emoji --dataset SLICE --out DIR
 
 * --models: names of build_zoo.py's RECIPES, each trained on its recipe's dataset (--dataset: one for all). A recipe
-  that build_zoo.INIT_FROM grows from another is a model of stages: vae-emoji is vae-emoji-base, then the vae-emoji
+  with a first stage (build_zoo.FIRST_STAGE) is a model of stages: vae-emoji is vae-emoji-base, then the vae-emoji
   recipe on its final model (--init-from), the budget split as the recipes' steps (3000, 2000: 3:2).
-* --image-size overrides the recipes' (none: each recipe's own), MNIST's too; a stage grown from another keeps its
-  size. A hierarchical VAE's latent groups are scaled with it (the channels per group kept), which needs the recipe's
-  size times a power of two.
+* --image-size overrides the recipes' (none: each recipe's own), MNIST's too. It is the final model's size: the
+  stages keep their recipes' ratios (a stage grown by --grow-from is larger than the one before it; one started
+  --init-from keeps that model's size). A hierarchical VAE's latent groups are scaled with it (the channels per group
+  kept), which needs the recipe's size times a power of two.
 * Each run's steps are sized to its budget from a measured throughput: the recipe's trainer is built and timed over
   --probe-steps steps (after one warm-up step; nothing is written), then --max-steps = budget x images/s / batch,
   so a cosine learning-rate schedule ends where the budget does (a run stopped by the clock would end mid-schedule).
@@ -34,6 +35,7 @@ classifier's space, IWAE k=2: the whole path in seconds per model on a data slic
 import argparse
 import importlib
 import json
+import math
 import shlex
 import sys
 import tempfile
@@ -42,7 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_zoo import DATASETS, INIT_FROM, MNIST, RECIPES, train_command  # noqa: E402
+from build_zoo import DATASETS, FIRST_STAGE, MNIST, RECIPES, flag_value, train_command  # noqa: E402
 
 from hf_dgm import GANConfig, VAEConfig  # noqa: E402
 from hf_dgm.file_utils import write_json_atomic, write_text_atomic  # noqa: E402
@@ -58,50 +60,73 @@ def family(name: str) -> str:
     return shlex.split(RECIPES[name])[0]
 
 
-def flag_value(flags: list[str], name: str) -> str:
-    return flags[len(flags) - flags[::-1].index(name)]  # the last one, as argparse reads it
-
-
 def stages(model: str) -> list[tuple[str, float]]:
-    """(recipe, share of the model's budget) of each stage: the INIT_FROM chain ending at `model`, shared as the
+    """(recipe, share of the model's budget) of each stage: the FIRST_STAGE chain ending at `model`, shared as the
     recipes' steps."""
     chain = [model]
-    while chain[0] in INIT_FROM:
-        chain.insert(0, INIT_FROM[chain[0]])
+    while chain[0] in FIRST_STAGE:
+        chain.insert(0, FIRST_STAGE[chain[0]][1])
     steps = [int(flag_value(shlex.split(RECIPES[name]), "--max-steps")) for name in chain]
     return [(name, s / sum(steps)) for name, s in zip(chain, steps)]
+
+
+def started_from(name: str) -> str | None:
+    """The trainer's flag that starts a recipe from its first stage's model (--init-from, --grow-from), or None."""
+    return FIRST_STAGE[name][0] if name in FIRST_STAGE else None
+
+
+def recipe_size(name: str) -> int:
+    """The image size of a recipe's model: its --image-size (none: the config's default), or its first stage's when
+    it trains that model on (--init-from)."""
+    if started_from(name) == "--init-from":
+        return recipe_size(FIRST_STAGE[name][1])
+    _, *flags = shlex.split(RECIPES[name])
+    config = {"gan": GANConfig, "vae": VAEConfig}[family(name)]
+    return int(flag_value(flags, "--image-size")) if "--image-size" in flags else config().image_size
+
+
+def stage_size(model: str, name: str, image_size: int | None) -> int | None:
+    """The size of stage `name` of `model` for `model` at `image_size` (None: the recipes'): the recipes' ratio."""
+    if image_size is None:
+        return None
+    size, rest = divmod(image_size * recipe_size(name), recipe_size(model))
+    if rest or size < 1:
+        raise SystemExit(
+            f"--image-size {image_size}: {model} is {recipe_size(model)} px in its recipe and its stage {name} "
+            f"{recipe_size(name)} px, which does not scale to a whole size: pass a multiple of "
+            f"{recipe_size(model) // math.gcd(recipe_size(model), recipe_size(name))}."
+        )
+    return size
 
 
 def recipe_flags(name: str, image_size: int | None) -> list[str]:
     """A recipe's flags (after the trainer's name) at `image_size` (None: the recipe's own, or the config's default
     where it sets none): a hierarchical VAE's latent groups are scaled with it (the channels per group kept), which
-    needs the recipe's size times a power of two. A stage grown from another (INIT_FROM) keeps that model's size."""
+    needs the recipe's size times a power of two. A recipe started --init-from another keeps that model's size."""
     _, *flags = shlex.split(RECIPES[name])
-    config = {"gan": GANConfig, "vae": VAEConfig}[family(name)]
-    recipe_size = int(flag_value(flags, "--image-size")) if "--image-size" in flags else config().image_size
-    if name in INIT_FROM or image_size in (None, recipe_size):
+    if started_from(name) == "--init-from" or image_size in (None, recipe_size(name)):
         return flags
     flags += ["--image-size", str(image_size)]
     if "--latent-groups" not in flags:
         return flags
     start = flags.index("--latent-groups") + 1
     end = next((i for i in range(start, len(flags)) if flags[i].startswith("--")), len(flags))
-    groups = [int(r) for r in flags[start:end]]
-    scaled = [r * image_size // recipe_size for r in groups]
-    if any(s * recipe_size != r * image_size or s < 1 for r, s in zip(groups, scaled)):
+    groups, size = [int(r) for r in flags[start:end]], recipe_size(name)
+    scaled = [r * image_size // size for r in groups]
+    if any(s * size != r * image_size or s < 1 for r, s in zip(groups, scaled)):
         raise SystemExit(
-            f"--image-size {image_size}: the {name} recipe's latent groups (at {groups} for {recipe_size} px) scale "
-            f"to whole resolutions only at {recipe_size} times a power of two (e.g. 16, 32, 128)."
+            f"--image-size {image_size}: the {name} recipe's latent groups (at {groups} for {size} px) scale "
+            f"to whole resolutions only at {size} times a power of two (e.g. 16, 32, 128)."
         )
     channels = int(flag_value(flags, "--latent-dim")) // sum(r * r for r in groups)
     latent_dim = channels * sum(s * s for s in scaled)
     return [*flags, "--latent-groups", *map(str, scaled), "--latent-dim", str(latent_dim)]
 
 
-def stage_argv(name: str, out: Path, args, overrides=()) -> list[str]:
-    """The trainer's arguments of a stage (build_zoo.py's command line without the interpreter), resuming from the
-    latest checkpoint in `out` if there is one; `overrides` come last, so they win."""
-    recipe = shlex.join([family(name), *recipe_flags(name, args.image_size)])
+def stage_argv(model: str, name: str, out: Path, args, overrides=()) -> list[str]:
+    """The trainer's arguments of stage `name` of `model` (build_zoo.py's command line without the interpreter),
+    resuming from the latest checkpoint in `out` if there is one; `overrides` come last, so they win."""
+    recipe = shlex.join([family(name), *recipe_flags(name, stage_size(model, name, args.image_size))])
     dataset = args.dataset or DATASETS.get(name, MNIST)
     cmd = train_command(recipe, out, args.device, args.checkpoint_every, dataset, COMMON)
     batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
@@ -153,10 +178,10 @@ def train_stage(model: str, stage: int, args, plan: dict) -> tuple[Path, dict]:
     plan."""
     name, share = stages(model)[stage]
     kind, out = family(name), stage_folder(model, stage, Path(args.out))
-    init = ["--init-from", str(stage_folder(model, stage - 1, Path(args.out)))] if stage else []
+    init = [started_from(name), str(stage_folder(model, stage - 1, Path(args.out)))] if stage else []
     key = f"{model}/{name}"
     if key not in plan:
-        rate, batch = images_per_second(kind, stage_argv(name, out, args, init), args.probe_steps)
+        rate, batch = images_per_second(kind, stage_argv(model, name, out, args, init), args.probe_steps)
         rate = round(rate, 2)  # the steps are sized from the rate plan.json records
         steps = max(1, int(args.budget_minutes * 60 * share * rate / batch))
         plan[key] = {"recipe": name, "images_per_s": rate, "batch_size": batch, "max_steps": steps}
@@ -165,7 +190,7 @@ def train_stage(model: str, stage: int, args, plan: dict) -> tuple[Path, dict]:
     if (out / "model.safetensors").is_file() and json.loads(record.read_text()).get("steps") == plan[key]["max_steps"]:
         return out, plan  # finished
     note = f"A run of scripts/experiments/compare_recipes.py: the {name} recipe for {share:.0%} of the budget."
-    argv = stage_argv(name, out, args, [*init, "--max-steps", str(plan[key]["max_steps"]), "--card-note", note])
+    argv = stage_argv(model, name, out, args, [*init, "--max-steps", str(plan[key]["max_steps"]), "--card-note", note])
     print(f"+ hf-dgm train {kind} {shlex.join(argv)}", flush=True)
     if trainer_class(kind)[0].main(argv) != 0:
         raise SystemExit(f"{model}: the {name} stage failed (see above)")
@@ -310,7 +335,8 @@ def load_plan(args) -> dict:
 
 def check_recipes(args):
     """Refuse, in one line and before any training, settings a recipe cannot take (e.g. a size its networks or latent
-    groups do not fit). Stages grown from another (--init-from) take its settings and are checked through it."""
+    groups do not fit) in its first stage; the later ones need the first's model (--init-from, --grow-from) and are
+    checked when they start."""
     from hf_dgm.training.arguments import parse_arguments
 
     for model in args.models:
@@ -318,7 +344,7 @@ def check_recipes(args):
         dataset = args.dataset or DATASETS.get(name, MNIST)
         if Path(dataset).is_absolute() and not Path(dataset).exists():
             raise SystemExit(f"{model}: its dataset {dataset} does not exist: set HF_DGM_DATA or pass --dataset.")
-        argv = stage_argv(name, Path(args.out) / model, args)
+        argv = stage_argv(model, name, Path(args.out) / model, args)
         try:
             parse_arguments(trainer_class(family(name))[1], argv, "recipe", "").validate()
         except ValueError as error:
