@@ -224,6 +224,7 @@ RESUMABLE_CHANGES = {
     "overwrite_output_dir",
     "max_steps",
     "init_from",
+    "grow_from",
     "card_note",
 }
 
