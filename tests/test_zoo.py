@@ -45,6 +45,7 @@ def test_records_are_portable_and_complete(name):
     """The records name the model by its zoo path and the data by name and content hash (hf_dgm.records), never by a
     path of the machine that trained it; every eval_results.json has the same fields."""
     from hf_dgm.model_card import KNOWN_DATASETS
+    from hf_dgm.training.publishing import PATH_ARGUMENTS
 
     folder = zoo_dir() / name
     results = json.loads((folder / "eval_results.json").read_text())
@@ -53,7 +54,7 @@ def test_records_are_portable_and_complete(name):
     assert results["model"] == f"zoo/{name}"
     for record in (results, run):
         assert record["dataset"] in ("mnist", "emoji") and len(record["dataset_sha256"]) == 64
-        assert all(not str(record.get(k) or "").startswith(("/", "~")) for k in ("output_dir", "init_from"))
+        assert all(not str(record.get(k) or "").startswith(("/", "~")) for k in PATH_ARGUMENTS)
     if run["dataset"] == "emoji":  # the card knows the emoji by its hash: Noto Emoji artwork, Apache-2.0
         assert run["dataset_sha256"] in KNOWN_DATASETS
         assert "license: apache-2.0" in (folder / "README.md").read_text()
@@ -141,8 +142,8 @@ def test_side_by_side_stages_sizes_and_rows():
     assert compare.stages("gan-emoji-64") == [("gan-emoji-64", 1.0)]
     flags = compare.recipe_flags("hvae-emoji", 16)
     assert flags[-11:] == ["--latent-groups", "1", "1", "2", "2", "2", "4", "4", "8", "--latent-dim", "440"]
-    assert compare.recipe_flags("gan-emoji", None) == compare.recipe_flags("gan-emoji", 32)
-    assert compare.recipe_flags("gan-emoji", 64)[-2:] == ["--image-size", "64"]
+    assert compare.recipe_flags("gan-emoji-32", None) == compare.recipe_flags("gan-emoji-32", 32)
+    assert compare.recipe_flags("gan-emoji-32", 64)[-2:] == ["--image-size", "64"]
     assert compare.recipe_flags("dcgan-mnist-stage1", 32)[-2:] == ["--image-size", "32"]  # no size in the recipe: 28
     assert compare.recipe_flags("dcgan-mnist-stage1", 28) == compare.recipe_flags("dcgan-mnist-stage1", None)
     assert "--image-size" not in compare.recipe_flags("vae-emoji", 32)  # grown from vae-emoji-base: its size
@@ -172,14 +173,15 @@ def test_side_by_side_sizes_a_grown_models_stages_by_their_ratio(tmp_path, monke
     folder by that flag; a size the ratio does not keep whole is refused in one line."""
     compare = _script("compare_recipes")
     monkeypatch.setitem(compare.RECIPES, "grown", "gan --architecture dcgan --image-size 64 --max-steps 700")
-    monkeypatch.setitem(compare.FIRST_STAGE, "grown", ("--grow-from", "gan-emoji"))  # gan-emoji: 32 px, 7000 steps
-    assert compare.stages("grown") == [("gan-emoji", 7000 / 7700), ("grown", 700 / 7700)]
+    monkeypatch.setitem(compare.FIRST_STAGE, "grown", ("--grow-from", "gan-emoji-32"))  # 32 px, 7000 steps
+    assert compare.stages("grown") == [("gan-emoji-32", 7000 / 7700), ("grown", 700 / 7700)]
+    assert [name for name, _ in compare.stages("gan-emoji")] == ["gan-emoji-32", "gan-emoji"]  # the zoo's
     args = compare.parse_args(["--models", "grown", "--image-size", "128", "--out", str(tmp_path)])
-    assert compare.stage_argv("grown", "gan-emoji", tmp_path / "a", args)[-2:] == ["--image-size", "64"]
+    assert compare.stage_argv("grown", "gan-emoji-32", tmp_path / "a", args)[-2:] == ["--image-size", "64"]
     assert compare.stage_argv("grown", "grown", tmp_path / "b", args)[-2:] == ["--image-size", "128"]
     with pytest.raises(SystemExit, match="grown is 64 px in its recipe .* pass a multiple of 2"):
         compare.stage_argv(
-            "grown", "gan-emoji", tmp_path / "a", compare.parse_args(["--models", "grown", "--image-size", "45"])
+            "grown", "gan-emoji-32", tmp_path / "a", compare.parse_args(["--models", "grown", "--image-size", "45"])
         )
     argvs = []
 
@@ -198,13 +200,14 @@ def test_side_by_side_sizes_a_grown_models_stages_by_their_ratio(tmp_path, monke
 
 def test_a_shipped_step_is_one_its_run_checkpoints_and_draws(tmp_path):
     """build_zoo.py ships SHIPPED_STEP's checkpoint: its run must write a checkpoint and a grid there, which is checked
-    before training (one line)."""
+    before training (one line). The last step always has both."""
     build_zoo = _script("build_zoo")
     for name, step in build_zoo.SHIPPED_STEP.items():
         cmd = build_zoo.train_command(build_zoo.RECIPES[name], tmp_path / name, "cpu", 500)
         build_zoo.check_shipped_step(name, cmd)  # build_zoo's default --checkpoint-every
+        build_zoo.check_shipped_step(name, [*cmd, "--max-steps", str(step), "--checkpoint-every", "300"])
         with pytest.raises(SystemExit, match=f"SHIPPED_STEP {step} .*, --checkpoint-every 300\\)"):
-            build_zoo.check_shipped_step(name, [*cmd, "--checkpoint-every", "300"])
+            build_zoo.check_shipped_step(name, [*cmd, "--max-steps", str(step + 1), "--checkpoint-every", "300"])
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n not in CLASSIFIERS])

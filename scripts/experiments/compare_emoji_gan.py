@@ -7,7 +7,8 @@ protocol (KID with its std, FID, precision/recall, each with its real-data floor
 * Plain (pytorch/examples/dcgan): the DCGAN networks with widths 64 (ngf = ndf = 64), a 100-d latent, BCE (the
   non-saturating generator loss), Adam lr 2e-4 with betas (0.5, 0.999), no EMA, no augmentation, unconditional;
   the batch size, resolution and number of steps of ours.
-* hf-dgm: the shipped zoo/gan-emoji (build_zoo.py's recipe: `python scripts/build_zoo.py gan-emoji`); its step
+* hf-dgm: the 32 px emoji GAN, build_zoo.py's gan-emoji-32 recipe (`python scripts/build_zoo.py gan-emoji-32`
+  trains it in runs/gan-emoji-32; the zoo's gan-emoji until it was grown to 64 px, now its first stage); its step
   count sets the plain run's.
 
 The plain run trains in runs/compare-emoji/plain (rerunning resumes it). A folder that already holds an
@@ -66,16 +67,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="for training and evaluation")
     parser.add_argument("--num-samples", type=int, default=None, help="default: the protocol's (half the images)")
-    parser.add_argument("--ours", default=str(ROOT / "zoo" / "gan-emoji"), help="the hf-dgm model folder")
+    parser.add_argument("--ours", default=str(ROOT / "runs" / "gan-emoji-32"), help="the hf-dgm model folder")
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "emoji_gan_comparison.json"))
     args = parser.parse_args()
 
     ours_dir, plain_dir = Path(args.ours), Path(args.runs_dir) / "compare-emoji" / "plain"
     if not (ours_dir / "training_args.json").is_file():
-        sys.exit(f"{ours_dir} holds no finished run: python scripts/build_zoo.py gan-emoji first.")
+        sys.exit(f"{ours_dir} holds no finished run: python scripts/build_zoo.py gan-emoji-32 first.")
     ours_run = json.loads((ours_dir / "training_args.json").read_text())
-    plain = plain_recipe(RECIPES["gan-emoji"], ours_run["steps"])
+    plain = plain_recipe(RECIPES["gan-emoji-32"], ours_run["steps"])
     finished = (plain_dir / "training_args.json").is_file() and json.loads(
         (plain_dir / "training_args.json").read_text()
     ).get("steps") == ours_run["steps"]
@@ -91,7 +92,7 @@ def main():
     rows = {}
     for name, folder, recipe in (
         ("plain pytorch/examples DCGAN", plain_dir, plain),
-        ("hf-dgm gan-emoji", ours_dir, RECIPES["gan-emoji"]),
+        ("hf-dgm gan-emoji-32", ours_dir, RECIPES["gan-emoji-32"]),
     ):
         results = evaluation(folder, args.num_samples, args.device)
         rows[name] = {
@@ -106,7 +107,7 @@ def main():
         )
         for name, row in rows.items()
     }
-    plain_kid, ours_kid = kid["plain pytorch/examples DCGAN"], kid["hf-dgm gan-emoji"]
+    plain_kid, ours_kid = kid["plain pytorch/examples DCGAN"], kid["hf-dgm gan-emoji-32"]
     report = {
         "images_seen": images_seen["ours"],
         "kid_ratio_ours_over_plain": round(ours_kid / plain_kid, 4) if plain_kid > 0 else None,

@@ -1,7 +1,7 @@
 """Side by side, on the same data with the same CPU time each: any of build_zoo.py's recipes, GANs and VAEs, with the
 `hf-dgm evaluate` protocol, in one table per family.
 
-    python scripts/experiments/compare_recipes.py --models gan-emoji gan-emoji-64 --image-size 64 \\
+    python scripts/experiments/compare_recipes.py --models gan-emoji-32 gan-emoji-64 --image-size 64 \\
         --budget-minutes 150 [--features inception,emoji-classifier] [--out runs/compare_recipes]
     python scripts/experiments/compare_recipes.py --models vae-emoji-base vae-emoji hvae-emoji --budget-minutes 150
     python scripts/experiments/compare_recipes.py --smoke --models gan-emoji-64 vae-emoji --dataset SLICE --out DIR

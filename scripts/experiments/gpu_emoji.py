@@ -5,7 +5,7 @@ On the GPU machine (a copy of this repository with .gpu_check/, which `bash scri
 with the wheels and the emoji data): `DEADLINE_S=420 bash scripts/gpu_check.sh --emoji`, or anywhere with a GPU and
 hf-dgm installed: `python scripts/experiments/gpu_emoji.py --data data/emoji --out OUT [--train-s 300]`.
 
-* Both runs train at once on the one GPU: OURS (build_zoo.py's gan-emoji recipe at 64 px) and the plain recipe
+* Both runs train at once on the one GPU: OURS (build_zoo.py's gan-emoji-32 recipe at 64 px) and the plain recipe
   built from it by compare_emoji_gan.py (widths 64, BCE, Adam 2e-4 with beta1 0.5, no EMA, no augmentation).
 * At --train-s both stop. Their learning rates are constant, so each is finalised at the last step X for which both
   have a checkpoint, by resuming that checkpoint with --max-steps X: two folders of runs of X steps, which have seen
@@ -13,9 +13,10 @@ hf-dgm installed: `python scripts/experiments/gpu_emoji.py --data data/emoji --o
 * Nothing is evaluated there (the TF-Inception weights, 87 MB, need not be installed on the GPU machine). OUT holds
   each final folder as a tar in parts of at most 15 MiB (small enough for any file transfer), and logs.tar.gz.
 * Back on the first machine, with OUT copied to DIR: `python scripts/experiments/gpu_emoji.py --unpack DIR` puts ours
-  into zoo/gan-emoji and the plain run into runs/compare-emoji/plain; then
-  `python scripts/experiments/compare_emoji_gan.py` evaluates both (writing zoo/gan-emoji's eval_results.json and
-  card), and OURS becomes build_zoo.py's gan-emoji recipe (tests/test_zoo.py checks it).
+  into runs/compare-emoji/ours and the plain run into runs/compare-emoji/plain; then
+  `python scripts/experiments/compare_emoji_gan.py --ours runs/compare-emoji/ours` evaluates both (writing each
+  folder's eval_results.json and card). To ship it, OURS would become a recipe of build_zoo.py (tests/test_zoo.py
+  checks a zoo model against its recipe).
 
 Sizes: ours is 64 px with widths 32 (3.2 M parameters with its EMA copy and D, 13 MB), which the zoo's 100 MB weight
 budget leaves room for; widths 64 would be 42 MB. The plain run's folder is 26 MB.
@@ -42,10 +43,13 @@ GPU_FLAGS = (
     "widths 32 keep it within the zoo budget. Conditional on the emoji group: the Space offers the group names, and "
     "the projection discriminator learns from them.'"
 )
-OURS = f"{RECIPES['gan-emoji']} {GPU_FLAGS}"  # the recipe's later flags win
+OURS = f"{RECIPES['gan-emoji-32']} {GPU_FLAGS}"  # the recipe's later flags win
 MAX_STEPS = 200_000  # both run until --train-s, then are finalised at a common checkpoint
 PART_BYTES = 15 * 2**20
-FOLDERS = {"gan-emoji": Path("zoo/gan-emoji"), "plain": Path("runs/compare-emoji/plain")}  # where --unpack puts them
+FOLDERS = {
+    "ours": Path("runs/compare-emoji/ours"),
+    "plain": Path("runs/compare-emoji/plain"),
+}  # where --unpack puts them
 
 
 def pack(folder: Path, name: str, out: Path) -> list[str]:
@@ -65,8 +69,8 @@ def pack(folder: Path, name: str, out: Path) -> list[str]:
 
 
 def unpack(folder: Path, root: Path):
-    for name, folder in FOLDERS.items():
-        dest = root / folder
+    for name, where in FOLDERS.items():
+        dest = root / where
         parts = sorted(folder.glob(f"{name}.tar.[0-9][0-9][0-9]"))
         if not parts:
             sys.exit(f"no {name}.tar.* in {folder}")
@@ -101,7 +105,7 @@ def main():
     t0 = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    recipes = {"gan-emoji": OURS, "plain": plain_recipe(OURS, MAX_STEPS)}
+    recipes = {"ours": OURS, "plain": plain_recipe(OURS, MAX_STEPS)}
     if args.smoke:  # widths 8 for both, so that the CPU gets a few checkpoints
         recipes = {k: f"{v} --generator-channels 8 --discriminator-channels 8" for k, v in recipes.items()}
     runs = {name: Run(name, recipe, args) for name, recipe in recipes.items()}
