@@ -54,8 +54,18 @@ RECIPES = {
     "resnet-gan-mnist": "gan --architecture resnet --generator-channels 32 --discriminator-channels 32 "
     "--batch-size 64 --max-steps 4500 --lr-g 2e-4 --lr-d 2e-4 --beta1-g 0 --beta1-d 0 --beta2-g 0.9 --beta2-d 0.9 "
     "--ema-decay 0.999",
-    "vae-mnist": "vae --architecture conv --latent-dim 32 --base-channels 32 --hidden-dim 512 --batch-size 128 "
+    # The zoo's vae-mnist until the hierarchical one below replaced it: NLL 84.77 nats (k=5000), trained on an H100.
+    "conv-vae-mnist": "vae --architecture conv --latent-dim 32 --base-channels 32 --hidden-dim 512 --batch-size 128 "
     "--max-steps 30000 --lr 1e-3 --lr-schedule cosine --kl-warmup-steps 2000",
+    # A hierarchical VAE (docs/hierarchical_vae.md): six latent groups of 4 channels, three at 7x7 and three at 14x14,
+    # residual cells of width 32, Bernoulli with dynamic binarization, free bits of 2 nats per group, gradient
+    # clipping. 1.6 MB of weights; 140-165 images/s on one core of this CPU, so 16000 steps of 64 take about two hours.
+    "vae-mnist": "vae --architecture hierarchical --latent-groups 7 7 7 14 14 14 --latent-dim 2940 --base-channels 32 "
+    "--batch-size 64 --max-steps 16000 --lr 1e-3 --lr-schedule cosine --warmup-steps 200 --kl-warmup-steps 2000 "
+    "--free-bits 2 --grad-clip 20000 --on-nonfinite skip --card-note 'A hierarchical VAE (NVAE/VDVAE style: six "
+    "latent groups at 7x7 and 14x14, the posterior a residual correction of the prior), trained on one core of a 2-core "
+    "CPU: 16000 steps of 64. Its NLL here is a reduced protocol (k=50 importance samples on all 10000 test images), an "
+    "upper bound of the k=5000 figure in expectation.'",
     # An 8-d latent: the label has to carry the digit (97.7 % conditional accuracy; 16-d: 96.0 %, 32-d: 93.4 %).
     "cvae-mnist": "vae --architecture conv --conditional --latent-dim 8 --base-channels 32 --hidden-dim 256 "
     "--batch-size 128 --max-steps 15000 --lr 1e-3 --lr-schedule cosine --kl-warmup-steps 2000",
