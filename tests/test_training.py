@@ -666,12 +666,15 @@ def test_grow_from_copies_a_smaller_dcgans_coarse_layers_and_refuses_others(tmp_
     )
     grown = GANModel(config)
     fresh_to_image = grown.generator.net[-2].weight.clone()
-    assert grown.grow_from(small) > 0
+    fresh_from_image = grown.discriminator.net[0].parametrizations.weight.original.clone()
+    # per generator (raw and EMA): embedding 1 + 2 convolutions + 2 BatchNorms x 5; D: 1 convolution x 4 + head 5
+    assert grown.grow_from(small) == 2 * (1 + 2 + 2 * 5) + 1 * 4 + 5
     g_small, g_big = small.generator.net, grown.generator.net
     # 16 px: z -> 32@4 -> 16@8 -> image@16; 32 px with width 8: z -> 32@4 -> 16@8 -> 8@16 -> image@32
     for i in (0, 1, 3, 4):  # the two coarse transposed convolutions and their BatchNorms
         assert torch.equal(g_small[i].weight, g_big[i].weight)
     assert torch.equal(g_big[-2].weight, fresh_to_image)
+    assert torch.equal(grown.discriminator.net[0].parametrizations.weight.original, fresh_from_image)
     assert torch.equal(small.generator.label_embedding.weight, grown.generator.label_embedding.weight)
     d_small, d_big = small.discriminator, grown.discriminator
     assert torch.equal(d_small.net[-2].parametrizations.weight.original, d_big.net[-2].parametrizations.weight.original)
@@ -682,14 +685,23 @@ def test_grow_from_copies_a_smaller_dcgans_coarse_layers_and_refuses_others(tmp_
                grow_from=str(tmp_path / "small"), max_steps=1, **dcgan)  # fmt: skip
     assert GANModel.from_pretrained(tmp_path / "big").config.image_size == 32
 
+    GANModel(GANConfig(**{**config.to_dict(), "num_classes": None})).save_pretrained(tmp_path / "unconditional")
     base = ["train", "gan", "--dataset", str(tmp_path / "no-such-dataset"), "--output-dir", str(tmp_path / "o")]
+    small_source = ["--grow-from", str(tmp_path / "small"), "--spectral-norm"]
     for flags, needle in (
-        (["--image-size", "16", "--conditional"], "Cannot grow a 16 px GAN from a 16 px one: expected a smaller"),
-        (["--image-size", "32"], "Cannot grow this GAN from a model with num_classes=10: expected num_classes=None"),
-        (["--conditional", "--architecture", "resnet"], "Cannot grow a resnet GAN: expected the dcgan architecture"),
-        (["--conditional", "--init-from", str(tmp_path / "small")], "--grow-from and --init-from both give"),
-    ):
-        proc = run_cli(*base, "--grow-from", str(tmp_path / "small"), "--spectral-norm", *flags)
+        ([*small_source, "--image-size", "16", "--conditional"], "Cannot grow a 16 px GAN from a 16 px one"),
+        ([*small_source, "--image-size", "32"], "from a model with num_classes=10: expected num_classes=None"),
+        ([*small_source, "--conditional", "--architecture", "resnet"], "Cannot grow a GAN with architecture='resnet'"),
+        ([*small_source, "--conditional", "--init-from", str(tmp_path / "small")], "--grow-from and --init-from both"),
+        ([*small_source, "--image-size", "32", "--conditional", "--generator-channels", "16"],
+         "Cannot grow with generator_channels=16 from a model with generator_channels=16: expected --generator-channels 8"),
+        ([*small_source, "--image-size", "32", "--conditional", "--generator-channels", "8",
+          "--discriminator-channels", "4", "--discriminator", "projected"], "discriminator='projected': expected the dcgan"),
+        ([*small_source, "--image-size", "28", "--conditional"], "their networks start at 7 and 4 px"),
+        (["--grow-from", str(tmp_path / "nowhere"), "--conditional"], "cannot read its config.json"),
+        (["--grow-from", str(tmp_path / "unconditional"), "--conditional"], "is unconditional: drop --conditional"),
+    ):  # fmt: skip
+        proc = run_cli(*base, *flags)
         assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
             flags,
             proc.stderr,

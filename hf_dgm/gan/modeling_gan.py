@@ -17,6 +17,7 @@ from ..modeling_utils import (
     check_class_labels,
     check_latents,
     check_pixel_values,
+    conv_schedule,
     eval_mode,
     sample_latents,
 )
@@ -198,14 +199,19 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
 
 
 def check_growable(config: GANConfig, smaller: GANConfig) -> None:
-    """Refuse, with one line, to grow a model of `config` from one of `smaller` (see GANModel.grow_from)."""
-    if config.architecture != "dcgan" or smaller.architecture != "dcgan":
-        architecture = smaller.architecture if config.architecture == "dcgan" else config.architecture
-        raise ValueError(
-            f"Cannot grow a {architecture} GAN: expected the dcgan architecture on both sides (growing copies a "
-            "DCGAN's coarse layers)."
-        )
-    for name in ("num_channels", "latent_dim", "num_classes", "class_embed_dim", "spectral_norm", "use_ema"):
+    """Refuse, with one line, to grow a model of `config` from one of `smaller` (see GANModel.grow_from): both DCGANs
+    with their own D, the same inputs and D head, a smaller image size, and the same coarse layers (start size, G's
+    first width, D's last width), so that the copy reaches past the class embeddings."""
+    for cfg in (config, smaller):
+        if cfg.architecture != "dcgan" or cfg.discriminator != "architecture":
+            raise ValueError(
+                f"Cannot grow a GAN with architecture={cfg.architecture!r}, discriminator={cfg.discriminator!r}: "
+                "expected the dcgan architecture with its own discriminator on both sides (growing copies a DCGAN's "
+                "coarse layers)."
+            )
+    fields = ("num_channels", "latent_dim", "num_classes", "class_embed_dim", "spectral_norm", "use_ema",
+              "minibatch_std", "minibatch_discrimination_kernels")  # fmt: skip
+    for name in fields:
         if getattr(smaller, name) != getattr(config, name):
             raise ValueError(
                 f"Cannot grow this GAN from a model with {name}={getattr(smaller, name)!r}: expected "
@@ -216,6 +222,22 @@ def check_growable(config: GANConfig, smaller: GANConfig) -> None:
             f"Cannot grow a {config.image_size} px GAN from a {smaller.image_size} px one: expected a smaller image "
             "size (to continue at the same size, use --init-from)."
         )
+    (start, stages), (small_start, small_stages) = conv_schedule(config.image_size), conv_schedule(smaller.image_size)
+    if start != small_start:
+        raise ValueError(
+            f"Cannot grow a {config.image_size} px GAN from a {smaller.image_size} px one: their networks start at "
+            f"{start} and {small_start} px; expected sizes that differ by a power of two."
+        )
+    extra = 2 ** (stages - small_stages)  # the coarse widths are equal when the channels shrink by this factor
+    expected = {"generator_channels": smaller.generator_channels // extra,
+                "discriminator_channels": smaller.discriminator_channels // extra}  # fmt: skip
+    for name, value in expected.items():
+        if getattr(config, name) != value or getattr(smaller, name) % extra:
+            raise ValueError(
+                f"Cannot grow with {name}={getattr(config, name)!r} from a model with {name}="
+                f"{getattr(smaller, name)!r}: expected --{name.replace('_', '-')} {value} (the coarse layers keep their "
+                f"widths: {extra}x fewer channels at {extra}x the size)."
+            )
 
 
 def _stateful_layers(net: nn.Sequential) -> list[nn.Module]:

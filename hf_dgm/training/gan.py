@@ -104,11 +104,25 @@ class GANTrainingArguments(TrainingArguments):
             )
         if self.init_from is None:  # fail on bad model flags before decoding any data; record the resolved defaults
             self.spectral_norm = self.model_config(10 if self.conditional else None).spectral_norm
-        if self.grow_from is not None:  # before any data is decoded
-            if self.init_from is not None:
-                raise ValueError("--grow-from and --init-from both give the starting weights: pass one of them.")
+        if self.grow_from is not None and self.init_from is not None:
+            raise ValueError("--grow-from and --init-from both give the starting weights: pass one of them.")
+        if self.grow_from is not None and not self.resume_from:  # a resumed run loads every weight from its checkpoint
+            self.check_grow_from()
+
+    def check_grow_from(self):
+        """--grow-from's model against the model of these flags, before any data is decoded."""
+        try:
             smaller = GANConfig.from_pretrained(self.grow_from)
-            check_growable(self.model_config(smaller.num_classes if self.conditional else None), smaller)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"--grow-from {self.grow_from!r}: cannot read its config.json ({str(err).splitlines()[0]}); expected "
+                "a trained GAN's model folder or Hub repo id."
+            ) from None
+        if self.conditional and not smaller.num_classes:
+            raise ValueError(
+                f"--grow-from {self.grow_from!r} is unconditional: drop --conditional or grow another model."
+            )
+        check_growable(self.model_config(smaller.num_classes if self.conditional else None), smaller)
 
     def model_config(self, num_classes: int | None) -> GANConfig:
         model_flags = {name: getattr(self, name) for name in self.model_fields}
