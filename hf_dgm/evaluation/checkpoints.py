@@ -22,9 +22,9 @@ DEFAULT_SAMPLES = 256
 
 def checkpoint_models(run_dir) -> list[tuple[int, Path]]:
     """(step, model folder) of every complete checkpoint of a run, oldest first."""
-    from ..training.checkpointing import CHECKPOINT_RE, list_checkpoints
+    from ..training.checkpointing import checkpoint_step, list_checkpoints
 
-    found = [(int(CHECKPOINT_RE.match(p.name).group(1)), p / "model") for p in list_checkpoints(run_dir)]
+    found = [(checkpoint_step(p), p / "model") for p in list_checkpoints(run_dir)]
     found = [(step, folder) for step, folder in found if (folder / "config.json").is_file()]
     if not found:
         raise FileNotFoundError(

@@ -118,7 +118,7 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
     def grow_from(self, smaller: "GANModel") -> int:
         """Progressive growing (Karras et al., 2018), without the fade-in: start this DCGAN from a trained one at a lower
         resolution. The coarse layers are the same networks at both sizes, so they are copied: G's from its input on,
-        D's from its logit back, each pair while type and shapes agree; the layers at the new resolutions (G's last, D's
+        D's from its logit back, each pair while their shapes agree; the layers at the new resolutions (G's last, D's
         first) keep their initialisation. The class embedding and D's head are copied with them; the EMA generator
         grows from the smaller EMA generator. Returns the number of tensors copied."""
         check_growable(self.config, smaller.config)
@@ -133,14 +133,14 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
             big_layers, small_layers = _stateful_layers(big.net), _stateful_layers(small.net)
             if big is self.discriminator:  # D's coarse layers are its last
                 big_layers, small_layers = big_layers[::-1], small_layers[::-1]
-            pairs = list(zip(big_layers, small_layers))
-            pairs = pairs[: next((i for i, (a, b) in enumerate(pairs) if not _same_state_shapes(a, b)), len(pairs))]
-            if getattr(small, coarse_end) is not None:
-                pairs.append((getattr(big, coarse_end), getattr(small, coarse_end)))
-            for target, source in pairs:
-                if _same_state_shapes(target, source):
-                    target.load_state_dict(source.state_dict())
-                    copied += len(source.state_dict())
+            for target, source in zip(big_layers, small_layers):
+                if not _same_state_shapes(target, source):
+                    break  # the first layer of a new resolution
+                target.load_state_dict(source.state_dict())
+                copied += len(source.state_dict())
+            if getattr(small, coarse_end) is not None:  # same shapes: check_growable compared what sets them
+                getattr(big, coarse_end).load_state_dict(getattr(small, coarse_end).state_dict())
+                copied += len(getattr(small, coarse_end).state_dict())
         return copied
 
     @property

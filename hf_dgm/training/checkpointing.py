@@ -53,7 +53,12 @@ def list_checkpoints(output_dir) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and CHECKPOINT_RE.match(p.name) and (p / "state.json").is_file()]
-    return sorted(found, key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)))
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a checkpoint folder, from its name (checkpoint-NNNNNNNN)."""
+    return int(CHECKPOINT_RE.match(Path(path).name).group(1))
 
 
 def resolve_resume_path(resume_from: str, output_dir) -> Path:

@@ -67,10 +67,10 @@ def package_checkpoint(run_dir, step: int, dest) -> Path:
     card, which says so. An eval_results.json in `dest` measured other weights: it is removed. Bad input (no such
     checkpoint or grid, no record, `dest` the run's own folder) is one line, before anything is written."""
     from ..model_card import write_model_card
-    from .checkpointing import CHECKPOINT_RE, list_checkpoints
+    from .checkpointing import checkpoint_step, list_checkpoints
 
     run_dir, dest = Path(run_dir), Path(dest)
-    found = {int(CHECKPOINT_RE.match(p.name)[1]): p for p in list_checkpoints(run_dir)}
+    found = {checkpoint_step(p): p for p in list_checkpoints(run_dir)}
     grid = run_dir / "samples" / f"step_{step:08d}.png"
     if step not in found:
         raise FileNotFoundError(

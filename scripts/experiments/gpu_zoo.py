@@ -108,9 +108,9 @@ class Run:
 
     def checkpoints(self) -> dict[int, Path]:
         """step -> the model folder of each complete checkpoint."""
-        from hf_dgm.training.checkpointing import CHECKPOINT_RE, list_checkpoints
+        from hf_dgm.training.checkpointing import checkpoint_step, list_checkpoints
 
-        return {int(CHECKPOINT_RE.match(p.name).group(1)): p / "model" for p in list_checkpoints(self.dir)}
+        return {checkpoint_step(p): p / "model" for p in list_checkpoints(self.dir)}
 
 
 def stop(proc: subprocess.Popen, grace: float = 20):
