@@ -46,6 +46,7 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
             layers that adjust the decoder's output and pull each component towards a prediction from the nearest
             earlier pixels (PixelVAE, Gulrajani et al., 2017; `networks_vae.PixelContext`). The likelihood of an image
             stays one pass; decoding becomes sequential, pixel by pixel (each pixel drawn from its mixture given those before it).
+            Every architecture takes it, the hierarchical one too.
         pixel_context_channels (`int`, defaults to 64):
             Width of the pixel context's layers. Positive.
         num_classes (`int`, *optional*):

@@ -179,12 +179,17 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
     def posterior_pass(self, pixel_values: torch.Tensor, labels, noise: torch.Tensor, num_samples: int = 1):
         """`hierarchical`: the encoder, then the decoder's top-down pass through the posterior with standard `noise`
         (num_samples * N, latent_dim) (zeros: the mean path), the images repeated `num_samples` times ->
-        (likelihood parameters, `networks_hvae.GroupResult`)."""
+        (likelihood parameters, `networks_hvae.GroupResult`); with a pixel context, each pixel's parameters are also
+        given the pixels of `pixel_values` before it."""
         features = self.encoder(pixel_values, labels)
         if num_samples > 1:
             features = {r: f.repeat(num_samples, 1, 1, 1) for r, f in features.items()}
             labels = labels.repeat(num_samples) if labels is not None else None
-        return self.decoder.posterior(features, noise, labels)
+            pixel_values = pixel_values.repeat(num_samples, 1, 1, 1)
+        output, result = self.decoder.posterior(features, noise, labels)
+        if self.decoder.pixel_context is not None:
+            output = self.decoder.pixel_context(output, pixel_values)
+        return output, result
 
     def _posterior(self, pixel_values: torch.Tensor, labels, noise: torch.Tensor | None = None):
         """q(z | x) as a diagonal Gaussian: the encoder's, or for `hierarchical` each group's in its prior's units

@@ -89,8 +89,6 @@ def validate_hierarchical(cfg) -> None:
             f"{latent_resolutions(cfg)}: expected a multiple of their {positions} positions (channels per group x "
             f"{positions})."
         )
-    if getattr(cfg, "pixel_context", 0):
-        raise ValueError(f"pixel_context={cfg.pixel_context} is not supported by the hierarchical architecture: use 0.")
 
 
 class ScaledConv2d(nn.Conv2d):
@@ -233,10 +231,9 @@ class HierarchicalDecoder(nn.Module):
     parameters (N, output_channels, H, W) in one pass (``forward``, the sampling network); with the encoder's
     features, the posterior pass (``posterior``)."""
 
-    pixel_context = None  # decoded in one pass: no pixel context
-
-    def __init__(self, cfg, out_channels: int):
+    def __init__(self, cfg, out_channels: int, pixel_context: nn.Module | None = None):
         super().__init__()
+        self.pixel_context = pixel_context  # None: decoded in one pass; else each pixel also given those before it
         resolutions = latent_resolutions(cfg)
         self.resolutions, self.channels = resolutions, latent_channels(cfg)
         coarsest = resolutions[0]

@@ -436,7 +436,7 @@ class VAEArchitecture:
 
 
 def _hierarchical_decoder(cfg) -> nn.Module:
-    return HierarchicalDecoder(cfg, output_channels(cfg))
+    return HierarchicalDecoder(cfg, output_channels(cfg), build_pixel_context(cfg))
 
 
 ARCHITECTURES = {
