@@ -74,6 +74,13 @@ def wait_images(page, selector, count=1, timeout=60_000):
     return page.eval_on_selector_all(f"{selector} img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
 
 
+def uploaded(page, path, within=""):
+    """Set a file input's file and wait until its upload is done: the File component then lists the file's name."""
+    scope = page.locator(within) if within else page
+    scope.locator("input[type=file]").last.set_input_files(str(path))
+    scope.get_by_text(Path(path).name, exact=True).wait_for()
+
+
 def test_generate(page):
     page.get_by_role("button", name="Generate", exact=True).click()
     ((width, height),) = wait_images(page, "#samples")
@@ -113,8 +120,7 @@ def test_upload_and_reconstruct(page, tmp_path):
     digit.save(path)
     page.get_by_label("…or a model repo id / local folder").fill("vae-mnist")
     page.get_by_role("tab", name="Draw a digit (VAE)").click()
-    page.locator("input[type=file]").last.set_input_files(str(path))
-    page.wait_for_timeout(1000)
+    uploaded(page, path)
     page.get_by_role("button", name="Reconstruct", exact=True).click()
     (w, h), *_ = wait_images(page, "#preprocessed")
     assert (w, h) == (140, 140)
@@ -141,8 +147,7 @@ def test_class_dropdown_follows_the_model(page, tmp_path):
     page.get_by_label("Model", exact=True).click()
     page.get_by_role("option", name="cdcgan-mnist", exact=True).click()
     classes = page.get_by_label("Class (conditional models)", exact=True)
-    page.wait_for_timeout(1000)  # the model selector's event updates the class choices
-    classes.click()
+    classes.click()  # waits until the model selector's event has enabled it (an unconditional model disables it)
     page.get_by_role("option", name="7", exact=True).wait_for()
     assert page.get_by_role("option", name="People & Body").count() == 0
     page.keyboard.press("Escape")
@@ -150,9 +155,8 @@ def test_class_dropdown_follows_the_model(page, tmp_path):
     custom = page.get_by_label("…or a model repo id / local folder")
     custom.fill(str(tmp_path / "gan-emoji"))
     custom.press("Enter")
-    page.wait_for_timeout(1000)
     classes.click()
-    page.get_by_role("option", name="People & Body", exact=True).click()
+    page.get_by_role("option", name="People & Body", exact=True).click()  # waits for the event's new choices
     assert classes.input_value() == "People & Body"
     assert page.get_by_role("option", name="7", exact=True).count() == 0
     page.get_by_role("button", name="Generate", exact=True).click()
@@ -176,8 +180,7 @@ def test_your_image_upload_reconstructs(page, tmp_path):
 
     page.get_by_label("…or a model repo id / local folder").fill(str(tmp_path / "vae-colour"))
     page.get_by_role("tab", name="Your image (VAE)").click()
-    page.locator("#your-upload input[type=file]").set_input_files(str(tmp_path / "disc.png"))
-    page.wait_for_timeout(1000)
+    uploaded(page, tmp_path / "disc.png", within="#your-upload")
     page.get_by_role("button", name="Reconstruct and sample", exact=True).click()
     ((width, height),) = wait_images(page, "#seen")
     assert (width, height) == (256, 256)
