@@ -745,12 +745,14 @@ def test_a_checkpoint_is_packaged_as_the_model_folder_of_its_step(tmp_path):
     stopped = tmp_path / "stopped"
     shutil.copytree(run / "checkpoints" / "checkpoint-00000003", stopped / "checkpoints" / "checkpoint-00000003")
     shutil.copytree(run / "samples", stopped / "samples")
-    end_fields = ("steps", "training_time_s", "hardware", "skipped_steps")  # what publish_run adds to the start record
+    end_fields = ("steps", "training_time_s", "skipped_steps")  # what publish_run adds to the start record
     start = {k: v for k, v in json.loads((run / "training_args.json").read_text()).items() if k not in end_fields}
+    assert start["hardware"]  # the start record says where the run trained
     (stopped / "training_args.json").write_text(json.dumps(start))
     folder = package_checkpoint(stopped, 3, tmp_path / "from-stopped")
     assert load_file(folder / "model.safetensors").keys() == saved.keys()
-    assert (json.loads((folder / "training_args.json").read_text())["run_steps"]) == 3
+    packaged = json.loads((folder / "training_args.json").read_text())
+    assert packaged["run_steps"] == 3 and packaged["hardware"] == start["hardware"]
     assert "a checkpoint of a run stopped after 3 of its 6 steps." in (folder / "README.md").read_text()
     with pytest.raises(FileNotFoundError) as missing:
         package_checkpoint(run, 5, tmp_path / "other")

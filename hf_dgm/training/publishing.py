@@ -25,7 +25,7 @@ PATH_ARGUMENTS = ("output_dir", "init_from", "grow_from", "resume_from")  # reco
 
 
 def training_args_record(trainer) -> dict:
-    """training_args.json: every argument, plus the processes, device and data the run had. The dataset and the paths
+    """training_args.json: every argument, plus the processes, device, hardware and data the run had. The dataset and the paths
     are recorded portably (hf_dgm.records): a Hub id as given, a local dataset by its name and content hash."""
     args = trainer.args.to_dict()
     return {
@@ -35,6 +35,7 @@ def training_args_record(trainer) -> dict:
         **dataset_record(args["dataset"]),
         "num_processes": trainer.accelerator.num_processes,
         "device": str(trainer.device),
+        "hardware": hardware_description(trainer.device),
         **trainer.data.record(),
     }
 
@@ -47,7 +48,6 @@ def publish_run(trainer) -> None:
     record.update(
         steps=trainer.step,
         training_time_s=round(trainer.training_time_s, 1),
-        hardware=hardware_description(trainer.device),
         skipped_steps=trainer.num_skipped,
     )
     write_json_atomic(output_dir / "training_args.json", record)
