@@ -9,11 +9,12 @@ checks that both PNGs are identical.
 
     python scripts/benchmark_sample.py --pixel-context [--model zoo/vae-emoji] [--num-images 8] [--repeats 1]
 
-A VAE that decodes pixel by pixel (a pixel context), in one process: its decode loop on one intra-op thread (as it
-runs, ``modeling_utils.one_intra_op_thread``) against the same loop on the process's threads (as it ran before),
-each without and with a competing load (a process of torch matmuls on every core), interleaved. Prints the seconds,
-each ratio against the loop on the process's threads without the extra load, and whether all draws are the same
-pixels.
+A VAE that decodes pixel by pixel (a pixel context), in one process: its decode loop as it runs (wavefronts, on one
+intra-op thread, ``modeling_utils.one_intra_op_thread``) against the loops it replaced: raster order, one pixel per
+step (``raster_decode`` below, a copy of the earlier ``PixelContext.decode``), on one thread and on the process's
+threads; each without and with a competing load (a process of torch matmuls on every core), interleaved. Prints the
+seconds, each ratio against raster order on the process's threads without the extra load, and whether all draws are
+the same pixels.
 """
 
 import argparse
@@ -185,6 +186,43 @@ def competing_load(on: bool):
         proc.wait()
 
 
+def raster_decode(self, output, generator=None, progress=None):
+    """``PixelContext.decode`` in raster order, one pixel per step (the loop the wavefronts replaced), for
+    comparison."""
+    import torch
+
+    from hf_dgm.vae.networks_vae import _neighbour_predictions, one_intra_op_thread, sample_logistic_mixture
+
+    n, channels, (height, width) = output.shape[0], self.num_channels, output.shape[-2:]
+    k, pad = self.kernel_size, self.kernel_size // 2
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    noise = torch.rand((n, 1 + channels, height, width), generator=generator).to(output)
+    weight = self._masked_weight()[:, :, : pad + 1]
+    canvas = output.new_zeros(n, channels, height + pad, width + 2 * pad)
+    parameters = torch.empty_like(output)
+    with torch.no_grad(), one_intra_op_thread(output.device):
+        for row in range(height):
+            for col in range(width):
+                window = canvas[:, :, row : row + pad + 1, col : col + k]
+                context = torch.einsum("nchw,ochw->no", window, weight) + self.context.bias
+                r, c = row + pad, col + pad
+                predictions = _neighbour_predictions(
+                    canvas[:, :, r, c - 1],
+                    canvas[:, :, r - 1, c],
+                    canvas[:, :, r - 1, c - 1],
+                    canvas[:, :, r - 1, c + 1],
+                )
+                pixel = self._likelihood_parameters(
+                    output[:, :, row : row + 1, col : col + 1], context[:, :, None, None], predictions[..., None, None]
+                )
+                parameters[:, :, row, col] = pixel[:, :, 0, 0]
+                drawn = sample_logistic_mixture(
+                    pixel, channels, self.num_mixtures, noise[:, :, row : row + 1, col : col + 1]
+                )
+                canvas[:, :, r, c] = drawn[:, :, 0, 0]
+    return torch.round((canvas[:, :, pad:, pad : pad + width] + 1.0) * 127.5) / 255.0, parameters
+
+
 def pixel_context_under_load(model_dir, num_images: int, repeats: int):
     """Seconds to draw `num_images` (seed 0) with the decode loop on one thread and on the process's threads, each
     without and with a competing load (see the module docstring)."""
@@ -197,25 +235,30 @@ def pixel_context_under_load(model_dir, num_images: int, repeats: int):
     cfg, family, net = load_sampling_network(model_dir)
     if not getattr(cfg, "pixel_context", 0):
         raise SystemExit(f"{model_dir} decodes in one pass (no pixel context): pass a VAE with a pixel context")
-    one_thread = networks_vae.one_intra_op_thread
-    loops = {"process's threads": lambda device: contextlib.nullcontext(), "one thread": one_thread}
+    one_thread, wavefronts = networks_vae.one_intra_op_thread, networks_vae.PixelContext.decode
+    all_threads = lambda device: contextlib.nullcontext()  # noqa: E731
+    loops = {  # name: (the decode loop, its thread helper)
+        "raster, process's threads": (raster_decode, all_threads),
+        "raster, one thread": (raster_decode, one_thread),
+        "wavefronts, one thread": (wavefronts, one_thread),
+    }
     times, draws = {}, []
     for load in (False, True):
         with competing_load(load):
             for _ in range(repeats):
-                for loop, helper in loops.items():
-                    networks_vae.one_intra_op_thread = helper
+                for loop, (decode, helper) in loops.items():
+                    networks_vae.one_intra_op_thread, networks_vae.PixelContext.decode = helper, decode
                     start = time.perf_counter()
                     draws.append(sample_images(cfg, family, net, num_images, seed=0))
                     times.setdefault((loop, load), []).append(time.perf_counter() - start)
-    networks_vae.one_intra_op_thread = one_thread
+    networks_vae.one_intra_op_thread, networks_vae.PixelContext.decode = one_thread, wavefronts
     median = {key: statistics.median(v) for key, v in times.items()}
-    baseline = median[("process's threads", False)]
+    baseline = median[("raster, process's threads", False)]
     print(f"{model_dir}: {num_images} images of {cfg.image_size} px, seed 0; {torch.get_num_threads()} threads in")
     print(f"the process, {os.cpu_count()} CPUs; median of {repeats} draw(s); ratio: baseline seconds / these seconds")
     for (loop, load), seconds in median.items():
         where = "with a competing load" if load else "without extra load"
-        print(f"  {loop:18s} {where:22s} {seconds:7.1f} s   x{baseline / seconds:5.2f}")
+        print(f"  {loop:26s} {where:22s} {seconds:7.1f} s   x{baseline / seconds:6.2f}")
     print(f"  identical pixels in all {len(draws)} draws: {all((d == draws[0]).all() for d in draws)}")
 
 
