@@ -25,8 +25,9 @@ PATH_ARGUMENTS = ("output_dir", "init_from", "grow_from", "resume_from")  # reco
 
 
 def training_args_record(trainer) -> dict:
-    """training_args.json: every argument, plus the processes, device, hardware and data the run had. The dataset and the paths
-    are recorded portably (hf_dgm.records): a Hub id as given, a local dataset by its name and content hash."""
+    """training_args.json: every argument, plus the processes, device, hardware and data the run had. The dataset and
+    the paths are recorded portably (hf_dgm.records): a Hub id as given, a local dataset by its name and content
+    hash."""
     args = trainer.args.to_dict()
     return {
         "trainer": trainer.model_kind,
