@@ -21,6 +21,7 @@ GENERATIVE_MODELS = (
     "vae2d-mnist",
     "gan-emoji",
     "vae-emoji",
+    "hvae-emoji",
 )
 CLASSIFIERS = ("mnist-classifier", "emoji-classifier")  # the feature spaces of `hf-dgm evaluate`, not samplers
 ZOO_MODELS = GENERATIVE_MODELS + CLASSIFIERS
