@@ -57,7 +57,7 @@ def test_iwae_bound_properties_and_resume(tmp_path):
     elbo = torch.stack([iwae_log_likelihood(vae, x, k=1, seed=s, progress=False) for s in range(30)]).mean(0)
     bound = iwae_log_likelihood(vae, x, k=200, chunk=64, batch_size=4, seed=0, progress=False)
     assert (bound > elbo).all()
-    state = tmp_path / "iwae.json"
+    state = tmp_path / "runs" / "iwae.json"  # a folder that does not exist yet
     full = iwae_log_likelihood(vae, x, k=50, batch_size=2, seed=3, state_path=state, progress=False)
     data = json.loads(state.read_text())
     data["values"] = data["values"][:2]  # pretend the run stopped after the first batch

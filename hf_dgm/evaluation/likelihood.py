@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ..file_utils import write_json_atomic
+
 
 def binarize_once(images_uint8: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """The fixed binarization of a test set: float {0, 1} tensor (N, C, H, W)."""
@@ -98,10 +100,8 @@ def iwae_log_likelihood(
         parts = [log_importance_weights(vae, x, min(chunk, k - j), gen, y).double().cpu() for j in range(0, k, chunk)]
         log_w = torch.cat(parts)  # (k, B)
         done[i : i + x.shape[0]] = torch.logsumexp(log_w, 0) - math.log(k)
-        if state_path is not None:
-            tmp = Path(f"{state_path}.tmp")
-            tmp.write_text(json.dumps({"key": key, "values": done[: i + x.shape[0]].tolist()}))
-            os.replace(tmp, state_path)
+        if state_path is not None:  # its folder is created if missing
+            write_json_atomic(state_path, {"key": key, "values": done[: i + x.shape[0]].tolist()})
     return done
 
 
