@@ -920,7 +920,8 @@ def _upload(label: str, what: str, elem_id: str | None = None) -> gr.File:
 def tab_your_image(choice, custom, names, queued: dict):
     with gr.Tab("Your image (VAE)"):
         gr.Markdown(
-            "For the VAEs, the colour ones above all (vae-emoji): upload any picture and see the VAE's reconstruction, "
+            "For the VAEs, the colour ones above all (hvae-emoji, whose latent carries the picture): upload any "
+            "picture and see the VAE's reconstruction, "
             "samples near its latent code (the posterior's mean plus its spread times the chosen factor), and the "
             f"frames between two pictures' codes. Each picture is {UPLOAD_CONVERSION}. The digit VAEs do better with "
             "the Draw tab, which prepares a digit like MNIST."
