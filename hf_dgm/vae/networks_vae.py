@@ -365,8 +365,9 @@ class PixelContext(nn.Module):
         window_cols = torch.arange(k, device=device)[None, :]
         with one_intra_op_thread(device):
             for step in range(width + slope * (height - 1)):
-                rows = torch.arange(max(0, (step - width + slope) // slope), min(height, step // slope + 1))
-                rows = rows.to(device)
+                rows = torch.arange(
+                    max(0, (step - width + slope) // slope), min(height, step // slope + 1), device=device
+                )
                 cols = step - slope * rows  # the wavefront: every pixel of this step, (m,)
                 window = canvas[:, :, (rows[:, None, None] + window_rows), (cols[:, None, None] + window_cols)]
                 context = torch.einsum("ncmhw,ochw->nom", window, weight) + self.context.bias[:, None]
