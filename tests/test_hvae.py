@@ -148,6 +148,21 @@ def test_a_pixel_context_decodes_pixel_by_pixel_what_the_one_pass_likelihood_sco
     assert torch.equal(a, b) and not torch.equal(a, cold)
 
 
+def test_encoding_with_a_pixel_context_does_not_run_the_context():
+    """encode() wants q(z | x) only: the context, which only shapes the likelihood, is not run, and the posterior is
+    the one the full pass (context included) draws along."""
+    model = tiny_hvae("colour-32-context").eval()
+    x, _ = images_and_labels(model)
+    with torch.no_grad():
+        _, result = model.posterior_pass(x, None, torch.zeros(x.shape[0], model.config.latent_dim))
+        calls = []
+        hook = model.decoder.pixel_context.register_forward_hook(lambda *_: calls.append(1))
+        posterior = model.encode(x).latent_dist
+        hook.remove()
+    assert not calls
+    assert torch.allclose(posterior.mode(), result.eps_mean)
+
+
 @pytest.mark.parametrize("name", TINY)
 def test_save_load_round_trip_and_fast_path_equals_pipeline(tmp_path, name):
     from hf_dgm.sampling import load_sampling_network, sample_images

@@ -176,29 +176,35 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         """Latent groups at several resolutions (`architecture="hierarchical"`, `networks_hvae`)."""
         return self.config.architecture == "hierarchical"
 
-    def posterior_pass(self, pixel_values: torch.Tensor, labels, noise: torch.Tensor, num_samples: int = 1):
+    def posterior_pass(
+        self, pixel_values: torch.Tensor, labels, noise: torch.Tensor, num_samples: int = 1, pixel_context: bool = True
+    ):
         """`hierarchical`: the encoder, then the decoder's top-down pass through the posterior with standard `noise`
         (num_samples * N, latent_dim) (zeros: the mean path), the images repeated `num_samples` times ->
-        (likelihood parameters, `networks_hvae.GroupResult`); with a pixel context, each pixel's parameters are also
-        given the pixels of `pixel_values` before it."""
+        (likelihood parameters, `networks_hvae.GroupResult`); with a pixel context (and `pixel_context`: False skips
+        it where only the posterior is wanted), each pixel's parameters are also given the pixels of `pixel_values`
+        before it."""
         features = self.encoder(pixel_values, labels)
         if num_samples > 1:
             features = {r: f.repeat(num_samples, 1, 1, 1) for r, f in features.items()}
             labels = labels.repeat(num_samples) if labels is not None else None
             pixel_values = pixel_values.repeat(num_samples, 1, 1, 1)
         output, result = self.decoder.posterior(features, noise, labels)
-        if self.decoder.pixel_context is not None:
+        if pixel_context and self.decoder.pixel_context is not None:
             output = self.decoder.pixel_context(output, pixel_values)
         return output, result
 
-    def _posterior(self, pixel_values: torch.Tensor, labels, noise: torch.Tensor | None = None):
+    def _posterior(
+        self, pixel_values: torch.Tensor, labels, noise: torch.Tensor | None = None, pixel_context: bool = True
+    ):
         """q(z | x) as a diagonal Gaussian: the encoder's, or for `hierarchical` each group's in its prior's units
-        along the pass drawn with `noise` (None: the mean path), and that pass's (output, GroupResult) or None."""
+        along the pass drawn with `noise` (None: the mean path), and that pass's (output, GroupResult) or None (the
+        output without the pixel context where `pixel_context` is False)."""
         if not self.is_hierarchical:
             return DiagonalGaussianDistribution(*self.encoder(pixel_values, labels)), None
         if noise is None:
             noise = pixel_values.new_zeros(pixel_values.shape[0], self.config.latent_dim)
-        output, result = self.posterior_pass(pixel_values, labels, noise)
+        output, result = self.posterior_pass(pixel_values, labels, noise, pixel_context=pixel_context)
         return DiagonalGaussianDistribution(result.eps_mean, 2.0 * torch.log(result.eps_std)), (output, result)
 
     def encode(self, pixel_values: torch.Tensor, class_labels=None, return_dict: bool = True):
@@ -206,7 +212,7 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         prior-standardised noise of each group; its mode decodes to the posterior means)."""
         self._check_pixel_values(pixel_values)
         labels = check_class_labels(self.config, class_labels, pixel_values.shape[0], device=pixel_values.device)
-        posterior = self._posterior(pixel_values, labels)[0]
+        posterior = self._posterior(pixel_values, labels, pixel_context=False)[0]
         return VAEEncoderOutput(latent_dist=posterior) if return_dict else (posterior,)
 
     def decode(self, latents: torch.Tensor, class_labels=None, return_dict: bool = True, generator=None, progress=None):
