@@ -288,6 +288,7 @@ class BaseTrainer:
         self.run_steps(args.max_steps - self.step, bar)
         bar.close()
         self.save_final()
+        self.accelerator.wait_for_everyone()  # the main process has published: tear the process group down together
         self.accelerator.end_training()
         summary = unpushed_summary(self) if self.is_main else None
         if summary:
