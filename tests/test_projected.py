@@ -2,6 +2,7 @@
 few steps on slices of the emoji and MNIST data, saved without the frozen feature network, sampled without the
 `projected` extra, resumed bit-exactly."""
 
+import json
 import os
 import sys
 
@@ -16,8 +17,10 @@ from hf_dgm.gan.networks_gan import (
     ConditionalBatchNorm2d,
     FeatureProjector,
     projected_scales,
+    reconstruction_size,
 )
 from hf_dgm.training.gan import GANTrainingArguments, train_gan
+from hf_dgm.training.losses import reconstruction_loss
 
 EMOJI = os.path.join(os.path.dirname(MNIST), "emoji")
 TINY = dict(
@@ -178,3 +181,77 @@ def test_fastgan_generator_sizes_with_its_own_discriminator(image_size, num_chan
     z = torch.randn(1, 8).expand(2, -1)
     a, b = model.generate(latents=z, class_labels=[0, 1]).sample
     assert not torch.allclose(a, b)
+
+
+# ------------------------------------------------------------------------------------------------ FastGAN's D decoder
+
+
+@pytest.mark.parametrize(
+    "image_size,num_channels,reconstructed",
+    [(28, 1, 28), (32, 3, 32), (48, 3, 24), (64, 3, 32), (128, 1, 32)],  # D's last map doubled up to 3 times
+)
+def test_the_reconstruction_decoder_rebuilds_the_image_from_ds_last_map(image_size, num_channels, reconstructed):
+    config = tiny_config(discriminator="architecture", image_size=image_size, num_channels=num_channels,
+                         discriminator_reconstruction=True, minibatch_std=image_size == 28)  # fmt: skip
+    assert reconstruction_size(config) == reconstructed
+    torch.manual_seed(0)
+    model = GANModel(config)
+    images = model.generate(3, class_labels=[0, 1, 2]).sample
+    features = model.discriminate(images, class_labels=[0, 1, 2]).features
+    assert model.discriminator_decoder(features).shape == (3, num_channels, reconstructed, reconstructed)
+    assert reconstruction_loss(model.discriminator_decoder(features), images) > 0
+
+
+def test_fastgan_with_its_self_supervised_d_trains_saves_samples_and_resumes_exactly(tmp_path):
+    """64 px colour, conditional: the decoder trains with D (its loss logged), is saved beside D, resumes
+    bit-exactly; sampling (the pipeline and `hf-dgm sample`'s fast path) does not need it."""
+    from hf_dgm.sampling import load_sampling_network, sample_images
+
+    kw = dict(
+        dataset=EMOJI, image_size=64, num_channels=3, conditional=True, max_samples=32, batch_size=8, max_steps=2,
+        checkpoint_every=1, sample_every=2, log_every=1, diffaugment="color,translation", r1_gamma=1.0,
+        **{**TINY, "discriminator": "architecture", "discriminator_reconstruction": True},
+    )  # fmt: skip
+    full = assert_resumes_exactly("gan", tmp_path, 1, **kw)
+    fresh = GANModel(full.config).discriminator_decoder.state_dict()
+    trained = full.discriminator_decoder.state_dict()
+    assert any(not torch.equal(fresh[k], trained[k]) for k in trained if k.endswith("weight"))
+    saved = load_file(str(tmp_path / "full" / "model.safetensors"))
+    assert {k.split(".")[0] for k in saved} == {"generator", "generator_ema", "discriminator", "discriminator_decoder"}
+    logged = [json.loads(line) for line in (tmp_path / "full" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 < row["reconstruction"] < 2 for row in logged if "d_loss" in row)
+    cfg, family, net = load_sampling_network(tmp_path / "full")
+    fast = sample_images(cfg, family, net, 3, seed=5, class_labels=[0, 4, 8])
+    assert tuple(fast.shape) == (3, 64, 64, 3)  # HWC images, from the EMA generator alone
+
+
+def test_a_grown_gan_keeps_its_smaller_ones_reconstruction_decoder():
+    """32 -> 64 px (the zoo's gan-emoji path): the decoder reads the same 4 px map and makes the same 32 px image,
+    so it is copied with D's coarse layers."""
+    dcgan = dict(architecture="dcgan", discriminator="architecture", discriminator_reconstruction=True)
+    torch.manual_seed(0)
+    small = GANModel(tiny_config(**dcgan, generator_channels=8, discriminator_channels=8))
+    grown = GANModel(tiny_config(**dcgan, image_size=64, generator_channels=4, discriminator_channels=4))
+    grown.grow_from(small)
+    a, b = small.discriminator_decoder.state_dict(), grown.discriminator_decoder.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"discriminator": "projected"}, "discriminator='projected'"),
+        ({"architecture": "resnet", "discriminator": "architecture"}, "architecture='resnet'"),
+        ({"discriminator": "architecture", "discriminator_reconstruction": 1}, "discriminator_reconstruction=1"),
+    ],
+)
+def test_a_reconstruction_decoder_needs_a_dcgan_d(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**{"discriminator_reconstruction": True, **overrides})
+
+
+def test_the_reconstruction_flag_with_another_architecture_gives_one_line(tmp_path, run_cli):
+    proc = run_cli("train", "gan", "--dataset", MNIST, "--output-dir", tmp_path / "o", "--architecture", "resnet",
+                   "--discriminator-reconstruction", "--max-steps", "1")  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "discriminator" in proc.stderr and "reconstruction" in proc.stderr and not (tmp_path / "o").exists()

@@ -409,14 +409,16 @@ def test_nonfinite_loss_stops_or_skips(tmp_path):
     assert all(torch.isfinite(t).all() for t in load_file(tmp_path / "skip" / "model.safetensors").values())
 
 
-def test_multiprocess_ranks_end_identical(tmp_path):
+@pytest.mark.parametrize("reconstruction", [False, True])  # FastGAN's D decoder: used in D's steps only
+def test_multiprocess_ranks_end_identical(tmp_path, reconstruction):
     script = tmp_path / "dist_check.py"
     script.write_text(
         "import hashlib, os, sys, torch\n"
         "from hf_dgm.training.gan import GANTrainingArguments, GANTrainer\n"
         f"kw = dict(output_dir={str(tmp_path / 'out')!r}, dataset={MNIST!r}, max_samples=256, batch_size=8,\n"
         "          max_steps=3, log_every=1, sample_every=3, checkpoint_every=3, num_grid_images=4, report_to='none',\n"
-        "          progress_bar=False, device='cpu', generator_channels=4, discriminator_channels=4, latent_dim=8)\n"
+        "          progress_bar=False, device='cpu', generator_channels=4, discriminator_channels=4, latent_dim=8,\n"
+        f"          discriminator_reconstruction={reconstruction})\n"
         "trainer = GANTrainer(GANTrainingArguments(**kw))\n"
         "assert trainer.accelerator.num_processes == 2, trainer.accelerator.num_processes\n"
         "first = trainer.data.sampler._permutation(0)[:16].tolist()\n"

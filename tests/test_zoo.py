@@ -179,6 +179,9 @@ def test_side_by_side_sizes_a_grown_models_stages_by_their_ratio(tmp_path, monke
     args = compare.parse_args(["--models", "grown", "--image-size", "128", "--out", str(tmp_path)])
     assert compare.stage_argv("grown", "gan-emoji-32", tmp_path / "a", args)[-2:] == ["--image-size", "64"]
     assert compare.stage_argv("grown", "grown", tmp_path / "b", args)[-2:] == ["--image-size", "128"]
+    flagged = compare.parse_args(["--models", "grown", "--trainer-flags=--discriminator-reconstruction --seed 3"])
+    assert compare.stage_argv("grown", "grown", tmp_path / "b", flagged)[-3:] == ["--discriminator-reconstruction",
+                                                                                 "--seed", "3"]  # fmt: skip
     with pytest.raises(SystemExit, match="grown is 64 px in its recipe .* pass a multiple of 2"):
         compare.stage_argv(
             "grown", "gan-emoji-32", tmp_path / "a", compare.parse_args(["--models", "grown", "--image-size", "45"])

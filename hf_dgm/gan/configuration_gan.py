@@ -64,6 +64,10 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
             Number of kernels B of minibatch discrimination (Salimans et al., 2016); 0 turns it off.
         minibatch_discrimination_dim (`int`, defaults to 5):
             Dimension C of each minibatch-discrimination kernel.
+        discriminator_reconstruction (`bool`, defaults to `False`):
+            `dcgan`, `fastgan` with their own D: FastGAN's self-supervised discriminator (Liu et al., 2021). The model
+            then holds `discriminator_decoder`, which turns D's last feature map of a real image back into the image
+            (at most 32 px); training adds its L1 error to D's loss. Sampling does not use it.
         use_ema (`bool`, defaults to `False`):
             Whether the model holds `generator_ema`, an exponential moving average of G's weights. When present,
             `generate()`, the pipelines and the CLI sample from it.
@@ -92,6 +96,7 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     minibatch_std: bool = False
     minibatch_discrimination_kernels: int = 0
     minibatch_discrimination_dim: int = 5
+    discriminator_reconstruction: bool = False
     use_ema: bool = False
     format_version: int = FORMAT_VERSION
 

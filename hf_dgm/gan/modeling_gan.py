@@ -26,6 +26,7 @@ from .networks_gan import (
     ARCHITECTURES,
     DISCRIMINATORS,
     MinibatchDiscrimination,
+    ReconstructionDecoder,
     build_discriminator,
     build_generator,
 )
@@ -83,6 +84,8 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         super().__init__(config)
         self.generator = build_generator(config)
         self.discriminator = build_discriminator(config)
+        # FastGAN's self-supervised D: trained with D on its real features, outside D's forward (networks_gan)
+        self.discriminator_decoder = ReconstructionDecoder(config) if config.discriminator_reconstruction else None
         self.generator_ema = None
         if config.use_ema:
             # The EMA copy must not draw from the global RNG: a run with EMA then trains exactly like one without
@@ -119,8 +122,9 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         """Progressive growing (Karras et al., 2018), without the fade-in: start this DCGAN from a trained one at a lower
         resolution. The coarse layers are the same networks at both sizes, so they are copied: G's from its input on,
         D's from its logit back, each pair while their shapes agree; the layers at the new resolutions (G's last, D's
-        first) keep their initialisation. The class embedding and D's head are copied with them; the EMA generator
-        grows from the smaller EMA generator. Returns the number of tensors copied."""
+        first) keep their initialisation. The class embedding, D's head and D's reconstruction decoder (it reads the
+        coarsest map; where it makes the same image size) are copied with them; the EMA generator grows from the smaller EMA generator. Returns the number
+        of tensors copied."""
         check_growable(self.config, smaller.config)
         networks = [
             (self.generator, smaller.generator, "label_embedding"),
@@ -141,6 +145,10 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
             if getattr(small, coarse_end) is not None:  # same shapes: check_growable compared what sets them
                 getattr(big, coarse_end).load_state_dict(getattr(small, coarse_end).state_dict())
                 copied += len(getattr(small, coarse_end).state_dict())
+        decoders = (self.discriminator_decoder, smaller.discriminator_decoder)
+        if decoders[1] is not None and _same_state_shapes(*decoders):  # else it makes a larger image: kept fresh
+            self.discriminator_decoder.load_state_dict(smaller.discriminator_decoder.state_dict())
+            copied += len(smaller.discriminator_decoder.state_dict())
         return copied
 
     @property
@@ -210,7 +218,7 @@ def check_growable(config: GANConfig, smaller: GANConfig) -> None:
                 "coarse layers)."
             )
     fields = ("num_channels", "latent_dim", "num_classes", "class_embed_dim", "spectral_norm", "use_ema",
-              "minibatch_std", "minibatch_discrimination_kernels")  # fmt: skip
+              "minibatch_std", "minibatch_discrimination_kernels", "discriminator_reconstruction")  # fmt: skip
     for name in fields:
         if getattr(smaller, name) != getattr(config, name):
             raise ValueError(

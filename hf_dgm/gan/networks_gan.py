@@ -22,6 +22,14 @@ Architectures (``ARCHITECTURES``; add one there, with its config fields and thei
   ``gap`` stages earlier (gap = min(4, stages): 4 -> 64, 8 -> 128, 16 -> 256 px as in the paper). Conditional models
   use class-conditional BatchNorm. No noise injection: the image is a function of its latent. Its own D is DCGAN's.
 
+``discriminator_reconstruction`` (dcgan, fastgan): FastGAN's self-supervised D (Liu et al., 2021, section 3.2). A
+small decoder (``ReconstructionDecoder``, up-blocks as FastGAN's) turns D's last feature map of each real image back
+into that image at ``reconstruction_size`` (the whole image up to 32 px); the trainer adds its L1 error to D's loss,
+so D keeps features that describe the whole image, not only what tells this generator's images apart. FastGAN also
+reconstructs a random crop from a finer map and uses LPIPS beside L1; hf-dgm does neither (LPIPS needs weights that
+are downloaded). The decoder is trained with D and is not part of D's forward: a separate module of the model
+(``GANModel.discriminator_decoder``), so that D's parameters are the same in every pass (distributed training).
+
 Discriminators (``DISCRIMINATORS``, the config's ``discriminator`` field):
 
 * ``architecture``: the architecture's own D (above).
@@ -381,6 +389,33 @@ class ResNetDiscriminator(nn.Module):
         return self.head(features, class_labels), features
 
 
+def reconstruction_size(cfg) -> int:
+    """The size of the image the reconstruction decoder makes from D's last map: up to 3 doublings of it (32 px from
+    the 4 px map of 32-128 px models, 28 from MNIST's 7 px map), never more than the image size."""
+    start, stages = conv_schedule(cfg.image_size)
+    return start * 2 ** min(3, stages)
+
+
+class ReconstructionDecoder(nn.Module):
+    """D's last feature map, (N, F) flattened as the DCGAN D returns it -> GLU up-blocks (each halving the width, at
+    least 16) -> a tanh image (N, C, s, s) at ``reconstruction_size``."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.start, stages = conv_schedule(cfg.image_size)
+        width = cfg.discriminator_channels * 2 ** (stages - 1) + (1 if cfg.minibatch_std else 0)  # D's last map
+        blocks = []
+        for _ in range(int(math.log2(reconstruction_size(cfg) // self.start))):
+            blocks.append(GLUBlock(width, max(16, width // 2), None))
+            width = max(16, width // 2)
+        self.blocks = nn.Sequential(*blocks)
+        self.to_image = nn.Conv2d(width, cfg.num_channels, 3, 1, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h = features.view(features.shape[0], -1, self.start, self.start)  # (N, width, s0, s0)
+        return torch.tanh(self.to_image(self.blocks(h)))  # (N, C, s, s) in [-1, 1]
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Projected discriminator (Sauer et al., 2021): frozen EfficientNet-Lite0 -> fixed random CCM + CSM -> one D per scale
 # ----------------------------------------------------------------------------------------------------------------------
@@ -588,14 +623,16 @@ ARCHITECTURES = {
         fields=("generator_hidden_dims", "discriminator_hidden_dims", "activation", "class_embed_dim"),
     ),
     "dcgan": GANArchitecture(
-        DCGANGenerator, DCGANDiscriminator, _validate_convolutional, dcgan_init, fields=(*_CONV_FIELDS, "class_embed_dim")
+        DCGANGenerator, DCGANDiscriminator, _validate_convolutional, dcgan_init,
+        fields=(*_CONV_FIELDS, "class_embed_dim", "discriminator_reconstruction"),
     ),
     "resnet": GANArchitecture(  # SNGAN: spectral norm and the hinge loss
         ResNetGenerator, ResNetDiscriminator, _validate_convolutional, resnet_init, fields=_CONV_FIELDS,
         spectral_norm=True, loss="hinge",
     ),
     "fastgan": GANArchitecture(  # FastGAN-lite's G (skip-layer excitation) with the DCGAN D, or the projected D
-        FastGANGenerator, DCGANDiscriminator, _validate_convolutional, dcgan_init, fields=_CONV_FIELDS
+        FastGANGenerator, DCGANDiscriminator, _validate_convolutional, dcgan_init,
+        fields=(*_CONV_FIELDS, "discriminator_reconstruction"),
     ),
 }  # fmt: skip
 
@@ -664,9 +701,17 @@ def validate_gan_config(cfg) -> None:
         )
     if cfg.minibatch_discrimination_kernels:
         check_positive_int("minibatch_discrimination_dim", cfg.minibatch_discrimination_dim)
-    for flag in ("spectral_norm", "minibatch_std", "use_ema"):
+    for flag in ("spectral_norm", "minibatch_std", "use_ema", "discriminator_reconstruction"):
         check_bool(flag, getattr(cfg, flag))
     check_choice("discriminator", cfg.discriminator, DISCRIMINATORS)
+    if cfg.discriminator_reconstruction and (
+        cfg.discriminator != "architecture" or ARCHITECTURES[cfg.architecture].discriminator is not DCGANDiscriminator
+    ):
+        raise ValueError(
+            f"discriminator_reconstruction=True with architecture={cfg.architecture!r}, discriminator="
+            f"{cfg.discriminator!r}: expected the dcgan or fastgan architecture with its own discriminator (the decoder "
+            "reads the DCGAN D's last feature map)."
+        )
     if DISCRIMINATORS[cfg.discriminator]:
         DISCRIMINATORS[cfg.discriminator].validate(cfg)
 

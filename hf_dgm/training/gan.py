@@ -1,8 +1,9 @@
 """GAN trainer: `hf-dgm train gan ...`, `accelerate launch -m hf_dgm.training.gan ...`, or `train_gan(args)`.
 
-One iteration: [extra D steps on fresh batches] -> D step on (real, G(z).detach()) -> G step through D(G(z))
--> EMA update of G. With --diffaugment, D sees both real and fake images through the same random, differentiable
-augmentations (augment.py). See `losses.py` for the losses and the "Improved Techniques" options.
+One iteration: [extra D steps on fresh batches] -> D step on (real, G(z).detach()) [+ the reconstruction of the
+real images from D's features: FastGAN's self-supervised D] -> G step through D(G(z)) -> EMA update of G. With
+--diffaugment, D sees both real and fake images through the same random, differentiable augmentations (augment.py).
+See `losses.py` for the losses and the "Improved Techniques" options.
 """
 
 import logging
@@ -26,6 +27,7 @@ from .losses import (
     feature_matching_loss,
     generator_loss,
     r1_penalty,
+    reconstruction_loss,
 )
 
 
@@ -161,10 +163,14 @@ class GANTrainer(BaseTrainer):
         a = self.args
         self.augment_policy = parse_policy(a.diffaugment)
         opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=a.lr_g, betas=(a.beta1_g, a.beta2_g))
-        opt_d = torch.optim.Adam(self.model.discriminator.parameters(), lr=a.lr_d, betas=(a.beta1_d, a.beta2_d))
+        decoder = self.model.discriminator_decoder
+        d_params = [*self.model.discriminator.parameters(), *(decoder.parameters() if decoder is not None else ())]
+        opt_d = torch.optim.Adam(d_params, lr=a.lr_d, betas=(a.beta1_d, a.beta2_d))
         self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(
             self.model.generator, self.model.discriminator, opt_g, opt_d
         )
+        # used in D's steps only, so it is wrapped on its own (under DDP, D's parameters are the same in every pass)
+        self.D_decoder = self.accelerator.prepare(decoder) if decoder is not None else None
         if a.compile:
             self.G, self.D = torch.compile(self.G), torch.compile(self.D)
         self.optimizers = {"g": self.opt_g, "d": self.opt_d}
@@ -198,10 +204,15 @@ class GANTrainer(BaseTrainer):
         if a.r1_gamma:
             real.requires_grad_(True)
         with self.accelerator.autocast():
-            logits_real, features_real = self.D(self.augment(real), labels)
+            augmented_real = self.augment(real)
+            logits_real, features_real = self.D(augmented_real, labels)
             logits_fake, _ = self.D(self.augment(fake.detach()), labels)
             d_loss = discriminator_loss(a.loss, logits_real, logits_fake, a.label_smoothing)
             losses = {"d_loss": d_loss}
+            if self.D_decoder is not None:
+                reconstruction = reconstruction_loss(self.D_decoder(features_real), augmented_real)
+                losses["reconstruction"] = reconstruction
+                d_loss = d_loss + reconstruction
             if a.r1_gamma:
                 r1 = r1_penalty(logits_real, real)
                 losses["r1"] = r1

@@ -19,6 +19,9 @@ Regularisers ("Improved Techniques for Training GANs", Salimans et al., 2016, an
 * historical averaging: each player is pulled towards the running mean of its own past parameters by
   w * || theta - mean(theta_past) ||^2, damping oscillations.
 * R1 penalty (Mescheder et al., 2018): gamma / 2 * E || grad_x D(x) ||^2 on real images.
+* reconstruction (FastGAN, Liu et al., 2021; the model's ``discriminator_reconstruction``): D's decoder rebuilds each
+  real image from D's last feature map; the mean L1 error to the image (area-averaged to the decoder's size) joins
+  D's loss.
 """
 
 from collections.abc import Callable
@@ -77,6 +80,12 @@ def feature_matching_loss(features_real: torch.Tensor, features_fake: torch.Tens
 def r1_penalty(logits_real: torch.Tensor, images_real: torch.Tensor) -> torch.Tensor:
     (grad,) = torch.autograd.grad(logits_real.sum(), images_real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def reconstruction_loss(reconstruction: torch.Tensor, images_real: torch.Tensor) -> torch.Tensor:
+    """Mean L1 error of D's reconstruction (N, C, s, s) against the real images (N, C, H, W) averaged down to s."""
+    target = F.adaptive_avg_pool2d(images_real.detach(), reconstruction.shape[-1])
+    return (reconstruction.float() - target.float()).abs().mean()
 
 
 class HistoricalAverage:

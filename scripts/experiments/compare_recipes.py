@@ -9,6 +9,8 @@
 * --models: names of build_zoo.py's RECIPES, each trained on its recipe's dataset (--dataset: one for all). A recipe
   with a first stage (build_zoo.FIRST_STAGE) is a model of stages: vae-emoji is vae-emoji-base, then the vae-emoji
   recipe on its final model (--init-from), the budget split as the recipes' steps (3000, 2000: 3:2).
+* --trainer-flags are added to every stage's trainer command: a recipe against itself with one flag changed is two
+  runs of this script (two --out folders), e.g. --trainer-flags=--discriminator-reconstruction.
 * --image-size overrides the recipes' (none: each recipe's own), MNIST's too. It is the final model's size: the
   stages keep their recipes' ratios (a stage grown by --grow-from is larger than the one before it; one started
   --init-from keeps that model's size). A hierarchical VAE's latent groups are scaled with it (the channels per group
@@ -309,9 +311,14 @@ def parse_args(argv=None):
     parser.add_argument("--features", default="auto", help="as hf-dgm evaluate's --features")
     parser.add_argument("--num-samples", type=int, default=None, help="as hf-dgm evaluate's; none: the protocol's")
     parser.add_argument("--iwae-k", type=int, default=None, help="as hf-dgm evaluate's; none: the protocol's (100)")
+    parser.add_argument(
+        "--trainer-flags",
+        default="",
+        help="flags added to every run's trainer command (e.g. a recipe with one flag on)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny settings: checks the script in seconds per model")
     args = parser.parse_args(argv)
-    args.extra_flags = SMOKE_FLAGS if args.smoke else []
+    args.extra_flags = [*(SMOKE_FLAGS if args.smoke else []), *shlex.split(args.trainer_flags)]
     if args.smoke:
         for key, setting in SMOKE.items():
             setattr(args, key, setting)
@@ -325,7 +332,10 @@ def parse_args(argv=None):
 
 def load_plan(args) -> dict:
     """OUT/plan.json, started afresh with the settings that size the runs; a plan of other settings: exit."""
-    settings = {k: getattr(args, k) for k in ("budget_minutes", "dataset", "image_size", "batch_size", "device")}
+    settings = {
+        k: getattr(args, k)
+        for k in ("budget_minutes", "dataset", "image_size", "batch_size", "device", "trainer_flags")
+    }
     path = Path(args.out) / "plan.json"
     plan = json.loads(path.read_text()) if path.is_file() else {"settings": settings}
     if plan["settings"] != settings:
