@@ -123,8 +123,8 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         resolution. The coarse layers are the same networks at both sizes, so they are copied: G's from its input on,
         D's from its logit back, each pair while their shapes agree; the layers at the new resolutions (G's last, D's
         first) keep their initialisation. The class embedding, D's head and D's reconstruction decoder (it reads the
-        coarsest map; where it makes the same image size) are copied with them; the EMA generator grows from the smaller EMA generator. Returns the number
-        of tensors copied."""
+        coarsest map; where it makes the same image size) are copied with them; the EMA generator grows from the
+        smaller EMA generator. Returns the number of tensors copied."""
         check_growable(self.config, smaller.config)
         networks = [
             (self.generator, smaller.generator, "label_embedding"),
