@@ -414,28 +414,34 @@ def result_of(url: str, api_name: str, event_id: str) -> str:
 
 @pytest.fixture(scope="module")
 def slow_models(tmp_path_factory):
-    """Tiny VAEs that decode pixel by pixel (slow models: their own lane, at most 16 images a request), at 48 px (about
-    a second for 16 images) and 12 px."""
+    """Tiny VAEs that decode pixel by pixel (slow models: their own lane, at most 16 images a request), at 48 px and
+    12 px with a 3x3 window, and at 128 px with a 7x7 one (16 images in about 0.25 s and 0.8 s of one core)."""
     from conftest import tiny_vae_kwargs
 
     from hf_dgm import VAEConfig, VAEModel
 
     root = tmp_path_factory.mktemp("slow_models")
-    for name, size in (("pixel-vae", 48), ("small-pixel-vae", 12)):
+    models = {"pixel-vae": (48, 3), "small-pixel-vae": (12, 3), "large-pixel-vae": (128, 7)}
+    for name, (size, window) in models.items():
         kwargs = tiny_vae_kwargs(
-            image_size=size, likelihood="logistic_mixture", pixel_context=3, pixel_context_channels=4
+            image_size=size, likelihood="logistic_mixture", pixel_context=window, pixel_context_channels=4
         )
         VAEModel(VAEConfig(**kwargs)).save_pretrained(root / name)
-    return {name: str(root / name) for name in ("pixel-vae", "small-pixel-vae")}
+    return {name: str(root / name) for name in models}
 
 
 def test_one_visitor_cannot_fill_the_queue_and_slow_models_have_their_own_lane(app_url, slow_models):
-    """A burst of 8 requests for a slow model from one visitor: 4 join the queue, the rest are told "busy" in words;
-    of those 4, the slow lane takes 2 (1 running, 1 waiting) and refuses the others. Meanwhile another visitor's
-    1-image request on a fast model is served. (Before: all 8 queued, and the fast one waited behind them.)"""
-    burst = [
-        call_from(app_url, "generate", ["dcgan-mnist", slow_models["pixel-vae"], i, 16, "all", 1.0]) for i in range(8)
-    ]
+    """A burst of 8 requests for a slow model from one visitor, sent at once: 4 join the queue, the rest are told
+    "busy" in words; of those 4, the slow lane takes 2 (1 running, 1 waiting) and refuses the others. Meanwhile
+    another visitor's 1-image request on a fast model is served. (Before: all 8 queued, and the fast one waited
+    behind them.) The largest slow model, so that none of the burst finishes before the last of it arrives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    request = ["dcgan-mnist", slow_models["large-pixel-vae"], 0, 16, "all", 1.0]
+    with ThreadPoolExecutor(8) as pool:
+        burst = list(
+            pool.map(lambda seed: call_from(app_url, "generate", [*request[:2], seed, *request[3:]]), range(8))
+        )
     refused = [body for status, body in burst if status != 200]
     assert len(refused) == 4 and all(status == 422 for status, _ in burst if status != 200)
     assert all("Busy: you have 4 requests queued or running" in body and "Try again" in body for body in refused)
