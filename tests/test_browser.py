@@ -75,10 +75,12 @@ def wait_images(page, selector, count=1, timeout=60_000):
 
 
 def uploaded(page, path, within=""):
-    """Set a file input's file and wait until its upload is done: the File component then lists the file's name."""
+    """Set a file input's file and wait until its upload is done: the File component then lists the file in its
+    preview table, a row labelled with the file's name. (Its visible text splits the name into stem and extension,
+    so the name as text matched only the upload's progress view, which a quick upload could skip between polls.)"""
     scope = page.locator(within) if within else page
     scope.locator("input[type=file]").last.set_input_files(str(path))
-    scope.get_by_text(Path(path).name, exact=True).wait_for()
+    scope.locator(".file-preview").get_by_label(Path(path).name, exact=True).wait_for()
 
 
 def test_generate(page):
