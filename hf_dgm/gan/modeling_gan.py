@@ -85,7 +85,11 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         self.generator = build_generator(config)
         self.discriminator = build_discriminator(config)
         # FastGAN's self-supervised D: trained with D on its real features, outside D's forward (networks_gan)
-        self.discriminator_decoder = ReconstructionDecoder(config) if config.discriminator_reconstruction else None
+        self.discriminator_decoder = (
+            ReconstructionDecoder(config, self.discriminator.feature_channels)
+            if config.discriminator_reconstruction
+            else None
+        )
         self.generator_ema = None
         if config.use_ema:
             # The EMA copy must not draw from the global RNG: a run with EMA then trains exactly like one without
@@ -145,10 +149,10 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
             if getattr(small, coarse_end) is not None:  # same shapes: check_growable compared what sets them
                 getattr(big, coarse_end).load_state_dict(getattr(small, coarse_end).state_dict())
                 copied += len(getattr(small, coarse_end).state_dict())
-        decoders = (self.discriminator_decoder, smaller.discriminator_decoder)
-        if decoders[1] is not None and _same_state_shapes(*decoders):  # else it makes a larger image: kept fresh
-            self.discriminator_decoder.load_state_dict(smaller.discriminator_decoder.state_dict())
-            copied += len(smaller.discriminator_decoder.state_dict())
+        big, small = self.discriminator_decoder, smaller.discriminator_decoder
+        if small is not None and _same_state_shapes(big, small):  # else it makes a larger image: kept fresh
+            big.load_state_dict(small.state_dict())
+            copied += len(small.state_dict())
         return copied
 
     @property

@@ -343,8 +343,8 @@ class DCGANDiscriminator(nn.Module):
             channels *= 2
         self.net = nn.Sequential(*layers)
         self.minibatch_std = cfg.minibatch_std
-        in_features = (channels + (1 if cfg.minibatch_std else 0)) * initial_size**2
-        self.head = _DiscriminatorHead(cfg, in_features)
+        self.feature_channels = channels + (1 if cfg.minibatch_std else 0)  # of the last map, flattened as features
+        self.head = _DiscriminatorHead(cfg, self.feature_channels * initial_size**2)
 
     def forward(self, images: torch.Tensor, class_labels: torch.Tensor | None = None):
         h = self.net(images)  # (N, ch * 2**(n-1), s0, s0)
@@ -389,27 +389,30 @@ class ResNetDiscriminator(nn.Module):
         return self.head(features, class_labels), features
 
 
+def reconstruction_doublings(cfg) -> int:
+    """How many times the reconstruction decoder doubles D's last map: up to 3, never past the image size."""
+    return min(3, conv_schedule(cfg.image_size)[1])
+
+
 def reconstruction_size(cfg) -> int:
-    """The size of the image the reconstruction decoder makes from D's last map: up to 3 doublings of it (32 px from
-    the 4 px map of 32-128 px models, 28 from MNIST's 7 px map), never more than the image size."""
-    start, stages = conv_schedule(cfg.image_size)
-    return start * 2 ** min(3, stages)
+    """The size of the image the reconstruction decoder makes from D's last map (32 px from the 4 px map of 32-128 px
+    models, 28 from MNIST's 7 px map)."""
+    return conv_schedule(cfg.image_size)[0] * 2 ** reconstruction_doublings(cfg)
 
 
 class ReconstructionDecoder(nn.Module):
-    """D's last feature map, (N, F) flattened as the DCGAN D returns it -> GLU up-blocks (each halving the width, at
-    least 16) -> a tanh image (N, C, s, s) at ``reconstruction_size``."""
+    """D's last feature map of `feature_channels` (``DCGANDiscriminator.feature_channels``), (N, F) flattened as that
+    D returns it -> GLU up-blocks (each halving the width, at least 16) -> a tanh image (N, C, s, s) at
+    ``reconstruction_size``."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, feature_channels: int):
         super().__init__()
-        self.start, stages = conv_schedule(cfg.image_size)
-        width = cfg.discriminator_channels * 2 ** (stages - 1) + (1 if cfg.minibatch_std else 0)  # D's last map
-        blocks = []
-        for _ in range(int(math.log2(reconstruction_size(cfg) // self.start))):
-            blocks.append(GLUBlock(width, max(16, width // 2), None))
-            width = max(16, width // 2)
-        self.blocks = nn.Sequential(*blocks)
-        self.to_image = nn.Conv2d(width, cfg.num_channels, 3, 1, 1)
+        self.start = conv_schedule(cfg.image_size)[0]
+        widths = [feature_channels]
+        for _ in range(reconstruction_doublings(cfg)):
+            widths.append(max(16, widths[-1] // 2))
+        self.blocks = nn.Sequential(*(GLUBlock(a, b, None) for a, b in zip(widths, widths[1:])))
+        self.to_image = nn.Conv2d(widths[-1], cfg.num_channels, 3, 1, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         h = features.view(features.shape[0], -1, self.start, self.start)  # (N, width, s0, s0)
