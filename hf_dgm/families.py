@@ -24,7 +24,8 @@ class Family:
     card_fields: tuple[str, ...]  # config fields the model card lists (when set)
     has_likelihood: bool  # evaluation reports its NLL (ELBO and importance-weighted bound)
     citations: tuple[str, ...]
-    # modules of hf_dgm/<name>/ that its networks file imports (``networks_hvae``), bundled before it on export
+    # modules of hf_dgm/<name>/ that its networks file imports (``latent_prior``, ``networks_hvae``), bundled before
+    # it on export
     extra_code: tuple[str, ...] = ()
 
     def module(self, kind: str):
@@ -86,7 +87,7 @@ VAE = Family(
         "@inproceedings{burda2016iwae, title={Importance Weighted Autoencoders}, author={Burda, Yuri and Grosse, Roger "
         "and Salakhutdinov, Ruslan}, booktitle={ICLR}, year={2016}}",
     ),
-    extra_code=("networks_hvae",),
+    extra_code=("latent_prior", "networks_hvae"),
 )
 FAMILIES = {family.model_type: family for family in (GAN, VAE)}
 BY_NAME = {family.name: family for family in FAMILIES.values()}

@@ -138,5 +138,5 @@ def sample_images(
     """uint8 images (N, H, W, C), drawn as the pipelines draw them (all latents from a torch.Generator seeded with
     `seed`), decoded by ``generate_images`` within the memory budget (`progress`: as there)."""
     generator = torch.Generator().manual_seed(seed)
-    latents = family.networks.prior_latents(cfg, num_images, generator, temperature=temperature)
+    latents = family.networks.prior_latents(cfg, net, num_images, generator, temperature=temperature)
     return generate_images(cfg, net, latents, class_labels, generator, max_activations, progress)

@@ -741,8 +741,9 @@ def sampling_network(cfg) -> tuple[nn.Module, str]:
     return build_generator(cfg), ("generator_ema." if cfg.use_ema else "generator.")
 
 
-def prior_latents(cfg, num_images: int, generator, temperature: float = 1.0) -> torch.Tensor:
-    """Latents drawn as GANPipeline draws them. GANs have no prior temperature."""
+def prior_latents(cfg, net: nn.Module, num_images: int, generator, temperature: float = 1.0) -> torch.Tensor:
+    """Latents drawn as GANPipeline draws them (N(0, I), whatever the generator `net`). GANs have no prior
+    temperature."""
     if temperature != 1.0:
         raise ValueError(f"temperature={temperature!r}: a prior temperature applies to VAEs only; a GAN samples at 1.")
     return sample_latents(cfg, num_images, generator)

@@ -49,6 +49,14 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
             Every architecture takes it, the hierarchical one too.
         pixel_context_channels (`int`, defaults to 64):
             Width of the pixel context's layers. Positive.
+        latent_prior_components (`int`, defaults to 0):
+            0: latents are drawn from N(0, I) (for `hierarchical`, each group's noise, given the groups before it).
+            K >= 1: from a prior fitted to the training images' latents after training (`hf-dgm fit-prior`): a
+            mixture of K Gaussians in a principal subspace of the latents and an isotropic Gaussian in the rest
+            (`latent_prior.FittedPrior`, saved with the decoder's weights). Samples and the likelihood bounds use it;
+            training does not. Unconditional VAEs only.
+        latent_prior_rank (`int`, defaults to 0):
+            The dimension of the fitted prior's subspace, 1 to `latent_dim` (0 with no fitted prior).
         num_classes (`int`, *optional*):
             `None` for an unconditional VAE, or N >= 2 for a conditional VAE (encoder and decoder both see a label
             embedding).
@@ -86,6 +94,8 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
     num_mixtures: int = 10
     pixel_context: int = 0
     pixel_context_channels: int = 64
+    latent_prior_components: int = 0
+    latent_prior_rank: int = 0
     num_classes: int | None = None
     class_embed_dim: int = 16
     base_channels: int = 32

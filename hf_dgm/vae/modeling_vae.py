@@ -18,6 +18,7 @@ from transformers.utils import ModelOutput
 
 from ..modeling_utils import (
     HfDgmModelMixin,
+    check_batch_size,
     check_class_labels,
     check_latents,
     check_pixel_values,
@@ -25,6 +26,7 @@ from ..modeling_utils import (
     randn,
 )
 from .configuration_vae import VAEConfig
+from .latent_prior import FittedPrior, standard_normal_log_prob
 from .networks_vae import (
     LIKELIHOODS,
     build_decoder,
@@ -166,6 +168,27 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
             raise RuntimeError(f"Adding a pixel context changed other weights: {missing=}, {unexpected=}.")
         return model
 
+    def with_latent_prior(self, prior: FittedPrior | None) -> "VAEModel":
+        """A new VAE: this one with `prior` (a fitted ``FittedPrior``) as the prior its latents are drawn from and
+        scored by, or with None, N(0, I) again (``VAEConfig.latent_prior_components``). Every network weight is
+        kept."""
+        fields = {"latent_prior_components": 0, "latent_prior_rank": 0}
+        if prior is not None:
+            fields = {"latent_prior_components": prior.components, "latent_prior_rank": prior.rank}
+        model = VAEModel(VAEConfig(**{**self.config.to_dict(), **fields})).to(device=self.device, dtype=self.dtype)
+        weights = {k: v for k, v in self.state_dict().items() if not k.startswith("decoder.latent_prior.")}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or any(not name.startswith("decoder.latent_prior.") for name in missing):
+            raise RuntimeError(f"Changing the latent prior changed other weights: {missing=}, {unexpected=}.")
+        if prior is not None:
+            model.decoder.latent_prior.load_state_dict(prior.state_dict())
+        return model
+
+    @property
+    def latent_prior(self) -> FittedPrior | None:
+        """The fitted prior latents are drawn from and scored by, or None: N(0, I) (``latent_prior``)."""
+        return self.decoder.latent_prior
+
     @property
     def sampling_network(self) -> nn.Module:
         """The network that turns latents into images: the decoder."""
@@ -282,7 +305,11 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
             noise = noise.to(x.device).reshape(num_samples * b, -1)
             output, result = self.posterior_pass(x, labels, noise, num_samples)
             x_s = x.repeat(num_samples, 1, 1, 1)
-            return (result.log_ratio - self.reconstruction_nll(output, x_s)).view(num_samples, b)
+            log_ratio = result.log_ratio
+            if self.latent_prior is not None:  # the fitted prior's density of the groups' noise instead of N(0, I)
+                prior_change = self.latent_prior.log_prob(result.eps) - standard_normal_log_prob(result.eps)
+                log_ratio = log_ratio + prior_change.to(log_ratio)
+            return (log_ratio - self.reconstruction_nll(output, x_s)).view(num_samples, b)
         posterior = self.encode(x, class_labels=labels).latent_dist
         eps = torch.randn((num_samples, *posterior.mean.shape), generator=generator, dtype=posterior.mean.dtype)
         z = posterior.mean + posterior.std * eps.to(posterior.mean.device)  # (S, B, D)
@@ -290,7 +317,10 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         y = labels.repeat(s) if labels is not None else None
         x_s = x.repeat(s, 1, 1, 1)
         log_px = -self.reconstruction_nll(self.likelihood_output(z.reshape(s * b, -1), y, x_s), x_s).view(s, b)
-        log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        if self.latent_prior is not None:
+            log_pz = self.latent_prior.log_prob(z.reshape(s * b, -1)).view(s, b).to(z)
+        else:
+            log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
         return log_px + log_pz - posterior.log_prob(z)
 
     @torch.no_grad()
@@ -308,6 +338,9 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         `generator` also draws the pixels, and `progress` is called after each row: see `decode`). `hierarchical`:
         each group's prior standard deviation times the temperature, or one temperature per group (a list, coarse to
         fine)."""
+        if latents is None and self.latent_prior is not None:
+            check_batch_size(batch_size)
+            latents = self.latent_prior.sample(batch_size, generator, latent_temperature(self.config, temperature))
         scale = latent_temperature(self.config, temperature) if latents is None else None
         latents = self.prepare_latents(batch_size, generator, latents)
         if scale is not None:

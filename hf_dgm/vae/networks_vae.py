@@ -47,6 +47,7 @@ from ..modeling_utils import (
     one_intra_op_thread,
     sample_latents,
 )
+from .latent_prior import build_latent_prior, validate_latent_prior
 from .networks_hvae import HierarchicalDecoder, HierarchicalEncoder, group_temperatures, validate_hierarchical
 
 GAUSSIAN_VARIANCES = ("learned", "fixed")
@@ -467,6 +468,7 @@ def validate_vae_config(cfg) -> None:
     for likelihood in LIKELIHOODS.values():  # every field of the config is valid, whichever likelihood is chosen
         likelihood.validate(cfg)
     _validate_pixel_context(cfg)
+    validate_latent_prior(cfg)
     check_common_fields(cfg)
     ARCHITECTURES[cfg.architecture].validate(cfg)
 
@@ -477,8 +479,12 @@ def build_encoder(cfg) -> nn.Module:
 
 
 def build_decoder(cfg) -> nn.Module:
+    """The architecture's decoder, with the fitted prior its latents are drawn from (``latent_prior``; None: N(0, I))
+    as its ``latent_prior``."""
     validate_vae_config(cfg)
-    return ARCHITECTURES[cfg.architecture].decoder(cfg)
+    decoder = ARCHITECTURES[cfg.architecture].decoder(cfg)
+    decoder.latent_prior = build_latent_prior(cfg)
+    return decoder
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -505,10 +511,13 @@ def latent_temperature(cfg, temperature) -> float | torch.Tensor:
     return temperature
 
 
-def prior_latents(cfg, num_images: int, generator, temperature: float | list[float] = 1.0) -> torch.Tensor:
-    """Latents z ~ N(0, temperature^2 I) (per group for a list: ``latent_temperature``), drawn as VAEPipeline draws
-    them."""
+def prior_latents(cfg, net: nn.Module, num_images: int, generator, temperature: float | list[float] = 1.0):
+    """Latents (num_images, latent_dim) drawn as VAEPipeline draws them from the decoder `net`'s prior: z ~
+    N(0, temperature^2 I) (per group for a list: ``latent_temperature``), or from its fitted prior
+    (``latent_prior.FittedPrior.sample``, each draw's deviation from its component's mean scaled so)."""
     scale = latent_temperature(cfg, temperature)
+    if net.latent_prior is not None:
+        return net.latent_prior.sample(num_images, generator, scale)
     return sample_latents(cfg, num_images, generator) * scale
 
 

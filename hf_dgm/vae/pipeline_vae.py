@@ -23,7 +23,9 @@ class VAEPipeline(HfDgmPipeline):
     Call arguments: those of [`HfDgmPipeline.__call__`], and
         temperature (`float` or `list[float]`, *optional*, defaults to 1.0):
             Prior samples are z ~ N(0, temperature^2 I). Positive. For a hierarchical VAE, each latent group's prior
-            standard deviation is multiplied by it, or by one temperature per group (a list, coarse to fine).
+            standard deviation is multiplied by it, or by one temperature per group (a list, coarse to fine). A VAE
+            with a fitted prior (`hf-dgm fit-prior`) draws from it instead, each draw's deviation from its mixture
+            component's mean multiplied so.
 
     Example:
         ```py
