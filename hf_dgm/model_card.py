@@ -113,7 +113,9 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
         model_name=model_name,
         description=f"A {'class-conditional ' if conditional else ''}{family.long_name} trained with "
         f"[hf-dgm]({SOURCE_REPOSITORY}).",
-        note=" ".join(n for n in (note, _checkpoint_note(train), (train or {}).get("card_note")) if n),
+        note=" ".join(
+            n for n in (note, _checkpoint_note(train), (train or {}).get("card_note"), _latent_prior_note(train)) if n
+        ),
         has_grid=(model_dir / "samples.png").is_file(),
         grid_caption=_grid_caption(model_dir / "samples.png", config["image_size"]),
         family=family.title,
@@ -148,6 +150,19 @@ def _checkpoint_note(train: dict | None) -> str:
     steps, run_steps, planned = train["steps"], train["run_steps"], train.get("max_steps") or 0
     run = f"stopped after {run_steps} of its {planned} steps" if planned > run_steps else f"of {run_steps} steps"
     return f"These are the weights of step {steps}, a checkpoint of a run {run}."
+
+
+def _latent_prior_note(train: dict | None) -> str:
+    """How a VAE's fitted prior was made (training.fit_prior): its samples and NLL use it, not N(0, I)."""
+    fit = (train or {}).get("latent_prior")
+    if not fit:
+        return ""
+    return (
+        f"Samples are drawn from a prior fitted after training to {fit['draws']} posterior draws of each of the "
+        f"{fit['num_images']} training images (hf-dgm fit-prior: a mixture of {fit['components']} Gaussians along "
+        f"their {fit['rank']} principal directions, a Gaussian with one variance per latent value in the rest); the "
+        "NLL bounds use it too."
+    )
 
 
 def _card_data(family, model_name: str, conditional: bool, dataset: CardDataset, evals: dict):

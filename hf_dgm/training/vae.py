@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-@with_model_fields(VAEConfig, exclude=("num_classes", "format_version"))
+# a fitted prior is not trained: `hf-dgm fit-prior` adds it to a trained model
+@with_model_fields(VAEConfig, exclude=("num_classes", "format_version", "latent_prior_components", "latent_prior_rank"))
 class VAETrainingArguments(TrainingArguments):
     """`hf-dgm train vae` (the model flags are VAEConfig's fields: see `with_model_fields`)."""
 
@@ -149,6 +150,9 @@ class VAETrainer(BaseTrainer):
         a = self.args
         if a.init_from:
             model = VAEModel.from_pretrained(a.init_from)
+            if model.latent_prior is not None:  # fitted to the latents before training: refit it after
+                logger.warning("--init-from %s: its fitted prior is dropped (hf-dgm fit-prior fits one).", a.init_from)
+                model = model.with_latent_prior(None)
             if a.pixel_context and not model.config.pixel_context:  # the one model flag --init-from takes
                 model = model.with_pixel_context(a.pixel_context, a.pixel_context_channels)
             return model

@@ -1,0 +1,112 @@
+"""``hf-dgm fit-prior``: a trained VAE with a prior fitted to its training images' latents (``vae.latent_prior``).
+
+The images are the ones the model trained on, as its training record says: the held-out fraction stays out, so the
+NLL that ``hf-dgm evaluate`` reports on it is still measured on images neither the networks nor the prior saw. Each
+image gives `draws` posterior draws (for a hierarchical VAE, the prior-standardised noise of every group along a
+drawn path), binarized as in training for a Bernoulli likelihood. The new model folder holds the model, its record
+(with the fit's settings under ``latent_prior``), a grid of 64 samples and a card; the source folder is not changed.
+"""
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+from ..file_utils import write_json_atomic
+from ..image_processing import make_grid, save_image_atomic, to_uint8
+from ..modeling_utils import check_positive_int
+from ..records import dataset_record, is_recorded_dataset
+from ..vae.latent_prior import FittedPrior, standard_normal_log_prob
+from ..vae.networks_vae import LIKELIHOODS
+
+logger = logging.getLogger(__name__)
+GRID_IMAGES = 64
+
+
+@torch.no_grad()
+def posterior_draws(model, images: torch.Tensor, draws: int, generator: torch.Generator, batch_size: int = 128):
+    """`draws` latents per image (draws * N, latent_dim) from q(z | x), images uint8 (N, C, H, W); Bernoulli models see
+    each image binarized with `generator`."""
+    binary = LIKELIHOODS[model.config.likelihood].binary
+    parts = []
+    for _ in range(draws):
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].float() / 255.0
+            if binary:
+                x = torch.bernoulli(x, generator=generator)
+            x = x.to(model.device, model.dtype)
+            noise = torch.randn(x.shape[0], model.config.latent_dim, generator=generator).to(x)
+            if model.is_hierarchical:
+                parts.append(model.posterior_pass(x, None, noise, pixel_context=False)[1].eps.double().cpu())
+            else:
+                posterior = model.encode(x).latent_dist
+                parts.append((posterior.mean + posterior.std * noise).double().cpu())
+    return torch.cat(parts)
+
+
+def fit_prior(
+    model_dir,
+    output_dir,
+    components: int,
+    rank: int,
+    dataset: str | None = None,
+    draws: int = 2,
+    iterations: int = 100,
+    seed: int = 0,
+) -> dict:
+    """Fit the prior (``FittedPrior``: `components` Gaussians in a `rank`-dimensional subspace) to the posterior
+    draws of `model_dir`'s training images and write the model with it to `output_dir`. Returns the fit's record."""
+    from ..evaluation.evaluate import default_dataset
+    from ..evaluation.real_data import real_images, training_record
+    from ..vae.modeling_vae import VAEModel
+    from ..zoo import resolve_model
+
+    for name, value in (("components", components), ("rank", rank), ("draws", draws), ("iterations", iterations)):
+        check_positive_int(name, value)
+    model_dir, output_dir = resolve_model(model_dir), Path(output_dir)
+    if output_dir.resolve() == Path(model_dir).resolve():
+        raise ValueError(f"output_dir={str(output_dir)!r} is the model's own folder: expected a new folder.")
+    model = VAEModel.from_pretrained(model_dir).eval()
+    cfg = model.config
+    if cfg.num_classes:
+        raise ValueError(f"{str(model_dir)!r} is a conditional VAE: a fitted prior is for unconditional VAEs only.")
+    if rank > cfg.latent_dim:
+        raise ValueError(f"rank={rank} is invalid: expected at most the model's latent_dim={cfg.latent_dim}.")
+    record = training_record(model_dir)
+    dataset = dataset or default_dataset(record)
+    split = record.get("split", "train")
+    max_samples = record.get("max_samples") if is_recorded_dataset(record, dataset) else None
+    images = real_images(cfg, model_dir, dataset, split, None, None, None, max_samples)[0].images
+    if len(images) * draws <= components:
+        raise ValueError(f"{len(images)} images x {draws} draws can't fit {components} components: expected more.")
+    generator = torch.Generator().manual_seed(seed)
+    logger.info(
+        "Fitting a prior to %d posterior draws of %d training images of %r.", draws * len(images), len(images), dataset
+    )
+    latents = posterior_draws(model, images, draws, generator)
+    prior = FittedPrior(cfg.latent_dim, components, rank).fit(latents, generator, iterations)
+    gain = (prior.log_prob(latents) - standard_normal_log_prob(latents)).mean().item()
+    fitted = model.with_latent_prior(prior)
+    fit_record = {
+        "components": components,
+        "rank": rank,
+        "draws": draws,
+        "iterations": iterations,
+        "seed": seed,
+        **dataset_record(dataset),  # local data by its name and content hash: no path of this machine
+        "split": split,
+        "num_images": len(images),
+        "holdout_fraction": record.get("holdout_fraction", 0.0),
+        "mean_log_density_gain_nats": round(gain, 2),  # over N(0, I), on the draws it was fitted to
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    fitted.save_pretrained(output_dir)
+    write_json_atomic(output_dir / "training_args.json", {**record, "latent_prior": fit_record})
+    grid = fitted.generate(GRID_IMAGES, generator=torch.Generator().manual_seed(0)).sample
+    save_image_atomic(make_grid(to_uint8(grid.float()), nrow=int(math.sqrt(GRID_IMAGES))), output_dir / "samples.png")
+    (output_dir / "eval_results.json").unlink(missing_ok=True)  # measured without this prior: not carried over
+    from ..model_card import write_model_card
+
+    write_model_card(output_dir)
+    return fit_record
