@@ -53,6 +53,7 @@ from hf_dgm.modeling_utils import activation_elements, class_path, sample_latent
 from hf_dgm.modeling_utils import class_names as model_class_names  # noqa: E402
 from hf_dgm.pipeline_utils import interpolate_latents  # noqa: E402
 from hf_dgm.sampling import generate_images  # noqa: E402
+from hf_dgm.vae.networks_vae import prior_latents  # noqa: E402
 from hf_dgm.zoo import GENERATIVE_MODELS, REPO_ID, ZOO_MODELS, check_model_name, hub_repo_id, zoo_dir  # noqa: E402
 
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -431,8 +432,9 @@ def _latents(model: Model, seed: int, n: int, spread: float):
     """Seeded latents, spread as the pipeline understands it: a prior temperature (VAEs) or truncation (GANs), and the
     generator that drew them: its stream goes on into a pixel-by-pixel decoder's draws, as in the pipelines."""
     generator = torch.Generator().manual_seed(seed)
-    if model.pipe.component == "vae":  # a prior temperature
-        return sample_latents(model.config, n, generator, temperature=spread), generator
+    if model.pipe.component == "vae":  # a prior temperature; the model's fitted prior where it has one
+        net = model.pipe.vae.sampling_network
+        return prior_latents(model.config, net, n, generator, temperature=spread), generator
     z = sample_latents(model.config, n, generator)
     return (z.clamp(-spread, spread) if spread < 3.0 else z), generator
 
