@@ -168,10 +168,11 @@ RECIPES = {
     "--free-bits 32 --grad-clip 200000 --skip-grad-norm 1000000 --on-nonfinite skip --card-note 'Trained on a 2-core "
     "CPU, one core, 7000 steps of 32 (about 80 minutes). Its latent carries the picture: reconstructions keep the "
     "shape and colours of each emoji, slightly blurred, and the frames between the codes of two pictures cross-fade "
-    "from one to the other. Its samples from the prior are not emoji but blobs and speckles of emoji colours, at "
-    "every temperature tried: use it to reconstruct, explore and interpolate pictures (the Your image tab of the "
-    "Space), not to generate. vae-emoji has the better likelihood. A tenth of the emoji is held out (seeded) for the "
-    "NLL.'",
+    "from one to the other. Drawn from N(0, I), its samples are speckles of emoji colours; drawn from the prior "
+    "fitted to its latents after training (below), they are rough emoji-like shapes, faces, figures and hearts, noisy "
+    "and rarely recognisable: use it to reconstruct, explore and interpolate pictures (the Your image tab of the "
+    "Space) more than to generate. vae-emoji has the better likelihood. A tenth of the emoji is held out (seeded) for "
+    "the NLL.'",
 }
 # the others train on MNIST
 DATASETS = {
@@ -197,6 +198,9 @@ FIRST_STAGE = {
 # a model shipped from a checkpoint of its run, not its final step: its run trains the whole schedule, keeping every
 # checkpoint, and zoo/<name> is that step packaged (hf_dgm.training.publishing.package_checkpoint)
 SHIPPED_STEP = {"gan-emoji": 3500}
+# a VAE shipped with a prior fitted to its training images' latents after training (hf-dgm fit-prior, these flags):
+# zoo/<name> is its run's final model with that prior (docs/hierarchical_vae.md)
+FITTED_PRIOR = {"hvae-emoji": "--components 20 --rank 64"}
 
 SHIPPED = (*MODEL_FILES, "README.md")  # what a zoo folder keeps: what a model repo holds, without code
 
@@ -301,6 +305,12 @@ def train(name: str, device: str, checkpoint_every: int, runs: Path):
         except (FileNotFoundError, ValueError) as err:
             raise SystemExit(f"{name}: {err}") from None
         print(f"packaged step {SHIPPED_STEP[name]} of {name} into {dest}", flush=True)
+        return
+    if name in FITTED_PRIOR:
+        flags = ["--output-dir", str(dest), "--dataset", DATASETS.get(name, MNIST), *shlex.split(FITTED_PRIOR[name])]
+        fit = [sys.executable, "-m", "hf_dgm.cli", "fit-prior", str(out), *flags]
+        print("+", " ".join(fit), flush=True)
+        subprocess.run(fit, check=True)
         return
     if dest == out:  # a candidate stays in its run folder
         return
