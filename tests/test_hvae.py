@@ -264,13 +264,15 @@ def test_one_temperature_per_group_is_refused_by_a_single_latent_vae():
         VAEPipeline(vae=model)(2, temperature=[1.0, 0.5])
 
 
-def test_trust_remote_code_without_hf_dgm(tmp_path):
-    model = tiny_hvae("colour-64")
-    expected = model.generate(4, generator=torch.Generator().manual_seed(0), class_labels=[0, 1, 2, 3]).sample
+def generates_alike_without_hf_dgm(tmp_path, model: VAEModel, arguments: str, more: str = "") -> list[str]:
+    """Export `model` and load it with AutoModel(trust_remote_code=True) in an interpreter where hf_dgm is not
+    importable: generate(4, seeded, `arguments`) there gives the images it gives here; `more` (code) runs after it,
+    with `model` and `torch` at hand. Returns what that interpreter printed, split."""
+    expected = model.generate(4, generator=torch.Generator().manual_seed(0), **eval(f"dict({arguments})")).sample
     model.save_pretrained(tmp_path / "model")
     export_code(tmp_path / "model")
     save_file({"expected": expected.contiguous()}, str(tmp_path / "expected.safetensors"))
-    code = textwrap.dedent("""
+    code = textwrap.dedent(f"""
         import sys
         sys.modules["hf_dgm"] = None  # hf_dgm is not importable in this interpreter
         import torch
@@ -278,12 +280,19 @@ def test_trust_remote_code_without_hf_dgm(tmp_path):
         from transformers import AutoModel
         model = AutoModel.from_pretrained("model", trust_remote_code=True)
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        out = model.generate(4, generator=torch.Generator().manual_seed(0), class_labels=[0, 1, 2, 3]).sample
+        out = model.generate(4, generator=torch.Generator().manual_seed(0), {arguments}).sample
         expected = load_file("expected.safetensors")["expected"]
-        assert torch.allclose(out, expected, rtol=0, atol=1e-5), f"outputs differ by {(out - expected).abs().max()}"
-        x = torch.rand(2, 3, 64, 64).mul(255).round().div(255)
-        print("ok", type(model).__name__, tuple(model(x, class_labels=[0, 1]).kl_per_group.shape))
-    """)
+        assert torch.allclose(out, expected, rtol=0, atol=1e-5), f"outputs differ by {{(out - expected).abs().max()}}"
+    """) + textwrap.dedent(more)
     proc = run_python(code, cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["ok", "VAEModel", "(2,", "5)"]
+    return proc.stdout.split()
+
+
+def test_trust_remote_code_without_hf_dgm(tmp_path):
+    more = """
+        x = torch.rand(2, 3, 64, 64).mul(255).round().div(255)
+        print("ok", type(model).__name__, tuple(model(x, class_labels=[0, 1]).kl_per_group.shape))
+    """
+    printed = generates_alike_without_hf_dgm(tmp_path, tiny_hvae("colour-64"), "class_labels=[0, 1, 2, 3]", more)
+    assert printed == ["ok", "VAEModel", "(2,", "5)"]
