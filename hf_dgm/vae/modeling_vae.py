@@ -337,11 +337,11 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         """Decode prior samples z ~ N(0, temperature^2 I) into images in [0, 1], in eval mode (with a pixel context,
         `generator` also draws the pixels, and `progress` is called after each row: see `decode`). `hierarchical`:
         each group's prior standard deviation times the temperature, or one temperature per group (a list, coarse to
-        fine)."""
-        if latents is None and self.latent_prior is not None:
-            check_batch_size(batch_size)
-            latents = self.latent_prior.sample(batch_size, generator, latent_temperature(self.config, temperature))
+        fine). A fitted prior (``latent_prior``) draws them instead."""
         scale = latent_temperature(self.config, temperature) if latents is None else None
+        if scale is not None and self.latent_prior is not None:  # its draws, their deviations scaled by `scale`
+            check_batch_size(batch_size)
+            latents, scale = self.latent_prior.sample(batch_size, generator, scale), None
         latents = self.prepare_latents(batch_size, generator, latents)
         if scale is not None:
             latents = latents * (scale.to(latents) if isinstance(scale, torch.Tensor) else scale)
