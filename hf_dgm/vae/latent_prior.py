@@ -154,7 +154,7 @@ def fit_mixture(x: torch.Tensor, components: int, generator: torch.Generator, it
     eye = torch.eye(r, dtype=x.dtype, device=x.device)
     means = x[torch.randperm(n, generator=generator)[:components].to(x.device)]
     covariances = (x.T @ x / n + ridge * eye).repeat(components, 1, 1)
-    log_weights = torch.full((components,), -math.log(components), dtype=x.dtype)
+    log_weights = torch.full((components,), -math.log(components), dtype=x.dtype, device=x.device)
     for _ in range(iterations):
         scale_tril = torch.linalg.cholesky(covariances)
         log_joint = mixture_log_prob(x, log_weights, means, scale_tril)
