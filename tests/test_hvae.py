@@ -217,6 +217,19 @@ def test_a_gradient_norm_above_the_threshold_skips_the_update(tmp_path):
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in start.items())
 
 
+def test_a_run_whose_updates_are_all_skipped_stops(tmp_path, monkeypatch):
+    """Every update over --skip-grad-norm: after MAX_CONSECUTIVE_SKIPS in a row the run stops with one line, instead
+    of running its remaining steps with frozen weights."""
+    from hf_dgm.training import base
+    from hf_dgm.training.vae import VAETrainer
+
+    monkeypatch.setattr(base, "MAX_CONSECUTIVE_SKIPS", 4)
+    kw = dict(architecture="hierarchical", max_steps=10, skip_grad_norm=1e-6, **TINY["grey-28"], dataset=MNIST)
+    args = tiny_train_kwargs(tmp_path, **kw)
+    with pytest.raises(base.NonFiniteLossError, match=r"Steps 1 to 4: all 4 updates were skipped"):
+        VAETrainer(VAETrainingArguments(**args)).train()
+
+
 def test_clipped_updates_are_taken_and_the_norm_before_clipping_is_logged(tmp_path):
     from hf_dgm.training.vae import VAETrainer
 

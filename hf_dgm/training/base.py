@@ -36,6 +36,11 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
+# a run whose last updates were all skipped (--on-nonfinite skip, --skip-grad-norm) is stuck: its weights no longer
+# change, so it stops instead of running its remaining steps without an update
+MAX_CONSECUTIVE_SKIPS = 100
+
+
 def build_scheduler(optimizer, args):
     """--lr-schedule after --warmup-steps of linear warm-up from 0, as diffusers' (and transformers') schedules."""
     from diffusers.optimization import get_scheduler
@@ -106,6 +111,7 @@ class BaseTrainer:
         self.noise = torch.Generator(device=self.device).manual_seed(args.seed * 7919 + 17 + rank)
         self.step = 0
         self.num_skipped = 0
+        self.consecutive_skips = 0  # updates skipped in a row (check_not_stuck)
         self.training_time_s = 0.0  # summed over resumed segments
         self.last_grid = None  # (step, the sample grid drawn at that step)
         self.model = model if model is not None else self.build_model()
@@ -258,6 +264,19 @@ class BaseTrainer:
                 )
         return True
 
+    def check_not_stuck(self, skipped_before: int):
+        """Count the updates skipped in a row (this step's, where `num_skipped` grew from `skipped_before`); stop the
+        run at MAX_CONSECUTIVE_SKIPS."""
+        self.consecutive_skips = self.consecutive_skips + 1 if self.num_skipped > skipped_before else 0
+        if self.consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
+            first = self.step + 2 - self.consecutive_skips
+            raise NonFiniteLossError(
+                f"Steps {first} to {self.step + 1}: all {self.consecutive_skips} updates were skipped (a non-finite "
+                "loss or a gradient norm above --skip-grad-norm or not finite), so the weights no longer change. "
+                f"Training stopped; the checkpoints are in {self.output_dir / 'checkpoints'}. Lower the learning "
+                "rate, or resume from a checkpoint before the first skip."
+            )
+
     def check_weights_finite(self):
         """Before a checkpoint or the final save: never write NaN weights as a 'good' model."""
         bad = [n for n, p in self.model.named_parameters() if not torch.isfinite(p).all()]
@@ -303,7 +322,9 @@ class BaseTrainer:
         end = self.step + num_steps
         while self.step < end:
             log = (self.step + 1) % args.log_every == 0 or self.step + 1 == args.max_steps
+            skipped_before = self.num_skipped
             metrics = self.training_step(log)
+            self.check_not_stuck(skipped_before)
             for scheduler in self.schedulers.values():
                 scheduler.step()
             self.step += 1
