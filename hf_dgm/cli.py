@@ -156,10 +156,11 @@ def cmd_fit_prior(args) -> int:
         iterations=args.iterations,
         seed=args.seed,
     )
+    gain = record["mean_log_density_gain_nats"]
     print(
         f"wrote {args.output_dir}: {record['components']} components in {record['rank']} dimensions, fitted to "
-        f"{record['draws']} x {record['num_images']} posterior draws (mean log density {record['mean_log_density_gain_nats']:+.1f} nats "
-        "over N(0, I)); evaluate it with hf-dgm evaluate"
+        f"{record['draws']} x {record['num_images']} posterior draws (mean log density {gain:+.1f} nats over N(0, I)); "
+        "evaluate it with hf-dgm evaluate"
     )
     return 0
 
@@ -258,8 +259,8 @@ COMMANDS = {
         "Fit a density to the posterior draws of the images a VAE trained on (its training record's dataset, without "
         "the held-out fraction) and write the model with it as its prior to a new folder: samples, the pipeline, "
         "the fast path and the NLL bounds then use it instead of N(0, I). The density: --components Gaussians in the "
-        "--rank principal directions of the draws, an isotropic Gaussian in the rest (ex-post density estimation, "
-        "Ghosh et al. 2020). Unconditional VAEs; docs/hierarchical_vae.md.",
+        "--rank principal directions of the draws, a Gaussian with one variance per latent value in the rest "
+        "(ex-post density estimation, Ghosh et al. 2020). Unconditional VAEs; docs/hierarchical_vae.md.",
     ),
     "push": (
         "push a model folder (weights, code, card, grid, results) to the Hub",

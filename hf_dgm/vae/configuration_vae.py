@@ -52,8 +52,8 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
         latent_prior_components (`int`, defaults to 0):
             0: latents are drawn from N(0, I) (for `hierarchical`, each group's noise, given the groups before it).
             K >= 1: from a prior fitted to the training images' latents after training (`hf-dgm fit-prior`): a
-            mixture of K Gaussians in a principal subspace of the latents and an isotropic Gaussian in the rest
-            (`latent_prior.FittedPrior`, saved with the decoder's weights). Samples and the likelihood bounds use it;
+            mixture of K Gaussians in a principal subspace of the latents and a Gaussian with one variance per latent
+            value in the rest (`latent_prior.FittedPrior`, saved with the decoder's weights). Samples and the likelihood bounds use it;
             training does not. Unconditional VAEs only.
         latent_prior_rank (`int`, defaults to 0):
             The dimension of the fitted prior's subspace, 1 to `latent_dim` (0 with no fitted prior).
