@@ -8,7 +8,6 @@ drawn path), binarized as in training for a Bernoulli likelihood. The new model 
 """
 
 import logging
-import math
 from pathlib import Path
 
 import torch
@@ -104,7 +103,7 @@ def fit_prior(
     fitted.save_pretrained(output_dir)
     write_json_atomic(output_dir / "training_args.json", {**record, "latent_prior": fit_record})
     grid = fitted.generate(GRID_IMAGES, generator=torch.Generator().manual_seed(0)).sample
-    save_image_atomic(make_grid(to_uint8(grid.float()), nrow=int(math.sqrt(GRID_IMAGES))), output_dir / "samples.png")
+    save_image_atomic(make_grid(to_uint8(grid)), output_dir / "samples.png")  # make_grid: a square grid
     (output_dir / "eval_results.json").unlink(missing_ok=True)  # measured without this prior: not carried over
     from ..model_card import write_model_card
 
