@@ -33,8 +33,8 @@ from .networks_vae import (
     build_encoder,
     decode,
     decoder_mean,
-    latent_temperature,
     likelihood_output,
+    prior_latents,
     reconstruction_nll,
 )
 
@@ -317,10 +317,8 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         y = labels.repeat(s) if labels is not None else None
         x_s = x.repeat(s, 1, 1, 1)
         log_px = -self.reconstruction_nll(self.likelihood_output(z.reshape(s * b, -1), y, x_s), x_s).view(s, b)
-        if self.latent_prior is not None:
-            log_pz = self.latent_prior.log_prob(z.reshape(s * b, -1)).view(s, b).to(z)
-        else:
-            log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        prior = self.latent_prior.log_prob if self.latent_prior is not None else standard_normal_log_prob
+        log_pz = prior(z.reshape(s * b, -1)).view(s, b).to(z)
         return log_px + log_pz - posterior.log_prob(z)
 
     @torch.no_grad()
@@ -338,13 +336,10 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         `generator` also draws the pixels, and `progress` is called after each row: see `decode`). `hierarchical`:
         each group's prior standard deviation times the temperature, or one temperature per group (a list, coarse to
         fine). A fitted prior (``latent_prior``) draws them instead."""
-        scale = latent_temperature(self.config, temperature) if latents is None else None
-        if scale is not None and self.latent_prior is not None:  # its draws, their deviations scaled by `scale`
+        if latents is None:
             check_batch_size(batch_size)
-            latents, scale = self.latent_prior.sample(batch_size, generator, scale), None
+            latents = prior_latents(self.config, self.decoder, batch_size, generator, temperature)
         latents = self.prepare_latents(batch_size, generator, latents)
-        if scale is not None:
-            latents = latents * (scale.to(latents) if isinstance(scale, torch.Tensor) else scale)
         with eval_mode(self):
             out = self.decode(latents, class_labels=class_labels, generator=generator, progress=progress)
         return VAEDecoderOutput(sample=out.sample, logits=out.logits) if return_dict else (out.sample, out.logits)
