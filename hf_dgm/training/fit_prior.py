@@ -16,7 +16,7 @@ from ..file_utils import write_json_atomic
 from ..image_processing import make_grid, save_image_atomic, to_uint8
 from ..modeling_utils import check_positive_int
 from ..records import dataset_record, is_recorded_dataset
-from ..vae.latent_prior import FittedPrior, standard_normal_log_prob
+from ..vae.latent_prior import FittedPrior, check_prior_settings, standard_normal_log_prob
 from ..vae.networks_vae import LIKELIHOODS
 
 logger = logging.getLogger(__name__)
@@ -61,17 +61,14 @@ def fit_prior(
     from ..vae.modeling_vae import VAEModel
     from ..zoo import resolve_model
 
-    for name, value in (("components", components), ("rank", rank), ("draws", draws), ("iterations", iterations)):
+    for name, value in (("draws", draws), ("iterations", iterations)):
         check_positive_int(name, value)
     model_dir, output_dir = resolve_model(model_dir), Path(output_dir)
     if output_dir.resolve() == Path(model_dir).resolve():
         raise ValueError(f"output_dir={str(output_dir)!r} is the model's own folder: expected a new folder.")
     model = VAEModel.from_pretrained(model_dir).eval()
     cfg = model.config
-    if cfg.num_classes:
-        raise ValueError(f"{str(model_dir)!r} is a conditional VAE: a fitted prior is for unconditional VAEs only.")
-    if rank > cfg.latent_dim:
-        raise ValueError(f"rank={rank} is invalid: expected at most the model's latent_dim={cfg.latent_dim}.")
+    check_prior_settings(components, rank, cfg.latent_dim, cfg.num_classes, names=("components", "rank"))
     record = training_record(model_dir)
     dataset = dataset or default_dataset(record)
     split = record.get("split", "train")
@@ -94,9 +91,7 @@ def fit_prior(
         "iterations": iterations,
         "seed": seed,
         **dataset_record(dataset),  # local data by its name and content hash: no path of this machine
-        "split": split,
-        "num_images": len(images),
-        "holdout_fraction": record.get("holdout_fraction", 0.0),
+        "num_images": len(images),  # of the record's split, less its held-out fraction
         "mean_log_density_gain_nats": round(gain, 2),  # over N(0, I), on the draws it was fitted to
     }
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -32,20 +32,27 @@ from torch import nn
 from ..modeling_utils import check_positive_int, randn
 
 
-def validate_latent_prior(cfg) -> None:
-    """`latent_prior_components` 0 (N(0, I)) or K >= 1 with 1 <= `latent_prior_rank` <= latent_dim, unconditional."""
-    components, rank = cfg.latent_prior_components, cfg.latent_prior_rank
-    if components == 0 and rank == 0:
-        return
-    check_positive_int("latent_prior_components", components)
-    check_positive_int("latent_prior_rank", rank)
-    if rank > cfg.latent_dim:
-        raise ValueError(f"latent_prior_rank={rank} is invalid: expected at most latent_dim={cfg.latent_dim}.")
-    if cfg.num_classes:
+def check_prior_settings(
+    components, rank, latent_dim: int, num_classes, names=("latent_prior_components", "latent_prior_rank")
+):
+    """K >= 1 Gaussians along 1 <= rank <= latent_dim directions, for an unconditional VAE; `names`: the config
+    fields or flags that hold them, for the error's line."""
+    check_positive_int(names[0], components)
+    check_positive_int(names[1], rank)
+    if num_classes:
         raise ValueError(
-            f"latent_prior_components={components} is invalid for a conditional VAE (num_classes={cfg.num_classes}): "
-            "the fitted prior is one density for every class; expected an unconditional VAE."
+            f"{names[0]}={components} is invalid for a conditional VAE (num_classes={num_classes}): the fitted prior "
+            "is one density for every class; expected an unconditional VAE."
         )
+    if rank > latent_dim:
+        raise ValueError(f"{names[1]}={rank} is invalid: expected at most the model's latent_dim={latent_dim}.")
+
+
+def validate_latent_prior(cfg) -> None:
+    """`latent_prior_components` and `latent_prior_rank` both 0 (N(0, I)), or a fitted prior's (``check_prior_settings``)."""
+    if cfg.latent_prior_components == 0 and cfg.latent_prior_rank == 0:
+        return
+    check_prior_settings(cfg.latent_prior_components, cfg.latent_prior_rank, cfg.latent_dim, cfg.num_classes)
 
 
 def build_latent_prior(cfg) -> "FittedPrior | None":
