@@ -447,3 +447,23 @@ def test_checkpoints_are_ranked_by_kid(tmp_path, random_classifier, mnist_slice,
         f"from hf_dgm.cli import main; raise SystemExit(main(['evaluate', {str(tmp_path)!r}, '--checkpoints']))"
     )
     assert proc.returncode == 2 and "holds no checkpoints" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluation_holds_out_what_a_run_on_its_first_max_samples_held_out(tmp_path, emoji_slice):
+    """A run with --max-samples trains on the split's first images, a seeded fraction of those held out: evaluation
+    compares with those images and scores the NLL on the same held-out ones (a fraction of the whole split would
+    hold out images the model trained on)."""
+    from conftest import train_tiny
+
+    from hf_dgm.data import holdout_indices, load_image_tensors
+    from hf_dgm.evaluation.real_data import real_images
+
+    flags = dict(
+        dataset=emoji_slice, max_samples=20, holdout_fraction=0.25, image_size=16, num_channels=3, batch_size=8
+    )
+    model = train_tiny("vae", tmp_path, max_steps=1, **flags)
+    record = json.loads((tmp_path / "training_args.json").read_text())
+    real, held_out, fraction = real_images(model.config, tmp_path, emoji_slice, "train", None, None, None)
+    assert (record["num_train_images"], record["num_held_out_images"]) == (len(real), len(held_out)) == (15, 5)
+    first = load_image_tensors(emoji_slice, "train", "image", None, 16, 3, 20)
+    assert fraction == 0.25 and torch.equal(held_out.images, first.images[holdout_indices(20, 0.25)[1]])

@@ -101,10 +101,11 @@ def mnist_sets(cfg, model_dir, dataset: str, num_samples: int | None, full: bool
     )
 
 
-def real_images(cfg, model_dir, dataset, split, image_column, label_column, holdout_fraction, max_samples=None):
+def real_images(cfg, model_dir, dataset, split, image_column, label_column, holdout_fraction):
     """(the real images the model is compared with, the held-out ones or None, the holdout fraction used). Columns,
-    holdout: as given, else as the model's training record says where it was trained on this dataset and split;
-    `max_samples`: the split's first images only, as the trainer's flag of that name."""
+    holdout: as given, else as the model's training record says where it was trained on this dataset and split; there,
+    as it trained, the split's first `max_samples` images only where its record has them (the held-out fraction is
+    then one of those: of the whole split, it would hold out images the model trained on)."""
     from ..data import holdout_indices, load_image_tensors
 
     record = training_record(model_dir)
@@ -115,6 +116,7 @@ def real_images(cfg, model_dir, dataset, split, image_column, label_column, hold
     if holdout_fraction is None:
         holdout_fraction = record.get("holdout_fraction", 0.0) if trained_on_it else 0.0
     labels = label_column if cfg.num_classes else None
+    max_samples = record.get("max_samples") if trained_on_it else None
     images = load_image_tensors(dataset, split, image_column, labels, cfg.image_size, cfg.num_channels, max_samples)
     if not holdout_fraction:
         return images, None, 0.0

@@ -15,7 +15,7 @@ import torch
 from ..file_utils import write_json_atomic
 from ..image_processing import make_grid, save_image_atomic, to_uint8
 from ..modeling_utils import check_positive_int
-from ..records import dataset_record, is_recorded_dataset
+from ..records import dataset_record
 from ..vae.latent_prior import FittedPrior, check_prior_settings, standard_normal_log_prob
 from ..vae.networks_vae import LIKELIHOODS
 
@@ -72,8 +72,7 @@ def fit_prior(
     record = training_record(model_dir)
     dataset = dataset or default_dataset(record)
     split = record.get("split", "train")
-    max_samples = record.get("max_samples") if is_recorded_dataset(record, dataset) else None
-    images = real_images(cfg, model_dir, dataset, split, None, None, None, max_samples)[0].images
+    images = real_images(cfg, model_dir, dataset, split, None, None, None)[0].images
     if len(images) * draws <= components:
         raise ValueError(f"{len(images)} images x {draws} draws can't fit {components} components: expected more.")
     generator = torch.Generator().manual_seed(seed)
