@@ -69,7 +69,9 @@ def _recipe_args(recipe: str, extra=()):
 
     family, *flags = shlex.split(recipe)
     cls = GANTrainingArguments if family == "gan" else VAETrainingArguments
-    namespace = build_parser(cls, "recipe", "").parse_args([*flags, *extra])
+    namespace = build_parser(cls, "recipe", "").parse_args(
+        [*extra, *flags]
+    )  # as build_zoo.train_command: its flags after COMMON
     args = cls(**{f.name: getattr(namespace, f.name) for f in fields(cls)})
     args.validate()  # resolves the architecture's defaults, as a run records them
     return args.to_dict(), cls.model_fields
@@ -140,7 +142,8 @@ def test_side_by_side_stages_sizes_and_rows():
     compare = _script("compare_recipes")
     assert compare.stages("vae-emoji") == [("vae-emoji-base", 0.6), ("vae-emoji", 0.4)]
     assert compare.stages("gan-emoji-64") == [("gan-emoji-64", 1.0)]
-    flags = compare.recipe_flags("hvae-emoji", 16)
+    assert compare.stages("hvae-emoji") == [("hvae-emoji-stage1", 0.56), ("hvae-emoji", 0.44)]
+    flags = compare.recipe_flags("hvae-emoji-stage1", 16)
     assert flags[-9:] == ["--latent-groups", "1", "1", "2", "2", "4", "4", "--latent-dim", "168"]
     assert compare.recipe_flags("gan-emoji-32", None) == compare.recipe_flags("gan-emoji-32", 32)
     assert compare.recipe_flags("gan-emoji-32", 64)[-2:] == ["--image-size", "64"]
@@ -148,7 +151,7 @@ def test_side_by_side_stages_sizes_and_rows():
     assert compare.recipe_flags("dcgan-mnist-stage1", 28) == compare.recipe_flags("dcgan-mnist-stage1", None)
     assert "--image-size" not in compare.recipe_flags("vae-emoji", 32)  # grown from vae-emoji-base: its size
     with pytest.raises(SystemExit, match="scale to whole resolutions only at 64 times a power of two"):
-        compare.recipe_flags("hvae-emoji", 28)
+        compare.recipe_flags("hvae-emoji-stage1", 28)
     g = torch.Generator().manual_seed(0)
     real, fake, floor = (torch.randn(12, 4, generator=g) for _ in range(3))
     metrics = [
