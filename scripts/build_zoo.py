@@ -62,12 +62,17 @@ RECIPES = {
     # residual cells of width 32, Bernoulli with dynamic binarization, free bits of 2 nats per group, gradient
     # clipping. 1.6 MB of weights; 110-165 images/s on one core of this busy CPU: 16000 steps of 64 took 2 h 34 min
     # (training_time_s 9257, in two segments).
-    "vae-mnist": "vae --architecture hierarchical --latent-groups 7 7 7 14 14 14 --latent-dim 2940 --base-channels 32 "
-    "--batch-size 64 --max-steps 16000 --lr 1e-3 --lr-schedule cosine --warmup-steps 200 --kl-warmup-steps 2000 "
-    "--free-bits 2 --grad-clip 20000 --on-nonfinite skip --card-note 'A hierarchical VAE (NVAE/VDVAE style: six "
-    "latent groups at 7x7 and 14x14, the posterior a residual correction of the prior), trained on one core of a 2-core "
-    "CPU: 16000 steps of 64. Its NLL here is a reduced protocol (k=50 importance samples on all 10000 test images), an "
-    "upper bound of the k=5000 figure in expectation.'",
+    "vae-mnist-stage1": "vae --architecture hierarchical --latent-groups 7 7 7 14 14 14 --latent-dim 2940 "
+    "--base-channels 32 --batch-size 64 --max-steps 16000 --lr 1e-3 --lr-schedule cosine --warmup-steps 200 "
+    "--kl-warmup-steps 2000 --free-bits 2 --grad-clip 20000 --on-nonfinite skip",
+    # The second stage: the first stage's model trained on with a fresh cosine schedule at half its learning rate
+    # (about 130 images/s on one core: 6000 steps of 64 in 49 minutes).
+    "vae-mnist": "vae --batch-size 64 --max-steps 6000 --lr 5e-4 --lr-schedule cosine --warmup-steps 200 "
+    "--free-bits 2 --grad-clip 20000 --on-nonfinite skip --seed 1 --card-note 'A hierarchical VAE (NVAE/VDVAE style: "
+    "six latent groups at 7x7 and 14x14, the posterior a residual correction of the prior), trained on one core of a "
+    "2-core CPU in two stages: 16000 steps of 64 (the recipe vae-mnist-stage1), then 6000 more with a fresh cosine "
+    "schedule at half the learning rate. Its NLL here is a reduced protocol (k=50 importance samples on all 10000 test "
+    "images), an upper bound of the k=5000 figure in expectation.'",
     # An 8-d latent: the label has to carry the digit (97.7 % conditional accuracy; 16-d: 96.0 %, 32-d: 93.4 %).
     "cvae-mnist": "vae --architecture conv --conditional --latent-dim 8 --base-channels 32 --hidden-dim 256 "
     "--batch-size 128 --max-steps 15000 --lr 1e-3 --lr-schedule cosine --kl-warmup-steps 2000",
@@ -201,6 +206,7 @@ DATASETS = {
 FIRST_STAGE = {
     "vae-emoji": ("--init-from", "vae-emoji-base"),
     "dcgan-mnist": ("--init-from", "dcgan-mnist-stage1"),
+    "vae-mnist": ("--init-from", "vae-mnist-stage1"),
     "gan-emoji": ("--grow-from", "gan-emoji-32"),
     "hvae-emoji": ("--init-from", "hvae-emoji-stage1"),
 }
