@@ -69,9 +69,8 @@ def _recipe_args(recipe: str, extra=()):
 
     family, *flags = shlex.split(recipe)
     cls = GANTrainingArguments if family == "gan" else VAETrainingArguments
-    namespace = build_parser(cls, "recipe", "").parse_args(
-        [*extra, *flags]
-    )  # as build_zoo.train_command: its flags after COMMON
+    # the recipe's flags after `extra` (COMMON), as build_zoo.train_command has them: the recipe's win
+    namespace = build_parser(cls, "recipe", "").parse_args([*extra, *flags])
     args = cls(**{f.name: getattr(namespace, f.name) for f in fields(cls)})
     args.validate()  # resolves the architecture's defaults, as a run records them
     return args.to_dict(), cls.model_fields

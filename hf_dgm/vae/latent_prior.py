@@ -49,7 +49,8 @@ def check_prior_settings(
 
 
 def validate_latent_prior(cfg) -> None:
-    """`latent_prior_components` and `latent_prior_rank` both 0 (N(0, I)), or a fitted prior's (``check_prior_settings``)."""
+    """`latent_prior_components` and `latent_prior_rank` both 0 (N(0, I)), or a fitted prior's settings
+    (``check_prior_settings``)."""
     if cfg.latent_prior_components == 0 and cfg.latent_prior_rank == 0:
         return
     check_prior_settings(cfg.latent_prior_components, cfg.latent_prior_rank, cfg.latent_dim, cfg.num_classes)
