@@ -95,6 +95,26 @@ def test_log_weights_average_to_the_elbo_and_the_iwae_bound_is_tighter(name):
     assert (iwae > log_w.mean(0) + 0.01).all()  # strictly: the weights vary
 
 
+def test_iwae_decodes_within_the_activation_budget(monkeypatch):
+    """The bound's calls stay within HF_DGM_MAX_ACTIVATIONS (vae-mnist decoded 100 images x 500 samples at once:
+    12.7 GB): the budget only lowers the samples per call, the numbers are those of asking for that chunk."""
+    from hf_dgm import modeling_utils
+    from hf_dgm.evaluation.likelihood import iwae_log_likelihood
+    from hf_dgm.modeling_utils import activation_elements
+
+    model = tiny_hvae("grey-28").eval()
+    x, _ = images_and_labels(model, n=4)
+    asked = iwae_log_likelihood(model, x, k=12, batch_size=2, chunk=2, seed=0, progress=False)
+    with torch.device("meta"):
+        per_image = activation_elements(VAEModel(model.config).sampling_network, model.config)
+    monkeypatch.setattr(modeling_utils, "MAX_ACTIVATIONS", 5 * per_image)  # two images x two samples per call
+    decoded, call = [], model.log_importance_weights
+    monkeypatch.setattr(model, "log_importance_weights", lambda x, s, *a: decoded.append(len(x) * s) or call(x, s, *a))
+    bounded = iwae_log_likelihood(model, x, k=12, batch_size=2, seed=0, progress=False)  # chunk: 500 asked
+    assert decoded == [4] * 12, decoded  # 2 batches x 6 calls
+    torch.testing.assert_close(bounded, asked)
+
+
 @pytest.mark.parametrize("name", ONE_PASS)
 def test_sampling_is_seeded_and_scaled_by_the_temperature(name):
     model = tiny_hvae(name)

@@ -80,9 +80,18 @@ def iwae_log_likelihood(
     state_path: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
-    """Per-image importance-weighted bound log p(x) (nats), shape (N,). Resumable through `state_path`."""
+    """Per-image importance-weighted bound log p(x) (nats), shape (N,). Resumable through `state_path`.
+
+    One call decodes `batch_size` images x `chunk` importance samples, fewer where that many would exceed the
+    activation budget (``sampling.images_per_chunk``, ``HF_DGM_MAX_ACTIVATIONS``): the hierarchical vae-mnist at
+    100 x 500 held 12.7 GB."""
+    from ..sampling import images_per_chunk
+
     vae.eval()
     n = x_binary.shape[0]
+    per_call = images_per_chunk(vae.config, num_images=batch_size * min(chunk, k))
+    batch_size = min(batch_size, per_call)
+    chunk = max(1, min(chunk, k, per_call // batch_size))
     key = {"k": k, "n": n, "seed": seed, "chunk": chunk, "batch_size": batch_size}
     done = torch.full((n,), float("nan"), dtype=torch.float64)
     if state_path is not None and Path(state_path).is_file():
