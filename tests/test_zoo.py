@@ -101,15 +101,19 @@ def test_recipe_side_by_side_differs_only_by_the_tricks():
 
 
 def test_side_by_side_smoke_trains_sizes_and_evaluates_a_gan_and_a_vae(tmp_path, emoji_slice, capsys):
-    """scripts/experiments/compare_recipes.py --smoke on a slice of the emoji, the projected GAN recipe (bf16) and the
-    two-stage pixel-context VAE (fp32) in one run: each stage's steps are its measured images/s times its share of
-    the budget, the recipes are build_zoo.py's at the smoke's 32 px (the pixel-context model grown from the first
-    stage), each final folder is evaluated, and the tables have a number in every cell they should."""
+    """scripts/experiments/compare_recipes.py --smoke on a slice of the emoji, the projected GAN recipe (bf16), the
+    two-stage pixel-context VAE (fp32) and the two-stage hierarchical VAE with its fitted prior in one run: each
+    stage's steps are its measured images/s times its share of the budget, the recipes are build_zoo.py's at the
+    smoke's 32 px (the pixel-context model grown from the first stage), each final folder is evaluated (the
+    hierarchical VAE's with the prior fitted as the zoo's is), and the tables have a number in every cell they
+    should."""
     compare = _script("compare_recipes")
     out = tmp_path / "out"
-    compare.main(["--smoke", "--models", "gan-emoji-64", "vae-emoji", "--dataset", emoji_slice, "--out", str(out)])
+    models = ["gan-emoji-64", "vae-emoji", "hvae-emoji"]
+    compare.main(["--smoke", "--models", *models, "--dataset", emoji_slice, "--out", str(out)])
     plan, report = (json.loads((out / name).read_text()) for name in ("plan.json", "comparison.json"))
-    assert set(plan) == {"settings", "gan-emoji-64/gan-emoji-64", "vae-emoji/vae-emoji-base", "vae-emoji/vae-emoji"}
+    stages = {"gan-emoji-64/gan-emoji-64", "vae-emoji/vae-emoji-base", "vae-emoji/vae-emoji"}
+    assert set(plan) == {"settings", *stages, "hvae-emoji/hvae-emoji-stage1", "hvae-emoji/hvae-emoji"}
     for key, entry in plan.items():
         if key != "settings":
             share = dict(compare.stages(key.split("/")[0]))[entry["recipe"]]
@@ -121,13 +125,16 @@ def test_side_by_side_smoke_trains_sizes_and_evaluates_a_gan_and_a_vae(tmp_path,
     run = json.loads((out / "vae-emoji" / "training_args.json").read_text())
     assert run["init_from"].endswith("vae-emoji-stage1") and run["mixed_precision"] == "no"
     assert json.loads((out / "gan-emoji-64" / "training_args.json").read_text())["mixed_precision"] == "bf16"
-    (gan_label, gan_row), (vae_label, vae_row) = [next(iter(e["rows"].items())) for e in report["models"].values()]
-    assert gan_label == "gan-emoji-64 (emoji-classifier)" and vae_label == "vae-emoji"
-    for row in (gan_row, vae_row):  # the classifier's space is the first: every GAN cell has a number
+    fit = json.loads((out / "hvae-emoji-prior" / "training_args.json").read_text())
+    assert fit["latent_prior"]["components"] == 20 and (out / "hvae-emoji-prior" / "eval_results.json").is_file()
+    labels_rows = [next(iter(e["rows"].items())) for e in report["models"].values()]
+    assert [label for label, _ in labels_rows] == ["gan-emoji-64 (emoji-classifier)", "vae-emoji", "hvae-emoji"]
+    for _, row in labels_rows:  # the classifier's space is the first: every GAN cell has a number
         assert all(isinstance(v, (int, float)) for v in row.values()), row
+    vae_row = labels_rows[1][1]
     assert vae_row["steps"] == sum(e["max_steps"] for k, e in plan.items() if k.startswith("vae-emoji/"))
     tables = capsys.readouterr().out.split("| model |")
-    assert len(tables) == 3 and "| gan-emoji-64 (emoji-classifier) |" in tables[1] and "| vae-emoji |" in tables[2]
+    assert len(tables) == 3 and "| gan-emoji-64 (emoji-classifier) |" in tables[1] and "| hvae-emoji |" in tables[2]
 
 
 def test_side_by_side_stages_sizes_and_rows():

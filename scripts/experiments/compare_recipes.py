@@ -21,7 +21,9 @@
   The machine's load at probe time thus sets each run's steps: run the comparison on a machine whose load does not
   change. The plan is kept in OUT/plan.json: a rerun resumes unfinished runs and reuses finished ones.
 * Each final model folder is evaluated (``evaluate``, the function behind `hf-dgm evaluate`; its eval_results.json
-  written there) in the --features spaces (default "auto": on the emoji, Inception and the emoji classifier).
+  written there) in the --features spaces (default "auto": on the emoji, Inception and the emoji classifier). A
+  recipe the zoo ships with a fitted prior (build_zoo.FITTED_PRIOR: hvae-emoji) is evaluated with one, fitted as
+  build_zoo.py fits it into OUT/<model>-prior (minutes; not counted in the budget).
 * Out: one folder per run in OUT, OUT/comparison.json and the tables (stdout and OUT/comparison.md), and for each
   model the steps, images/s and minutes it trained:
   - GANs, one row per feature space: KID (with its std), FID, precision/recall, each with its real-data floor; the
@@ -39,6 +41,7 @@ import importlib
 import json
 import math
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +49,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_zoo import DATASETS, FIRST_STAGE, MNIST, RECIPES, flag_value, train_command  # noqa: E402
+from build_zoo import DATASETS, FIRST_STAGE, FITTED_PRIOR, MNIST, RECIPES, flag_value, train_command  # noqa: E402
 
 from hf_dgm import GANConfig, VAEConfig  # noqa: E402
 from hf_dgm.file_utils import write_json_atomic, write_text_atomic  # noqa: E402
@@ -376,6 +379,21 @@ def train_model(model: str, args, plan: dict) -> tuple[Path, dict]:
     }
 
 
+def with_fitted_prior(model: str, folder: Path, args) -> Path:
+    """The folder to evaluate: a recipe the zoo ships with a prior fitted after training (build_zoo.FITTED_PRIOR) is
+    evaluated with it, fitted once (hf-dgm fit-prior, the recipe's flags) into OUT/<model>-prior."""
+    if model not in FITTED_PRIOR:
+        return folder
+    dest = folder.with_name(f"{model}-prior")
+    if not (dest / "model.safetensors").is_file():
+        dataset = args.dataset or DATASETS.get(model, MNIST)
+        flags = ["--output-dir", str(dest), "--dataset", dataset, *shlex.split(FITTED_PRIOR[model])]
+        cmd = [sys.executable, "-m", "hf_dgm.cli", "fit-prior", str(folder), *flags]
+        print(f"+ hf-dgm {shlex.join(cmd[3:])}", flush=True)
+        subprocess.run(cmd, check=True)
+    return dest
+
+
 def main(argv=None):
     args = parse_args(argv)
     check_recipes(args)
@@ -386,6 +404,7 @@ def main(argv=None):
     report["models"] = {}
     for model in args.models:
         folder, trained = train_model(model, args, plan)
+        folder = with_fitted_prior(model, folder, args)
         report["models"][model] = {"family": family(model), **evaluate_model(model, folder, args, trained)}
         print(f"{model}: {report['models'][model]['rows']}", flush=True)
     report["plan"] = plan
