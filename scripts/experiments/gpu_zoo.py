@@ -157,10 +157,11 @@ def start_iwae(args, runs_dir: Path) -> tuple[subprocess.Popen, Path]:
     cmd += ["--num-samples", str(args.num_samples)]
     if args.smoke:
         cmd += ["--num-test-images", "20"]
+    # the bound decodes as many images x samples per call as HF_DGM_MAX_ACTIVATIONS allows: the default (400 MB) suits
+    # a CPU; a GPU's memory takes 100 images x about 150 samples of the hierarchical vae-mnist per call
+    env = dict(os.environ, OMP_NUM_THREADS="2", HF_DGM_MAX_ACTIVATIONS=str(10**10))
     with open(runs_dir / "vae-mnist.eval.json", "w") as out, open(runs_dir / "vae-mnist.eval.log", "w") as err:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=err, env=dict(os.environ, OMP_NUM_THREADS="2"), start_new_session=True
-        )
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
     return proc, state
 
 
