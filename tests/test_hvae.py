@@ -97,7 +97,7 @@ def test_log_weights_average_to_the_elbo_and_the_iwae_bound_is_tighter(name):
 
 def test_iwae_decodes_within_the_activation_budget(monkeypatch):
     """The bound's calls stay within HF_DGM_MAX_ACTIVATIONS (vae-mnist decoded 100 images x 500 samples at once:
-    12.7 GB): the budget only lowers the samples per call, the numbers are those of asking for that chunk."""
+    over 21 GB): the budget only lowers the samples per call, the numbers are those of asking for that chunk."""
     from hf_dgm import modeling_utils
     from hf_dgm.evaluation.likelihood import iwae_log_likelihood
     from hf_dgm.modeling_utils import activation_elements
