@@ -100,7 +100,7 @@ def test_recipe_side_by_side_differs_only_by_the_tricks():
     assert {k for k in zoo if zoo[k] != ours[k]} == {"max_steps"}
 
 
-def test_side_by_side_smoke_trains_sizes_and_evaluates_a_gan_and_a_vae(tmp_path, emoji_slice, capsys):
+def test_side_by_side_smoke_trains_sizes_and_evaluates_a_gan_and_two_vaes(tmp_path, emoji_slice, capsys):
     """scripts/experiments/compare_recipes.py --smoke on a slice of the emoji, the projected GAN recipe (bf16), the
     two-stage pixel-context VAE (fp32) and the two-stage hierarchical VAE with its fitted prior in one run: each
     stage's steps are its measured images/s times its share of the budget, the recipes are build_zoo.py's at the
