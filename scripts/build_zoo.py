@@ -291,6 +291,20 @@ def train_command(
     return cmd
 
 
+def fit_prior_command(name: str, run: Path, dest: Path, dataset: str) -> list[str]:
+    """`hf-dgm fit-prior` of a FITTED_PRIOR recipe: `run`'s final model with the fitted prior written to `dest`."""
+    flags = ["--output-dir", str(dest), "--dataset", dataset, *shlex.split(FITTED_PRIOR[name])]
+    return [sys.executable, "-m", "hf_dgm.cli", "fit-prior", str(run), *flags]
+
+
+def stage_chain(name: str) -> list[str]:
+    """The recipes that build `name`, first stage first: the FIRST_STAGE chain that ends at it."""
+    chain = [name]
+    while chain[0] in FIRST_STAGE:
+        chain.insert(0, FIRST_STAGE[chain[0]][1])
+    return chain
+
+
 def flag_value(flags: list[str], name: str) -> str:
     return flags[len(flags) - flags[::-1].index(name)]  # the last one, as argparse reads it
 
@@ -327,8 +341,7 @@ def train(name: str, device: str, checkpoint_every: int, runs: Path):
         print(f"packaged step {SHIPPED_STEP[name]} of {name} into {dest}", flush=True)
         return
     if name in FITTED_PRIOR:
-        flags = ["--output-dir", str(dest), "--dataset", DATASETS.get(name, MNIST), *shlex.split(FITTED_PRIOR[name])]
-        fit = [sys.executable, "-m", "hf_dgm.cli", "fit-prior", str(out), *flags]
+        fit = fit_prior_command(name, out, dest, DATASETS.get(name, MNIST))
         print("+", " ".join(fit), flush=True)
         subprocess.run(fit, check=True)
         return

@@ -238,10 +238,8 @@ def test_shipped_models_were_trained_with_their_recipe(name):
     init_from = [start, first_stage] if start == "--init-from" else []  # --grow-from: the model of the recipe's flags
     recipe, model_fields = _recipe_args(build_zoo.RECIPES[name], [*build_zoo.COMMON, *init_from])
     model_recipe = recipe
-    if init_from:  # a later stage: the model of the first recipe down the --init-from chain, each stage's flags on top
-        chain = [name]
-        while build_zoo.FIRST_STAGE.get(chain[0], (None,))[0] == "--init-from":
-            chain.insert(0, build_zoo.FIRST_STAGE[chain[0]][1])
+    if init_from:  # a later stage: the first stage's model, with each later stage's flags on top
+        chain = build_zoo.stage_chain(name)
         flags = [build_zoo.RECIPES[stage].split(" ", 1)[1] for stage in chain[1:]]
         model_recipe, _ = _recipe_args(" ".join([build_zoo.RECIPES[chain[0]], *flags]))
     if first_stage:

@@ -49,7 +49,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_zoo import DATASETS, FIRST_STAGE, FITTED_PRIOR, MNIST, RECIPES, flag_value, train_command  # noqa: E402
+from build_zoo import (  # noqa: E402
+    DATASETS,
+    FIRST_STAGE,
+    FITTED_PRIOR,
+    MNIST,
+    RECIPES,
+    fit_prior_command,
+    flag_value,
+    stage_chain,
+    train_command,
+)
 
 from hf_dgm import GANConfig, VAEConfig  # noqa: E402
 from hf_dgm.file_utils import write_json_atomic, write_text_atomic  # noqa: E402
@@ -68,9 +78,7 @@ def family(name: str) -> str:
 def stages(model: str) -> list[tuple[str, float]]:
     """(recipe, share of the model's budget) of each stage: the FIRST_STAGE chain ending at `model`, shared as the
     recipes' steps."""
-    chain = [model]
-    while chain[0] in FIRST_STAGE:
-        chain.insert(0, FIRST_STAGE[chain[0]][1])
+    chain = stage_chain(model)
     steps = [int(flag_value(shlex.split(RECIPES[name]), "--max-steps")) for name in chain]
     return [(name, s / sum(steps)) for name, s in zip(chain, steps)]
 
@@ -386,9 +394,7 @@ def with_fitted_prior(model: str, folder: Path, args) -> Path:
         return folder
     dest = folder.with_name(f"{model}-prior")
     if not (dest / "model.safetensors").is_file():
-        dataset = args.dataset or DATASETS.get(model, MNIST)
-        flags = ["--output-dir", str(dest), "--dataset", dataset, *shlex.split(FITTED_PRIOR[model])]
-        cmd = [sys.executable, "-m", "hf_dgm.cli", "fit-prior", str(folder), *flags]
+        cmd = fit_prior_command(model, folder, dest, args.dataset or DATASETS.get(model, MNIST))
         print(f"+ hf-dgm {shlex.join(cmd[3:])}", flush=True)
         subprocess.run(cmd, check=True)
     return dest
