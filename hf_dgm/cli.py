@@ -125,6 +125,7 @@ def cmd_evaluate(args) -> int:
         seed=args.seed,
         iwae_k=args.iwae_k,
         num_test_images=args.num_test_images,
+        random_test_images=args.random_test_images,
         skip_likelihood=args.skip_likelihood,
         iwae_state_path=args.iwae_state,
         inception=args.inception_fid,
@@ -327,6 +328,12 @@ def _add_likelihood_flags(p) -> None:
         help="importance samples per image for the VAE NLL; none: 5000 on MNIST, 100 on 8-bit images",
     )
     p.add_argument("--num-test-images", type=_positive_int, default=None, help="MNIST: fewer test images for the NLL")
+    p.add_argument(
+        "--random-test-images",
+        action="store_true",
+        help="MNIST: a random --num-test-images of the test set (one fixed draw) instead of the first: its first "
+        "images are easier than the rest, a random draw estimates the whole set",
+    )
     p.add_argument("--skip-likelihood", action="store_true", help="VAEs: skip the ELBO/IWAE evaluation")
     p.add_argument("--iwae-state", default=None, help="file to save IWAE progress to (resumable)")
 

@@ -66,6 +66,36 @@ def test_iwae_bound_properties_and_resume(tmp_path):
     assert torch.equal(full, resumed)
 
 
+def test_a_random_test_subset_is_one_fixed_draw_across_the_test_set_and_says_so():
+    from types import SimpleNamespace
+
+    from hf_dgm.evaluation.evaluate import likelihood_request
+    from hf_dgm.evaluation.likelihood import binary_likelihood, test_image_indices
+
+    assert torch.equal(test_image_indices(10000, 300, random=False), torch.arange(300))
+    drawn = test_image_indices(10000, 300, random=True)
+    assert torch.equal(drawn, test_image_indices(10000, 300, random=True)) and len(drawn.unique()) == 300
+    assert torch.equal(drawn, drawn.sort().values) and drawn.max() >= 5000  # from the whole set, in test-set order
+
+    torch.manual_seed(0)
+    vae = VAEModel(VAEConfig(**tiny_vae_kwargs()))
+    images = (torch.rand(40, 1, 28, 28) * 255).to(torch.uint8)
+    test = SimpleNamespace(images=images, labels=torch.zeros(40, dtype=torch.long))
+    out = binary_likelihood(vae, test, 4, 10, True, 0, None, False)
+    names = [m["name"] for m in out["likelihood_metrics"]]
+    assert "NLL (IWAE bound, k=4, 10 random test images, REDUCED) nats" in names
+    assert "a random draw of the test set, seed 0" in out["likelihood_protocol"]
+    assert "negative ELBO (10 random test images) nats" in names
+
+    mnist = SimpleNamespace(kind="mnist-test", likelihood=images, full=True, num_samples=40)
+    assert likelihood_request(vae, mnist, 4, 10, True)[:3] == (4, 10, True)
+    with pytest.raises(ValueError, match="pass num_test_images"):
+        likelihood_request(vae, mnist, 4, None, True)
+    held_out = SimpleNamespace(kind="held-out", likelihood=images, likelihood_held_out=True)
+    with pytest.raises(ValueError, match="held-out images: leave them out"):
+        likelihood_request(vae, held_out, 4, 10, False)
+
+
 @pytest.fixture(scope="module")
 def random_classifier(tmp_path_factory):
     torch.manual_seed(0)

@@ -118,10 +118,21 @@ IWAE_CHUNK = 100  # importance samples decoded per call (8-bit images)
 IWAE_MAX_DECODER_OUTPUTS = 2**26  # decoder output values per call (64x64 RGB, one logistic: 27 images x 100 samples)
 
 
-def binary_likelihood(model, test, iwae_k: int, n: int, full_count: bool, seed: int, state_path, progress) -> dict:
-    """The ELBO and the IWAE bound (nats) on the first `n` MNIST test images, binarized once (Burda et al.)."""
-    x = binarize_once(test.images[:n], seed=0)
-    labels = test.labels[:n] if model.config.num_classes else None
+def test_image_indices(total: int, n: int, random: bool) -> torch.Tensor:
+    """The test images of the NLL: the first `n` of `total`, or with `random` a random `n` (one fixed draw, seed 0,
+    kept in test-set order): MNIST's first test images are easier than its last, so only a random subset estimates
+    the whole test set's NLL."""
+    if not random:
+        return torch.arange(n)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(0))[:n].sort().values
+
+
+def binary_likelihood(model, test, iwae_k: int, n: int, random: bool, seed: int, state_path, progress) -> dict:
+    """The ELBO and the IWAE bound (nats) on `n` MNIST test images (`test_image_indices`), binarized once (Burda et
+    al.)."""
+    picked = test_image_indices(len(test.images), n, random)
+    x = binarize_once(test.images[picked], seed=0)
+    labels = test.labels[picked] if model.config.num_classes else None
     elbo = iwae_log_likelihood(model, x, k=1, labels=labels, seed=seed + 1, progress=False)
     bound = iwae_log_likelihood(model, x, k=iwae_k, labels=labels, seed=seed, state_path=state_path, progress=progress)
     with torch.no_grad():
@@ -135,18 +146,21 @@ def binary_likelihood(model, test, iwae_k: int, n: int, full_count: bool, seed: 
     note = ""
     if model.config.likelihood != "bernoulli":
         note = f" ({model.config.likelihood} likelihood on binary data: not comparable with the Bernoulli literature)"
-    reduced = "" if (iwae_k == 5000 and full_count) else f" REDUCED PROTOCOL: k={iwae_k}, {n} test images"
-    counts = f"k={iwae_k}, {n} test images" + (", REDUCED" if reduced else "")  # in the metric's name: cards show it
+    images = f"{n} {'random ' if random and n < len(test.images) else ''}test images"
+    reduced = "" if (iwae_k == 5000 and n == len(test.images)) else f" REDUCED PROTOCOL: k={iwae_k}, {images}"
+    counts = f"k={iwae_k}, {images}" + (", REDUCED" if reduced else "")  # in the metric's name: cards show it
     cond = " conditional on the label, log p(x|y)" if labels is not None else ""
+    which = " (a random draw of the test set, seed 0)" if random and n < len(test.images) else ""
     proto = (
-        f"dynamically binarized MNIST test set (binarized once, seed 0), {n} images, k={iwae_k}{cond}{note}{reduced}"
+        f"dynamically binarized MNIST test set (binarized once, seed 0), {n} images{which}, k={iwae_k}{cond}{note}"
+        f"{reduced}"
     )
     return {
         "likelihood_protocol": proto,
         "likelihood_metrics": [
             {"name": f"NLL (IWAE bound, {counts}) nats", "type": "nll", "value": round(-bound.mean().item(), 3)},
             {
-                "name": f"negative ELBO ({n} test images) nats",
+                "name": f"negative ELBO ({images}) nats",
                 "type": "neg_elbo",
                 "value": round(-elbo.mean().item(), 3),
             },
