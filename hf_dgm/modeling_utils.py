@@ -77,6 +77,13 @@ def check_common_fields(cfg) -> None:
     check_choice("activation", cfg.activation, ACTIVATIONS)
 
 
+def conditioning_classes(cfg) -> int | None:
+    """The classes a model's networks are conditioned on: its labels' (num_classes), a self-conditioned GAN's
+    clusters' (cluster_frequencies), or None."""
+    clusters = getattr(cfg, "cluster_frequencies", None)
+    return cfg.num_classes or (len(clusters) if clusters else None)
+
+
 def conv_schedule(image_size: int) -> tuple[int, int]:
     """Return ``(initial_size, num_stages)`` with ``image_size == initial_size * 2**num_stages``, 3 <= initial <= 7
     and num_stages >= 2, using the most stride-2 stages (28 -> 7 x 2**2, 32 -> 4 x 2**3, 64 -> 4 x 2**4).
@@ -153,7 +160,7 @@ def check_class_labels(cfg, class_labels, batch_size: int, device=None, mixing: 
     try:
         labels = torch.as_tensor(class_labels)
     except (ValueError, TypeError, RuntimeError, OverflowError):  # ints beyond int64, strings, None entries
-        raise ValueError(f"class_labels must be {expected}, got {_short_repr(class_labels)}.") from None
+        raise ValueError(f"class_labels must be {expected}, got {short_repr(class_labels)}.") from None
     if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim != 1:
         raise ValueError(
             f"class_labels must be a 1-D sequence of ints, got dtype {labels.dtype} and shape {tuple(labels.shape)}."
@@ -197,7 +204,7 @@ def embed_classes(table: torch.Tensor, class_labels: torch.Tensor) -> torch.Tens
     return table[class_labels]
 
 
-def _short_repr(value, limit: int = 80) -> str:
+def short_repr(value, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}..."
 
@@ -300,7 +307,7 @@ def activation_elements(net: nn.Module, cfg, budget: int | None = None) -> int:
     hooks = [m.register_forward_hook(count) for m in leaves]
     try:
         latents = torch.empty(1, cfg.latent_dim, device="meta")
-        labels = torch.zeros(1, dtype=torch.long, device="meta") if cfg.num_classes else None
+        labels = torch.zeros(1, dtype=torch.long, device="meta") if conditioning_classes(cfg) else None
         with torch.no_grad():
             net.eval()(latents, labels)
     finally:

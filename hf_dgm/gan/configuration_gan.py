@@ -29,6 +29,12 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
         num_classes (`int`, *optional*):
             `None` for an unconditional GAN, or N >= 2 for a class-conditional one (G concatenates a label embedding
             to z, or with `resnet` uses class-conditional BatchNorm; D is a projection discriminator).
+        cluster_frequencies (`list[float]`, *optional*):
+            Self-conditioning (Liu et al., 2020), set by `hf-dgm train gan --self-condition K`: the shares of the
+            training images in each of K clusters the trainer found without labels. The networks are conditioned on
+            the cluster as on a class; to its users the model is unconditional (`num_classes` stays `None`): a
+            sample's cluster is read from the first latent coordinate (`networks_gan.latent_clusters`), so z ~ N(0, I)
+            draws the clusters at these frequencies.
         class_embed_dim (`int`, defaults to 32):
             Size of the generator's label embedding (conditional `dcgan` and `mlp` models only).
         generator_channels (`int`, defaults to 64):
@@ -82,6 +88,7 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     image_size: int = 28
     num_channels: int = 1
     num_classes: int | None = None
+    cluster_frequencies: list[float] | None = None
     class_embed_dim: int = 32
     generator_channels: int = 64
     discriminator_channels: int = 64

@@ -29,6 +29,7 @@ from .networks_gan import (
     ReconstructionDecoder,
     build_discriminator,
     build_generator,
+    latent_clusters,
 )
 
 
@@ -173,13 +174,23 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         class weights (N, num_classes) that mix the classes' embeddings (``modeling_utils.embed_classes``)."""
         latents = self.prepare_latents(batch_size, generator, latents)
         labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device, mixing=True)
+        if labels is None:
+            labels = latent_clusters(self.config, latents)
         with eval_mode(self.sampling_network) as net:
             sample = net(latents, labels)  # (N, C, H, W)
         return GeneratorOutput(sample=sample) if return_dict else (sample,)
 
+    def _check_judges_real_images(self) -> None:
+        if self.config.cluster_frequencies:
+            raise ValueError(
+                "This GAN is self-conditioned (cluster_frequencies): its D judges a real image under the cluster the "
+                "trainer gave it, which the model does not keep, so D runs on real images in training only."
+            )
+
     def discriminate(self, pixel_values: torch.Tensor, class_labels=None, return_dict: bool = True):
         """D's logits (no sigmoid) and last features for images in [-1, 1]."""
         check_pixel_values(self.config, pixel_values)
+        self._check_judges_real_images()
         labels = check_class_labels(self.config, class_labels, pixel_values.shape[0], device=pixel_values.device)
         logits, features = self.discriminator(pixel_values, labels)
         return DiscriminatorOutput(logits=logits, features=features) if return_dict else (logits, features)
@@ -199,11 +210,13 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
             latents = sample_latents(self.config, n, generator, device=self.device, dtype=self.dtype)
         check_latents(self.config, latents)
         labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device)
-        sample = self.generator(latents, labels)
-        logits_fake, _ = self.discriminator(sample, labels)
+        fake_labels = latent_clusters(self.config, latents) if labels is None else labels
+        sample = self.generator(latents, fake_labels)
+        logits_fake, _ = self.discriminator(sample, fake_labels)
         logits_real = None
         if pixel_values is not None:
             check_pixel_values(self.config, pixel_values)
+            self._check_judges_real_images()
             logits_real, _ = self.discriminator(pixel_values, labels)
         if not return_dict:
             return tuple(t for t in (sample, logits_fake, logits_real) if t is not None)
@@ -221,8 +234,8 @@ def check_growable(config: GANConfig, smaller: GANConfig) -> None:
                 "expected the dcgan architecture with its own discriminator on both sides (growing copies a DCGAN's "
                 "coarse layers)."
             )
-    fields = ("num_channels", "latent_dim", "num_classes", "class_embed_dim", "spectral_norm", "use_ema",
-              "minibatch_std", "minibatch_discrimination_kernels", "discriminator_reconstruction")  # fmt: skip
+    fields = ("num_channels", "latent_dim", "num_classes", "cluster_frequencies", "class_embed_dim", "spectral_norm",
+              "use_ema", "minibatch_std", "minibatch_discrimination_kernels", "discriminator_reconstruction")  # fmt: skip
     for name in fields:
         if getattr(smaller, name) != getattr(config, name):
             raise ValueError(

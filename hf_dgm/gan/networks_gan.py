@@ -41,6 +41,12 @@ Discriminators (``DISCRIMINATORS``, the config's ``discriminator`` field):
   outside the module tree (built on D's first forward: the feature network from the ``projected`` extra, the mixing
   from ``projected_seed``), so ``model.safetensors`` holds only the trainable heads and a saved model samples
   without the extra.
+
+Self-conditioning (``cluster_frequencies``; Liu et al., "Diverse Image Generation via Self-Conditioned GANs", CVPR
+2020): the trainer groups the unlabelled training images into K clusters (``hf_dgm.training.clustering``) and both
+networks are conditioned on the cluster as a conditional model is on its class. The model stays unconditional to its
+users: a sample's cluster is read from its latent (``latent_clusters``), so seeds, pipelines and evaluation are an
+unconditional model's.
 """
 
 import math
@@ -57,10 +63,12 @@ from ..modeling_utils import (
     check_common_fields,
     check_dims,
     check_positive_int,
+    conditioning_classes,
     conv_schedule,
     embed_classes,
     make_activation,
     sample_latents,
+    short_repr,
 )
 
 
@@ -96,6 +104,36 @@ def minibatch_stddev(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
+def latent_clusters(cfg, latents: torch.Tensor) -> torch.Tensor | None:
+    """A self-conditioned model's cluster for each latent (N,), else None: the standard-normal quantile of the first
+    coordinate, u = Phi(z_0), falls in one cluster's share of [0, 1] (in cluster order, each as wide as its frequency),
+    so z ~ N(0, I) draws the clusters at the training images' frequencies and an image is a function of its latent.
+    An interpolation changes cluster where z_0 crosses a boundary: its frames can jump from one cluster to another."""
+    if not getattr(cfg, "cluster_frequencies", None):
+        return None
+    u = torch.special.ndtr(latents[:, 0].double())
+    edges = torch.tensor(cfg.cluster_frequencies, dtype=torch.float64, device=latents.device).cumsum(0)[:-1]
+    return torch.searchsorted(edges, u.contiguous(), right=True)
+
+
+def check_cluster_frequencies(cfg) -> None:
+    clusters = getattr(cfg, "cluster_frequencies", None)
+    if clusters is None:
+        return
+    valid = isinstance(clusters, (list, tuple)) and len(clusters) >= 2
+    valid = valid and all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in clusters)
+    if not valid or abs(sum(clusters) - 1) > 1e-6:
+        raise ValueError(
+            f"cluster_frequencies={short_repr(clusters)} is invalid: expected None or a list of at least 2 frequencies in "
+            "(0, 1] that sum to 1 (the self-conditioning clusters' shares of the training images)."
+        )
+    if cfg.num_classes is not None:
+        raise ValueError(
+            f"cluster_frequencies with num_classes={cfg.num_classes}: a model is conditioned on its labels' classes or "
+            "on clusters of its images, not both."
+        )
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Generators
 # ----------------------------------------------------------------------------------------------------------------------
@@ -105,8 +143,9 @@ class MLPGenerator(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.image_shape = (cfg.num_channels, cfg.image_size, cfg.image_size)
-        self.label_embedding = nn.Embedding(cfg.num_classes, cfg.class_embed_dim) if cfg.num_classes else None
-        in_dim = cfg.latent_dim + (cfg.class_embed_dim if cfg.num_classes else 0)
+        classes = conditioning_classes(cfg)
+        self.label_embedding = nn.Embedding(classes, cfg.class_embed_dim) if classes else None
+        in_dim = cfg.latent_dim + (cfg.class_embed_dim if classes else 0)
         layers = []
         for width in cfg.generator_hidden_dims:
             layers += [nn.Linear(in_dim, width), make_activation(cfg.activation)]
@@ -124,8 +163,9 @@ class DCGANGenerator(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         initial_size, stages = conv_schedule(cfg.image_size)
-        self.label_embedding = nn.Embedding(cfg.num_classes, cfg.class_embed_dim) if cfg.num_classes else None
-        in_dim = cfg.latent_dim + (cfg.class_embed_dim if cfg.num_classes else 0)
+        classes = conditioning_classes(cfg)
+        self.label_embedding = nn.Embedding(classes, cfg.class_embed_dim) if classes else None
+        in_dim = cfg.latent_dim + (cfg.class_embed_dim if classes else 0)
         channels = cfg.generator_channels * 2 ** (stages - 1)
         # (N, z, 1, 1) -> (N, channels, s0, s0)
         layers = [
@@ -195,7 +235,7 @@ class ResNetGenerator(nn.Module):
         blocks = []
         for i in range(stages):  # each block doubles the size; the channels halve down to generator_channels
             out = max(cfg.generator_channels, channels // 2) if i < stages - 1 else cfg.generator_channels
-            blocks.append(ResidualUpBlock(channels, out, cfg.num_classes))
+            blocks.append(ResidualUpBlock(channels, out, conditioning_classes(cfg)))
             channels = out
         self.blocks = nn.ModuleList(blocks)
         self.norm = nn.BatchNorm2d(channels)
@@ -258,8 +298,9 @@ class FastGANGenerator(nn.Module):
         initial_size, stages = conv_schedule(cfg.image_size)
         sizes = [initial_size * 2**i for i in range(stages + 1)]
         widths = [_fastgan_width(cfg, size) for size in sizes]
-        self.blocks = nn.ModuleList([GLUBlock(cfg.latent_dim, widths[0], cfg.num_classes, initial_size)])
-        self.blocks.extend(GLUBlock(widths[i - 1], widths[i], cfg.num_classes) for i in range(1, stages + 1))
+        classes = conditioning_classes(cfg)
+        self.blocks = nn.ModuleList([GLUBlock(cfg.latent_dim, widths[0], classes, initial_size)])
+        self.blocks.extend(GLUBlock(widths[i - 1], widths[i], classes) for i in range(1, stages + 1))
         self.gap = min(4, stages)  # SLE links stage i -> i + gap
         self.excitations = nn.ModuleList(
             SkipLayerExcitation(widths[i], widths[i + self.gap]) for i in range(stages + 1 - self.gap)
@@ -296,7 +337,8 @@ class _DiscriminatorHead(nn.Module):
             )
             in_features += cfg.minibatch_discrimination_kernels
         self.linear = _sn(nn.Linear(in_features, 1), cfg.spectral_norm)
-        self.class_projection = nn.Embedding(cfg.num_classes, in_features) if cfg.num_classes else None
+        classes = conditioning_classes(cfg)
+        self.class_projection = nn.Embedding(classes, in_features) if classes else None
 
     def forward(self, features: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.minibatch is not None:
@@ -518,9 +560,10 @@ class ProjectedHead(nn.Module):
             layers += [nn.BatchNorm2d(width), nn.LeakyReLU(0.2, True)]
             channels, size = width, size // 2
         self.net = nn.Sequential(*layers)
-        out = 64 if cfg.num_classes else 1
+        classes = conditioning_classes(cfg)
+        out = 64 if classes else 1
         self.to_logits = _sn(nn.Conv2d(channels, out, min(4, size), 1, 0, bias=False), cfg.spectral_norm)
-        self.class_embedding = nn.Embedding(cfg.num_classes, out) if cfg.num_classes else None
+        self.class_embedding = nn.Embedding(classes, out) if classes else None
 
     def forward(self, x: torch.Tensor, class_labels: torch.Tensor | None = None):
         h = self.net(x)  # (N, width, s, s), s <= 8
@@ -707,6 +750,7 @@ def validate_gan_config(cfg) -> None:
     for flag in ("spectral_norm", "minibatch_std", "use_ema", "discriminator_reconstruction"):
         check_bool(flag, getattr(cfg, flag))
     check_choice("discriminator", cfg.discriminator, DISCRIMINATORS)
+    check_cluster_frequencies(cfg)
     if cfg.discriminator_reconstruction and (
         cfg.discriminator != "architecture" or ARCHITECTURES[cfg.architecture].discriminator is not DCGANDiscriminator
     ):
@@ -754,4 +798,6 @@ def images_from_latents(
 ) -> torch.Tensor:
     """Images (N, C, H, W) in [0, 1] from the sampling network, as GANPipeline maps them (`generator` and `progress`
     are unused: a GAN's image is a function of its latent, drawn in one pass)."""
+    if class_labels is None:
+        class_labels = latent_clusters(cfg, latents)
     return ((net(latents, class_labels) + 1.0) / 2.0).clamp(0.0, 1.0)

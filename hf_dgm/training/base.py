@@ -14,6 +14,7 @@ import torch
 
 from ..file_utils import write_json_atomic
 from ..image_processing import make_grid, save_image_atomic, to_uint8
+from ..modeling_utils import conditioning_classes
 from .arguments import TrainingArguments, parse_arguments
 from .checkpointing import (
     list_checkpoints,
@@ -236,7 +237,7 @@ class BaseTrainer:
         x = x / 255.0 if (lo, hi) == (0.0, 1.0) else x / 127.5 - 1.0
         if self.args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, (y_all if self.model.config.num_classes else None)
+        return x, (y_all if conditioning_classes(self.model.config) else None)
 
     # ------------------------------------------------------------------------------------------- loop
     def check_finite(self, losses: dict, phase: str) -> bool:

@@ -8,17 +8,26 @@ See `losses.py` for the losses and the "Improved Techniques" options.
 
 import logging
 import sys
+import time
 from dataclasses import dataclass
 
 import torch
 
 from ..gan.configuration_gan import GANConfig
 from ..gan.modeling_gan import GANModel, check_growable
-from ..gan.networks_gan import ARCHITECTURES, DISCRIMINATORS, PROJECTED_EXTRA_HINT, PROJECTED_MODULES, recipe_default
+from ..gan.networks_gan import (
+    ARCHITECTURES,
+    DISCRIMINATORS,
+    PROJECTED_EXTRA_HINT,
+    PROJECTED_MODULES,
+    latent_clusters,
+    recipe_default,
+)
 from .arguments import TrainingArguments, arg, with_model_fields
 from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
 from .base import grad_norm as _grad_norm
+from .clustering import cluster_images
 from .losses import (
     GAN_LOSSES,
     HistoricalAverage,
@@ -41,7 +50,7 @@ def check_projected_extra() -> None:
 
 
 @dataclass
-@with_model_fields(GANConfig, exclude=("num_classes", "use_ema", "format_version"))
+@with_model_fields(GANConfig, exclude=("num_classes", "cluster_frequencies", "use_ema", "format_version"))
 class GANTrainingArguments(TrainingArguments):
     """`hf-dgm train gan` (the model flags are GANConfig's fields: see `with_model_fields`)."""
 
@@ -75,6 +84,13 @@ class GANTrainingArguments(TrainingArguments):
         0.0, "weight of the feature-matching loss added to G's (Salimans et al.)", "objective"
     )
     historical_averaging: float = arg(0.0, "weight of historical parameter averaging (Salimans et al.)", "objective")
+    self_condition: int = arg(
+        0,
+        "self-conditioning (Liu et al., 2020) with K clusters: the training images are grouped by k-means on their "
+        "pixels and both networks are conditioned on the cluster; the model stays unconditional (a sample's cluster "
+        "is read from its latent). 0: off; needs no labels (see hf_dgm/training/clustering.py)",
+        "model",
+    )
     diffaugment: str = arg(
         "", "DiffAugment before D on real and fake images: a comma-separated subset of color,translation,cutout; "
         "empty: off (see hf_dgm/training/augment.py)", "objective",
@@ -95,6 +111,24 @@ class GANTrainingArguments(TrainingArguments):
             raise ValueError("--label-smoothing applies to the minimax and non_saturating losses only.")
         if self.d_steps < 1:
             raise ValueError(f"--d-steps {self.d_steps!r} is invalid: expected a positive int.")
+        k = self.self_condition
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0 or k == 1:
+            raise ValueError(
+                f"--self-condition {self.self_condition!r} is invalid: expected a number of clusters K >= 2 (0: off)."
+            )
+        if self.self_condition and self.conditional:
+            raise ValueError(
+                "--self-condition and --conditional: a GAN is conditioned on labels or on clusters, not both."
+            )
+        if self.self_condition and (self.init_from or self.grow_from):
+            raise ValueError(
+                "--self-condition with --init-from or --grow-from: a later stage keeps its model's conditioning "
+                "(a self-conditioned model's clusters are found again): leave --self-condition out."
+            )
+        if self.self_condition and self.streaming:
+            raise ValueError(
+                "--self-condition clusters the decoded split in memory: it cannot be used with --streaming."
+            )
         for name in ("r1_gamma", "feature_matching", "historical_averaging", "lr_g", "lr_d"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is invalid: expected >= 0.")
@@ -126,9 +160,11 @@ class GANTrainingArguments(TrainingArguments):
             )
         check_growable(self.model_config(smaller.num_classes if self.conditional else None), smaller)
 
-    def model_config(self, num_classes: int | None) -> GANConfig:
+    def model_config(self, num_classes: int | None, cluster_frequencies: list[float] | None = None) -> GANConfig:
         model_flags = {name: getattr(self, name) for name in self.model_fields}
-        return GANConfig(**model_flags, num_classes=num_classes, use_ema=self.ema_decay > 0)
+        return GANConfig(
+            **model_flags, num_classes=num_classes, cluster_frequencies=cluster_frequencies, use_ema=self.ema_decay > 0
+        )
 
 
 class GANTrainer(BaseTrainer):
@@ -151,7 +187,8 @@ class GANTrainer(BaseTrainer):
                 check_projected_extra()
             return model
         num_classes = self.data.num_classes() if self.args.conditional else None
-        model = GANModel(self.args.model_config(num_classes))
+        clusters = self.cluster_the_images(self.args.self_condition) if self.args.self_condition else None
+        model = GANModel(self.args.model_config(num_classes, clusters))
         if self.args.grow_from and not self.args.resume_from:  # a resumed run loads every weight from its checkpoint
             copied = model.grow_from(GANModel.from_pretrained(self.args.grow_from))
             logging.getLogger("hf_dgm.training").info(
@@ -159,8 +196,34 @@ class GANTrainer(BaseTrainer):
             )
         return model
 
+    def cluster_the_images(self, k: int) -> list[float]:
+        """Self-conditioning: group the training images into `k` clusters (clustering.py), make each image's cluster
+        its label in the batches, and return the clusters' frequencies."""
+        if self.data.stream is not None:
+            raise ValueError(
+                "A self-conditioned GAN clusters the decoded split in memory: it cannot train on a streamed one "
+                "(raise --max-memory-gb, or pass --max-samples)."
+            )
+        start = time.perf_counter()
+        clusters, frequencies = cluster_images(self.data.images, k)
+        self.data.labels = clusters.to(self.device)
+        sizes = torch.bincount(clusters)
+        logging.getLogger("hf_dgm.training").info(
+            "self-conditioning: %d clusters of %d images (k-means on the pixels, %.0f s), %d to %d images each",
+            len(frequencies), len(clusters), time.perf_counter() - start, sizes.min(), sizes.max(),
+        )  # fmt: skip
+        return frequencies
+
     def setup_optimizers(self):
         a = self.args
+        frequencies = self.model.config.cluster_frequencies
+        if frequencies and self.data.labels is None:  # --init-from or a given model: find its clusters again
+            found = self.cluster_the_images(len(frequencies))
+            if len(found) != len(frequencies) or max(abs(f - g) for f, g in zip(found, frequencies)) > 1e-9:
+                raise ValueError(
+                    "This self-conditioned GAN was trained on other images: its clusters' frequencies differ from "
+                    "those found in this dataset; train it on the dataset it was trained on."
+                )
         self.augment_policy = parse_policy(a.diffaugment)
         opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=a.lr_g, betas=(a.beta1_g, a.beta2_g))
         decoder = self.model.discriminator_decoder
@@ -198,7 +261,15 @@ class GANTrainer(BaseTrainer):
         """DiffAugment before D (real and fake alike); the identity, drawing nothing, without --diffaugment."""
         return diff_augment(images, self.augment_policy, self.noise) if self.augment_policy else images
 
-    def discriminator_step(self, real, labels, fake, log):
+    def fakes(self, n: int, labels):
+        """G's images for a batch of `n`, and the labels D judges them under: the real batch's `labels` (a
+        conditional model's classes), or a self-conditioned model's clusters of their latents."""
+        z = self.latents(n)
+        clusters = latent_clusters(self.model.config, z)
+        fake_labels = labels if clusters is None else clusters
+        return self.G(z, fake_labels), fake_labels
+
+    def discriminator_step(self, real, labels, fake, fake_labels, log):
         a = self.args
         self.opt_d.zero_grad(set_to_none=True)
         if a.r1_gamma:
@@ -206,7 +277,7 @@ class GANTrainer(BaseTrainer):
         with self.accelerator.autocast():
             augmented_real = self.augment(real)
             logits_real, features_real = self.D(augmented_real, labels)
-            logits_fake, _ = self.D(self.augment(fake.detach()), labels)
+            logits_fake, _ = self.D(self.augment(fake.detach()), fake_labels)
             d_loss = discriminator_loss(a.loss, logits_real, logits_fake, a.label_smoothing)
             losses = {"d_loss": d_loss}
             if self.D_decoder is not None:
@@ -238,21 +309,21 @@ class GANTrainer(BaseTrainer):
         for _ in range(a.d_steps - 1):  # extra D steps, each on a fresh batch and fresh fakes
             real, labels = self.next_batch()
             with torch.no_grad():
-                fake = self.G(self.latents(real.shape[0]), labels)
-            self.discriminator_step(real, labels, fake, False)
+                fake, fake_labels = self.fakes(real.shape[0], labels)
+            self.discriminator_step(real, labels, fake, fake_labels, False)
 
         # ---- discriminator step
         real, labels = self.next_batch()
         with self.accelerator.autocast():
-            fake = self.G(self.latents(real.shape[0]), labels)  # (B, C, H, W) in [-1, 1]
-        d_out, features_real = self.discriminator_step(real, labels, fake, log)
+            fake, fake_labels = self.fakes(real.shape[0], labels)  # (B, C, H, W) in [-1, 1]
+        d_out, features_real = self.discriminator_step(real, labels, fake, fake_labels, log)
         if d_out:
             metrics.update(d_out)
 
         # ---- generator step
         self.opt_g.zero_grad(set_to_none=True)
         with self.accelerator.autocast():
-            logits_fake, features_fake = self.D(self.augment(fake), labels)
+            logits_fake, features_fake = self.D(self.augment(fake), fake_labels)
             g_loss = generator_loss(a.loss, logits_fake)
             losses = {"g_loss": g_loss}
             if a.feature_matching:

@@ -1,0 +1,58 @@
+"""Clusters of unlabelled training images, for self-conditioned GANs (`hf-dgm train gan --self-condition K`).
+
+Liu et al. ("Diverse Image Generation via Self-Conditioned GANs", CVPR 2020) cluster the images in the
+discriminator's feature space and re-cluster during training; hf-dgm clusters once, before training, on the pixels:
+k-means (Lloyd's iterations from a k-means++ seeding) on the images scaled to [0, 1], those above 32 px
+average-pooled to 32 px first. It runs on the CPU with a fixed seed, whatever the training device, so every process
+of a distributed run, a resumed run and a later stage (`--init-from`) find the same clusters.
+"""
+
+import torch
+import torch.nn.functional as F
+
+CLUSTERING_SIZE = 32  # larger images are average-pooled to this size before clustering
+CLUSTERING_SEED = 0
+MAX_ITERATIONS = 50
+
+
+def clustering_features(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, C, H, W) -> float32 rows (N, C * h * w) in [0, 1], pooled to at most CLUSTERING_SIZE px."""
+    x = images.cpu().float() / 255.0
+    if x.shape[-1] > CLUSTERING_SIZE:
+        x = F.adaptive_avg_pool2d(x, CLUSTERING_SIZE)
+    return x.flatten(1)
+
+
+def kmeans(x: torch.Tensor, k: int, seed: int = CLUSTERING_SEED) -> torch.Tensor:
+    """Each row's cluster (N,) int64: k-means++ seeding, then Lloyd's iterations until no row changes cluster or
+    MAX_ITERATIONS; a cluster that loses all its rows keeps its centre."""
+    if not 2 <= k <= len(x):
+        raise ValueError(f"cannot find {k} clusters in {len(x)} images: expected 2 <= K <= the number of images.")
+    generator = torch.Generator().manual_seed(seed)
+    centres = x[torch.randint(len(x), (1,), generator=generator)]
+    nearest = torch.cdist(x, centres).squeeze(1).square()  # squared distance to the nearest centre so far (N,)
+    for _ in range(k - 1):
+        pick = torch.multinomial(nearest / nearest.sum(), 1, generator=generator) if nearest.sum() > 0 else None
+        centre = x[pick] if pick is not None else x[torch.randint(len(x), (1,), generator=generator)]
+        centres = torch.cat([centres, centre])
+        nearest = torch.minimum(nearest, torch.cdist(x, centre).squeeze(1).square())
+    assignment = torch.cdist(x, centres).argmin(1)
+    for _ in range(MAX_ITERATIONS):
+        counts = torch.bincount(assignment, minlength=k)
+        sums = torch.zeros_like(centres).index_add_(0, assignment, x)
+        filled = counts > 0
+        centres[filled] = sums[filled] / counts[filled, None]
+        new = torch.cdist(x, centres).argmin(1)
+        if torch.equal(new, assignment):
+            break
+        assignment = new
+    return assignment
+
+
+def cluster_images(images: torch.Tensor, k: int) -> tuple[torch.Tensor, list[float]]:
+    """(each image's cluster (N,) int64 on the CPU, the clusters' frequencies) of uint8 images (N, C, H, W); empty
+    clusters are dropped (renumbered in order), so every frequency is positive."""
+    assignment = kmeans(clustering_features(images), k)
+    used, assignment = torch.unique(assignment, return_inverse=True)
+    counts = torch.bincount(assignment, minlength=len(used))
+    return assignment, (counts.double() / len(assignment)).tolist()
