@@ -124,7 +124,7 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
         image_size=config.get("image_size"),
         num_channels=config.get("num_channels"),
         latent_dim=config.get("latent_dim"),
-        conditioning=f"{config['num_classes']} classes" if conditional else "none (unconditional)",
+        conditioning=_conditioning(config),
         class_names=_class_names(config),
         extra_rows=[(k, config[k]) for k in family.card_fields if config.get(k)],
         model_class=f"{family.name.upper()}Model",
@@ -141,6 +141,17 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
         weights_license=_weights_license(dataset)[1],
         citations="\n".join(family.citations),
     )
+
+
+def _conditioning(config: dict) -> str:
+    if config.get("num_classes"):
+        return f"{config['num_classes']} classes"
+    if config.get("cluster_frequencies"):
+        return (
+            f"none to its users; self-conditioned on {len(config['cluster_frequencies'])} clusters of its training "
+            "images (read from the latent)"
+        )
+    return "none (unconditional)"
 
 
 def _checkpoint_note(train: dict | None) -> str:

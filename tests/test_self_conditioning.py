@@ -52,6 +52,9 @@ def test_a_self_conditioned_gan_trains_resumes_exactly_and_samples_as_an_uncondi
 
     fast = sample_images(*load_sampling_network(tmp_path / "full"), 6, seed=1)  # `hf-dgm sample`, no transformers
     assert torch.equal(torch.from_numpy(fast).permute(0, 3, 1, 2), (one * 255).round().to(torch.uint8))
+    from hf_dgm.model_card import render_model_card
+
+    assert "self-conditioned on 4 clusters of its training images" in str(render_model_card(tmp_path / "full"))
     with pytest.raises(ValueError, match="this model is unconditional"):
         loaded.generate(2, class_labels=[0, 1])
     with pytest.raises(ValueError, match="its D judges a real image under the cluster"):

@@ -10,9 +10,12 @@ chunks (memory), images in batches; progress is saved after every batch to a sta
 resumes where it stopped. With k = 1 the bound is the ELBO.
 """
 
+import ctypes
+import ctypes.util
 import json
 import math
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -28,8 +31,29 @@ def binarize_once(images_uint8: torch.Tensor, seed: int = 0) -> torch.Tensor:
 @torch.no_grad()
 def log_importance_weights(vae, x: torch.Tensor, num_samples: int, generator, labels=None) -> torch.Tensor:
     """log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for `num_samples` z_i per image: (num_samples, B)
-    (``VAEModel.log_importance_weights``)."""
-    return vae.log_importance_weights(x, num_samples, generator, labels)
+    (``VAEModel.log_importance_weights``); the memory the call freed is handed back (`release_freed_memory`)."""
+    log_w = vae.log_importance_weights(x, num_samples, generator, labels)
+    release_freed_memory()
+    return log_w
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's malloc_trim, or None where the C library has none (macOS, Windows, musl)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def release_freed_memory() -> None:
+    """Return the heap memory freed since the last call to the OS (glibc; a no-op elsewhere). The k=5000 bound makes
+    thousands of decoder calls per batch of images, and glibc kept what each call freed: `hf-dgm evaluate
+    zoo/vae-mnist` grew by about 1.3 MB per call, past 21 GB, where it stays flat at 0.5 GB with this after each
+    call (docs/evaluation.md)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 @torch.no_grad()
