@@ -14,6 +14,7 @@ DEFAULT_MODEL = "dcgan-mnist"
 GENERATIVE_MODELS = (
     "dcgan-mnist",
     "cdcgan-mnist",
+    "scgan-mnist",
     "vae-mnist",
     "cvae-mnist",
     "mlp-gan-mnist",

@@ -49,6 +49,17 @@ RECIPES = {
     # The conditional models are narrower than the unconditional ones, to keep the zoo small (tests/test_zoo.py).
     "cdcgan-mnist": "gan --architecture dcgan --conditional --generator-channels 64 --discriminator-channels 64 "
     "--batch-size 128 --max-steps 3000 --lr-g 2e-4 --lr-d 2e-4 --ema-decay 0.999",
+    # Self-conditioned (Liu et al., CVPR 2020; docs/self_conditioned_gan.md): no labels; the training images grouped
+    # into 100 clusters by k-means on their pixels (about a minute), both networks conditioned on the cluster, which a
+    # sample reads from its latent. cdcgan-mnist's networks and learning rates, 10000 steps with a cosine decay on one
+    # core of a 2-core CPU (about 500 images/s alone). At 3000 steps of a constant rate, self-conditioning took the
+    # classifier-feature FID from 7.5 (the same run without it) to 1.5.
+    "scgan-mnist": "gan --architecture dcgan --self-condition 100 --generator-channels 64 --discriminator-channels 64 "
+    "--batch-size 128 --max-steps 10000 --lr-g 2e-4 --lr-d 2e-4 --lr-schedule cosine --ema-decay 0.999 --card-note "
+    "'Self-conditioned (Liu et al., 2020): trained without labels; the training images were grouped into 100 clusters "
+    "by k-means on their pixels, and both networks are conditioned on the cluster, which each sample reads from its "
+    "first latent coordinate. To its users the model is unconditional. 10000 steps of 128 with a cosine learning-rate "
+    "decay on one core of a 2-core CPU (53 min).'",
     # The residual GAN of resnet-gan-emoji on MNIST, trained on this CPU (64 images/s on one core at widths 32): a
     # candidate for the MNIST GAN, to ship only if its classifier-feature FID beats dcgan-mnist's 2.45. At 4500 steps
     # it is 8.26 (docs/zoo.md), so it is a candidate, not a zoo model.
