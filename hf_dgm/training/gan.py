@@ -122,8 +122,8 @@ class GANTrainingArguments(TrainingArguments):
             )
         if self.self_condition and (self.init_from or self.grow_from):
             raise ValueError(
-                "--self-condition with --init-from or --grow-from: a later stage keeps its model's conditioning "
-                "(a self-conditioned model's clusters are found again): leave --self-condition out."
+                "--self-condition with --init-from or --grow-from: the model keeps the conditioning of the one it "
+                "starts from (a self-conditioned model finds its clusters again): leave --self-condition out."
             )
         if self.self_condition and self.streaming:
             raise ValueError(
@@ -214,16 +214,22 @@ class GANTrainer(BaseTrainer):
         )  # fmt: skip
         return frequencies
 
+    def find_the_clusters_again(self) -> None:
+        """A self-conditioned model that was not built here (--init-from, or a model given to the trainer): cluster
+        the images as its first run did, and refuse a dataset whose clusters differ from the model's."""
+        frequencies = self.model.config.cluster_frequencies
+        if not frequencies or self.data.labels is not None:
+            return
+        found = self.cluster_the_images(len(frequencies))
+        if len(found) != len(frequencies) or max(abs(f - g) for f, g in zip(found, frequencies)) > 1e-9:
+            raise ValueError(
+                "This self-conditioned GAN was trained on other images: its clusters' frequencies differ from those "
+                "found in this dataset; train it on the dataset it was trained on."
+            )
+
     def setup_optimizers(self):
         a = self.args
-        frequencies = self.model.config.cluster_frequencies
-        if frequencies and self.data.labels is None:  # --init-from or a given model: find its clusters again
-            found = self.cluster_the_images(len(frequencies))
-            if len(found) != len(frequencies) or max(abs(f - g) for f, g in zip(found, frequencies)) > 1e-9:
-                raise ValueError(
-                    "This self-conditioned GAN was trained on other images: its clusters' frequencies differ from "
-                    "those found in this dataset; train it on the dataset it was trained on."
-                )
+        self.find_the_clusters_again()  # the first hook that runs with the model in place, however it came
         self.augment_policy = parse_policy(a.diffaugment)
         opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=a.lr_g, betas=(a.beta1_g, a.beta2_g))
         decoder = self.model.discriminator_decoder
