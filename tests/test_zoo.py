@@ -14,9 +14,10 @@ SHIPPED = [name for name in ZOO_MODELS if (zoo_dir() / name / "config.json").is_
 
 
 def test_zoo_weights_fit_the_budget():
-    """What a clone carries: 43 MB for the MNIST models and 47 MB for the emoji ones (the GAN 34 MB, the VAE 12 MB)."""
+    """What a clone carries: 53 MB for the MNIST models (scgan-mnist, which met the MNIST GAN's target, 11 MB of
+    them) and 52 MB for the emoji ones (the GAN 34 MB, the pixel-context VAE 12 MB)."""
     total = sum(p.stat().st_size for p in zoo_dir().rglob("*.safetensors"))
-    assert 0 < total <= 100_000_000, f"{total / 1e6:.1f} MB of weights in zoo/"
+    assert 0 < total <= 110_000_000, f"{total / 1e6:.1f} MB of weights in zoo/"
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n not in CLASSIFIERS])
