@@ -293,12 +293,12 @@ def evaluate(
     if family_of(model.config.model_type).has_likelihood and not skip_likelihood:
         likelihood = likelihood_request(model, sets, iwae_k, num_test_images, random_test_images)
     if progress:
-        print(plan(spaces, counts, sets, likelihood and likelihood[-1], device), file=sys.stderr, flush=True)
+        print(plan(spaces, counts, sets, likelihood and likelihood[2], device), file=sys.stderr, flush=True)
     reference = model_reference(model_path)
     results = {"model": reference, "model_type": model.config.model_type, "seed": seed, "device": str(device)}
     results |= sample_and_measure(model, spaces, counts, sets, dataset, split, seed, progress)
     if likelihood:
-        results |= measure_likelihood(model, sets, *likelihood[:3], seed, iwae_state_path, progress)
+        results |= measure_likelihood(model, sets, *likelihood[:2], random_test_images, seed, iwae_state_path, progress)
     results["metrics"] += results.pop("likelihood_metrics", [])
     results["time_s"] = significant(time.time() - start)
     return results
@@ -348,8 +348,8 @@ def sample_and_measure(model, spaces, counts, sets, dataset, split, seed: int, p
 
 def likelihood_request(
     model, sets, iwae_k: int | None, num_test_images: int | None, random_test_images: bool = False
-) -> tuple[int, int, bool, str]:
-    """(k, images, random, words) of the VAE likelihood: MNIST's binarized test set (the first `num_test_images`, or
+) -> tuple[int, int, str]:
+    """(k, images, words) of the VAE likelihood: MNIST's binarized test set (the first `num_test_images`, or
     a random draw of them) or the 8-bit held-out images."""
     if sets.kind == "mnist-test":
         k = iwae_k or 5000
@@ -359,14 +359,14 @@ def likelihood_request(
         if random_test_images and not num_test_images:
             raise ValueError("random_test_images draws num_test_images of the test images: pass num_test_images.")
         which = "random " if random_test_images else ""
-        return k, n, random_test_images, f"IWAE bound, k={k}, on {n} {which}binarized test images"
+        return k, n, f"IWAE bound, k={k}, on {n} {which}binarized test images"
     if num_test_images or random_test_images:
         raise ValueError(
             "num_test_images and random_test_images choose MNIST test images; this dataset's NLL is measured on its "
             f"{len(sets.likelihood)} held-out images: leave them out."
         )
     k, n = iwae_k or 100, len(sets.likelihood)
-    return k, n, False, f"IWAE bound, k={k}, on {n} {'held-out' if sets.likelihood_held_out else 'training'} images"
+    return k, n, f"IWAE bound, k={k}, on {n} {'held-out' if sets.likelihood_held_out else 'training'} images"
 
 
 def measure_likelihood(model, sets, k: int, n: int, random: bool, seed: int, state_path, progress: bool) -> dict:

@@ -32,8 +32,13 @@ def kmeans(x: torch.Tensor, k: int, seed: int = CLUSTERING_SEED) -> torch.Tensor
     centres = x[torch.randint(len(x), (1,), generator=generator)]
     nearest = torch.cdist(x, centres).squeeze(1).square()  # squared distance to the nearest centre so far (N,)
     for _ in range(k - 1):
-        pick = torch.multinomial(nearest / nearest.sum(), 1, generator=generator) if nearest.sum() > 0 else None
-        centre = x[pick] if pick is not None else x[torch.randint(len(x), (1,), generator=generator)]
+        total = nearest.sum()  # 0 when every row is a centre already: any row then
+        pick = (
+            torch.multinomial(nearest / total, 1, generator=generator)
+            if total > 0
+            else torch.randint(len(x), (1,), generator=generator)
+        )
+        centre = x[pick]
         centres = torch.cat([centres, centre])
         nearest = torch.minimum(nearest, torch.cdist(x, centre).squeeze(1).square())
     assignment = torch.cdist(x, centres).argmin(1)
