@@ -734,10 +734,10 @@ def test_a_checkpoint_is_packaged_as_the_model_folder_of_its_step(tmp_path):
     assert (folder / "samples.png").read_bytes() == (run / "samples" / "step_00000003.png").read_bytes()
     record, state = (json.loads(p.read_text()) for p in (folder / "training_args.json", checkpoint / "state.json"))
     assert (record["steps"], record["run_steps"], record["max_steps"]) == (3, 6, 6)
-    assert (
+    assert (  # both records keep 0.1 s: three tiny steps can take less, so the whole run's may round to the same
         record["training_time_s"]
         == round(state["training_time_s"], 1)
-        < json.loads((run / "training_args.json").read_text())["training_time_s"]
+        <= json.loads((run / "training_args.json").read_text())["training_time_s"]
     )
     assert not str(record["output_dir"]).startswith("/") and not (folder / "eval_results.json").exists()
     card = (folder / "README.md").read_text()
