@@ -145,7 +145,11 @@ def render_model_card(model_dir, repo_id: str | None = None, note: str = ""):
 
 def _conditioning(config: dict) -> str:
     if config.get("num_classes"):
-        return f"{config['num_classes']} classes"
+        clusters = config.get("cluster_classes")
+        within = (
+            f"; self-conditioned on {len(clusters)} clusters of its training images within them" if clusters else ""
+        )
+        return f"{config['num_classes']} classes{within}"
     if config.get("cluster_frequencies"):
         return (
             f"none to its users; self-conditioned on {len(config['cluster_frequencies'])} clusters of its training "

@@ -78,10 +78,10 @@ def check_common_fields(cfg) -> None:
 
 
 def conditioning_classes(cfg) -> int | None:
-    """The classes a model's networks are conditioned on: its labels' (num_classes), a self-conditioned GAN's
-    clusters' (cluster_frequencies), or None."""
+    """The classes a model's networks are conditioned on: a self-conditioned GAN's clusters (cluster_frequencies),
+    else its labels' classes (num_classes), or None."""
     clusters = getattr(cfg, "cluster_frequencies", None)
-    return cfg.num_classes or (len(clusters) if clusters else None)
+    return len(clusters) if clusters else cfg.num_classes
 
 
 def conv_schedule(image_size: int) -> tuple[int, int]:

@@ -33,8 +33,12 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
             Self-conditioning (Liu et al., 2020), set by `hf-dgm train gan --self-condition K`: the shares of the
             training images in each of K clusters the trainer found without labels. The networks are conditioned on
             the cluster as on a class; to its users the model is unconditional (`num_classes` stays `None`): a
-            sample's cluster is read from the first latent coordinate (`networks_gan.latent_clusters`), so z ~ N(0, I)
-            draws the clusters at these frequencies.
+            sample's cluster is read from the first latent coordinate (`networks_gan.network_labels`), so z ~ N(0, I)
+            draws the clusters at these frequencies. With `num_classes` (`--self-condition K --conditional`), the
+            clusters lie within the classes (`cluster_classes`) and frequencies are shares of all training images.
+        cluster_classes (`list[int]`, *optional*):
+            For a self-conditioned conditional model: the class of each cluster. Its users ask for a class (ints in
+            [0, num_classes - 1]); the latent picks one of that class's clusters at their frequencies.
         class_embed_dim (`int`, defaults to 32):
             Size of the generator's label embedding (conditional `dcgan` and `mlp` models only).
         generator_channels (`int`, defaults to 64):
@@ -89,6 +93,7 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     num_channels: int = 1
     num_classes: int | None = None
     cluster_frequencies: list[float] | None = None
+    cluster_classes: list[int] | None = None
     class_embed_dim: int = 32
     generator_channels: int = 64
     discriminator_channels: int = 64

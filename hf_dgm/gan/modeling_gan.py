@@ -29,7 +29,7 @@ from .networks_gan import (
     ReconstructionDecoder,
     build_discriminator,
     build_generator,
-    latent_clusters,
+    network_labels,
 )
 
 
@@ -174,8 +174,7 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         class weights (N, num_classes) that mix the classes' embeddings (``modeling_utils.embed_classes``)."""
         latents = self.prepare_latents(batch_size, generator, latents)
         labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device, mixing=True)
-        if labels is None:
-            labels = latent_clusters(self.config, latents)
+        labels = network_labels(self.config, latents, labels)
         with eval_mode(self.sampling_network) as net:
             sample = net(latents, labels)  # (N, C, H, W)
         return GeneratorOutput(sample=sample) if return_dict else (sample,)
@@ -210,7 +209,7 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
             latents = sample_latents(self.config, n, generator, device=self.device, dtype=self.dtype)
         check_latents(self.config, latents)
         labels = check_class_labels(self.config, class_labels, latents.shape[0], device=self.device)
-        fake_labels = latent_clusters(self.config, latents) if labels is None else labels
+        fake_labels = network_labels(self.config, latents, labels)
         sample = self.generator(latents, fake_labels)
         logits_fake, _ = self.discriminator(sample, fake_labels)
         logits_real = None
@@ -234,7 +233,8 @@ def check_growable(config: GANConfig, smaller: GANConfig) -> None:
                 "expected the dcgan architecture with its own discriminator on both sides (growing copies a DCGAN's "
                 "coarse layers)."
             )
-    fields = ("num_channels", "latent_dim", "num_classes", "cluster_frequencies", "class_embed_dim", "spectral_norm",
+    fields = ("num_channels", "latent_dim", "num_classes", "cluster_frequencies", "cluster_classes",
+              "class_embed_dim", "spectral_norm",
               "use_ema", "minibatch_std", "minibatch_discrimination_kernels", "discriminator_reconstruction")  # fmt: skip
     for name in fields:
         if getattr(smaller, name) != getattr(config, name):

@@ -45,8 +45,9 @@ Discriminators (``DISCRIMINATORS``, the config's ``discriminator`` field):
 Self-conditioning (``cluster_frequencies``; Liu et al., "Diverse Image Generation via Self-Conditioned GANs", CVPR
 2020): the trainer groups the unlabelled training images into K clusters (``hf_dgm.training.clustering``) and both
 networks are conditioned on the cluster as a conditional model is on its class. The model stays unconditional to its
-users: a sample's cluster is read from its latent (``latent_clusters``), so seeds, pipelines and evaluation are an
-unconditional model's.
+users: a sample's cluster is read from its latent (``network_labels``), so seeds, pipelines and evaluation are an
+unconditional model's. A conditional model is self-conditioned within its classes (``cluster_classes``, each
+cluster's class): its users ask for a class, and the latent picks one of that class's clusters.
 """
 
 import math
@@ -104,21 +105,45 @@ def minibatch_stddev(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
-def latent_clusters(cfg, latents: torch.Tensor) -> torch.Tensor | None:
-    """A self-conditioned model's cluster for each latent (N,), else None: the standard-normal quantile of the first
-    coordinate, u = Phi(z_0), falls in one cluster's share of [0, 1] (in cluster order, each as wide as its frequency),
-    so z ~ N(0, I) draws the clusters at the training images' frequencies and an image is a function of its latent.
-    An interpolation changes cluster where z_0 crosses a boundary: its frames can jump from one cluster to another."""
-    if not getattr(cfg, "cluster_frequencies", None):
-        return None
+def network_labels(cfg, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The labels a GAN's networks take for images drawn from `latents` under checked `class_labels` (ints (N,), class
+    weights (N, num_classes), or None): those labels, or a self-conditioned model's clusters. A sample's cluster is
+    read from its first latent coordinate: u = Phi(z_0) falls in one cluster's share of [0, 1] (in cluster order, each
+    as wide as its frequency), so z ~ N(0, I) draws the clusters at the training images' frequencies and an image is a
+    function of its latent. For a conditional model, u is placed among the requested class's clusters alone, and class
+    weights become the same weights on each class's cluster (a morph between classes is one between clusters). An
+    interpolation changes cluster where z_0 crosses a boundary: its frames can jump from one cluster to another."""
+    frequencies = getattr(cfg, "cluster_frequencies", None)
+    if not frequencies:
+        return class_labels
     u = torch.special.ndtr(latents[:, 0].double())
-    edges = torch.tensor(cfg.cluster_frequencies, dtype=torch.float64, device=latents.device).cumsum(0)[:-1]
-    return torch.searchsorted(edges, u.contiguous(), right=True)
+    shares = torch.tensor(frequencies, dtype=torch.float64, device=latents.device)
+    if cfg.num_classes is None:
+        return torch.searchsorted(shares.cumsum(0)[:-1], u.contiguous(), right=True)
+    owners = torch.tensor(cfg.cluster_classes, device=latents.device)
+    member = owners == torch.arange(cfg.num_classes, device=latents.device)[:, None]  # (classes, K)
+    within = torch.where(member, shares, 0.0)
+    edges = (within / within.sum(1, keepdim=True)).cumsum(1)
+    last = member.shape[1] - 1 - member.flip(1).int().argmax(1)  # each class's last cluster takes the rest of [0, 1]
+    edges = edges.masked_fill(torch.arange(member.shape[1], device=latents.device) >= last[:, None], torch.inf)
+    n = len(u)
+    per_class = torch.searchsorted(  # each latent's cluster within every class (N, classes)
+        edges.expand(n, *edges.shape).contiguous(),
+        u[:, None, None].expand(n, cfg.num_classes, 1).contiguous(),
+        right=True,
+    ).squeeze(2)
+    if class_labels.is_floating_point():
+        weights = torch.zeros(n, len(frequencies), dtype=class_labels.dtype, device=latents.device)
+        return weights.scatter_add_(1, per_class, class_labels)
+    return per_class.gather(1, class_labels[:, None]).squeeze(1)
 
 
 def check_cluster_frequencies(cfg) -> None:
     clusters = getattr(cfg, "cluster_frequencies", None)
+    owners = getattr(cfg, "cluster_classes", None)
     if clusters is None:
+        if owners is not None:
+            raise ValueError("cluster_classes without cluster_frequencies: expected both or neither.")
         return
     valid = isinstance(clusters, (list, tuple)) and len(clusters) >= 2
     valid = valid and all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in clusters)
@@ -127,10 +152,19 @@ def check_cluster_frequencies(cfg) -> None:
             f"cluster_frequencies={short_repr(clusters)} is invalid: expected None or a list of at least 2 frequencies in "
             "(0, 1] that sum to 1 (the self-conditioning clusters' shares of the training images)."
         )
-    if cfg.num_classes is not None:
+    if cfg.num_classes is None:
+        if owners is not None:
+            raise ValueError(
+                "cluster_classes on an unconditional model (num_classes=None): expected None (clusters belong to "
+                "classes only in a conditional model)."
+            )
+        return
+    valid = isinstance(owners, (list, tuple)) and len(owners) == len(clusters)
+    valid = valid and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < cfg.num_classes for c in owners)
+    if not valid or set(owners) != set(range(cfg.num_classes)):
         raise ValueError(
-            f"cluster_frequencies with num_classes={cfg.num_classes}: a model is conditioned on its labels' classes or "
-            "on clusters of its images, not both."
+            f"cluster_classes={short_repr(owners)} is invalid: expected the class of each of the {len(clusters)} "
+            f"clusters, ints in [0, {cfg.num_classes - 1}], every class with at least one cluster."
         )
 
 
@@ -798,6 +832,4 @@ def images_from_latents(
 ) -> torch.Tensor:
     """Images (N, C, H, W) in [0, 1] from the sampling network, as GANPipeline maps them (`generator` and `progress`
     are unused: a GAN's image is a function of its latent, drawn in one pass)."""
-    if class_labels is None:
-        class_labels = latent_clusters(cfg, latents)
-    return ((net(latents, class_labels) + 1.0) / 2.0).clamp(0.0, 1.0)
+    return ((net(latents, network_labels(cfg, latents, class_labels)) + 1.0) / 2.0).clamp(0.0, 1.0)

@@ -5,6 +5,10 @@ discriminator's feature space and re-cluster during training; hf-dgm clusters on
 k-means (Lloyd's iterations from a k-means++ seeding) on the images scaled to [0, 1], those above 32 px
 average-pooled to 32 px first. It runs on the CPU with a fixed seed, whatever the training device, so every process
 of a distributed run, a resumed run and a later stage (`--init-from`) find the same clusters.
+
+A conditional GAN (`--conditional`) is self-conditioned within its classes: the K clusters are shared among the
+classes in proportion to their images (each class at least one) and each class's images are clustered on their own,
+so every cluster belongs to one class.
 """
 
 import torch
@@ -61,3 +65,49 @@ def cluster_images(images: torch.Tensor, k: int) -> tuple[torch.Tensor, list[flo
     used, assignment = torch.unique(assignment, return_inverse=True)
     counts = torch.bincount(assignment, minlength=len(used))
     return assignment, (counts.double() / len(assignment)).tolist()
+
+
+def allot_clusters(class_sizes: list[int], k: int) -> list[int]:
+    """K clusters shared among classes of these sizes: in proportion to the sizes (largest remainders), each class at
+    least one and at most one per image."""
+    if not len(class_sizes) <= k <= sum(class_sizes) or min(class_sizes) < 1:
+        raise ValueError(
+            f"cannot share {k} clusters among {len(class_sizes)} classes of {sum(class_sizes)} images: expected "
+            "the number of classes <= K <= the number of images, and every class with an image."
+        )
+    shares = [max(1.0, k * n / sum(class_sizes)) for n in class_sizes]
+    allotted = [min(int(s), n) for s, n in zip(shares, class_sizes)]
+    missing = k - sum(allotted)  # < 0 where the classes raised to one cluster took more than their share
+    step = 1 if missing > 0 else -1
+    by_remainder = sorted(range(len(shares)), key=lambda c: step * (allotted[c] - shares[c]))
+    while missing:
+        for c in by_remainder:
+            if missing and 1 <= allotted[c] + step <= class_sizes[c]:
+                allotted[c] += step
+                missing -= step
+    return allotted
+
+
+def cluster_within_classes(
+    images: torch.Tensor, labels: torch.Tensor, num_classes: int, k: int
+) -> tuple[torch.Tensor, list[float], list[int]]:
+    """(each image's cluster (N,), the clusters' frequencies, each cluster's class) for a conditional model: the
+    classes' images clustered apart (`allot_clusters`), numbered class by class."""
+    labels = labels.cpu()
+    sizes = torch.bincount(labels, minlength=num_classes).tolist()
+    if 0 in sizes:
+        raise ValueError(
+            f"class {sizes.index(0)} has no training images: a conditional GAN is self-conditioned within each class."
+        )
+    assignment = torch.empty(len(labels), dtype=torch.long)
+    frequencies, owners = [], []
+    for c, k_c in enumerate(allot_clusters(sizes, k)):
+        members = (labels == c).nonzero().squeeze(1)
+        if k_c == 1:
+            within, shares = torch.zeros(len(members), dtype=torch.long), [1.0]
+        else:
+            within, shares = cluster_images(images[members], k_c)
+        assignment[members] = within + len(frequencies)
+        frequencies += [share * len(members) / len(labels) for share in shares]
+        owners += [c] * len(shares)
+    return assignment, frequencies, owners

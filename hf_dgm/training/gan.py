@@ -20,14 +20,14 @@ from ..gan.networks_gan import (
     DISCRIMINATORS,
     PROJECTED_EXTRA_HINT,
     PROJECTED_MODULES,
-    latent_clusters,
+    network_labels,
     recipe_default,
 )
 from .arguments import TrainingArguments, arg, with_model_fields
 from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
 from .base import grad_norm as _grad_norm
-from .clustering import cluster_images
+from .clustering import cluster_images, cluster_within_classes
 from .losses import (
     GAN_LOSSES,
     HistoricalAverage,
@@ -50,7 +50,9 @@ def check_projected_extra() -> None:
 
 
 @dataclass
-@with_model_fields(GANConfig, exclude=("num_classes", "cluster_frequencies", "use_ema", "format_version"))
+@with_model_fields(
+    GANConfig, exclude=("num_classes", "cluster_frequencies", "cluster_classes", "use_ema", "format_version")
+)
 class GANTrainingArguments(TrainingArguments):
     """`hf-dgm train gan` (the model flags are GANConfig's fields: see `with_model_fields`)."""
 
@@ -88,7 +90,8 @@ class GANTrainingArguments(TrainingArguments):
         0,
         "self-conditioning (Liu et al., 2020) with K clusters: the training images are grouped by k-means on their "
         "pixels and both networks are conditioned on the cluster; the model stays unconditional (a sample's cluster "
-        "is read from its latent). 0: off; needs no labels (see hf_dgm/training/clustering.py)",
+        "is read from its latent). With --conditional, K clusters in all within the classes (each class at least "
+        "one): users ask for a class, the latent picks its cluster. 0: off (see hf_dgm/training/clustering.py)",
         "model",
     )
     diffaugment: str = arg(
@@ -115,10 +118,6 @@ class GANTrainingArguments(TrainingArguments):
         if isinstance(k, bool) or not isinstance(k, int) or k < 0 or k == 1:
             raise ValueError(
                 f"--self-condition {self.self_condition!r} is invalid: expected a number of clusters K >= 2 (0: off)."
-            )
-        if self.self_condition and self.conditional:
-            raise ValueError(
-                "--self-condition and --conditional: a GAN is conditioned on labels or on clusters, not both."
             )
         if self.self_condition and (self.init_from or self.grow_from):
             raise ValueError(
@@ -160,11 +159,11 @@ class GANTrainingArguments(TrainingArguments):
             )
         check_growable(self.model_config(smaller.num_classes if self.conditional else None), smaller)
 
-    def model_config(self, num_classes: int | None, cluster_frequencies: list[float] | None = None) -> GANConfig:
+    def model_config(self, num_classes: int | None, clusters: dict | None = None) -> GANConfig:
+        """The model of these flags; `clusters`: a self-conditioned model's cluster_frequencies (and
+        cluster_classes)."""
         model_flags = {name: getattr(self, name) for name in self.model_fields}
-        return GANConfig(
-            **model_flags, num_classes=num_classes, cluster_frequencies=cluster_frequencies, use_ema=self.ema_decay > 0
-        )
+        return GANConfig(**model_flags, num_classes=num_classes, **(clusters or {}), use_ema=self.ema_decay > 0)
 
 
 class GANTrainer(BaseTrainer):
@@ -173,6 +172,8 @@ class GANTrainer(BaseTrainer):
     model_kind = "gan"
     arguments_class = GANTrainingArguments
     postfix_keys = ("d_loss", "g_loss", "d_real", "d_fake")
+    clusters_found = False  # self-conditioning: the batches' labels are the images' clusters
+    cluster_classes = None  # ... and, for a conditional model, each cluster's class (a tensor on the device)
 
     def build_model(self):
         if self.args.init_from:
@@ -187,7 +188,7 @@ class GANTrainer(BaseTrainer):
                 check_projected_extra()
             return model
         num_classes = self.data.num_classes() if self.args.conditional else None
-        clusters = self.cluster_the_images(self.args.self_condition) if self.args.self_condition else None
+        clusters = self.cluster_the_images(self.args.self_condition, num_classes) if self.args.self_condition else None
         model = GANModel(self.args.model_config(num_classes, clusters))
         if self.args.grow_from and not self.args.resume_from:  # a resumed run loads every weight from its checkpoint
             copied = model.grow_from(GANModel.from_pretrained(self.args.grow_from))
@@ -196,32 +197,45 @@ class GANTrainer(BaseTrainer):
             )
         return model
 
-    def cluster_the_images(self, k: int) -> list[float]:
-        """Self-conditioning: group the training images into `k` clusters (clustering.py), make each image's cluster
-        its label in the batches, and return the clusters' frequencies."""
+    def cluster_the_images(self, k: int, num_classes: int | None) -> dict:
+        """Self-conditioning: group the training images into `k` clusters (clustering.py; within the `num_classes`
+        classes of their labels for a conditional model), make each image's cluster its label in the batches, and
+        return the config fields of the clusters."""
         if self.data.stream is not None:
             raise ValueError(
                 "A self-conditioned GAN clusters the decoded split in memory: it cannot train on a streamed one "
                 "(raise --max-memory-gb, or pass --max-samples)."
             )
         start = time.perf_counter()
-        clusters, frequencies = cluster_images(self.data.images, k)
+        if num_classes:
+            clusters, frequencies, owners = cluster_within_classes(self.data.images, self.data.labels, num_classes, k)
+            self.cluster_classes = torch.tensor(owners, device=self.device)
+            fields = {"cluster_frequencies": frequencies, "cluster_classes": owners}
+        else:
+            clusters, frequencies = cluster_images(self.data.images, k)
+            fields = {"cluster_frequencies": frequencies}
         self.data.labels = clusters.to(self.device)
+        self.clusters_found = True
         sizes = torch.bincount(clusters)
         logging.getLogger("hf_dgm.training").info(
             "self-conditioning: %d clusters of %d images (k-means on the pixels, %.0f s), %d to %d images each",
             len(frequencies), len(clusters), time.perf_counter() - start, sizes.min(), sizes.max(),
         )  # fmt: skip
-        return frequencies
+        return fields
 
     def find_the_clusters_again(self) -> None:
         """A self-conditioned model that was not built here (--init-from, or a model given to the trainer): cluster
         the images as its first run did, and refuse a dataset whose clusters differ from the model's."""
-        frequencies = self.model.config.cluster_frequencies
-        if not frequencies or self.data.labels is not None:
+        cfg = self.model.config
+        if not cfg.cluster_frequencies or self.clusters_found:
             return
-        found = self.cluster_the_images(len(frequencies))
-        if len(found) != len(frequencies) or max(abs(f - g) for f, g in zip(found, frequencies)) > 1e-9:
+        found = self.cluster_the_images(len(cfg.cluster_frequencies), cfg.num_classes)
+        frequencies = found["cluster_frequencies"]
+        if (
+            len(frequencies) != len(cfg.cluster_frequencies)
+            or max(abs(f - g) for f, g in zip(frequencies, cfg.cluster_frequencies)) > 1e-9
+            or found.get("cluster_classes") != cfg.cluster_classes
+        ):
             raise ValueError(
                 "This self-conditioned GAN was trained on other images: its clusters' frequencies differ from those "
                 "found in this dataset; train it on the dataset it was trained on."
@@ -269,10 +283,13 @@ class GANTrainer(BaseTrainer):
 
     def fakes(self, n: int, labels):
         """G's images for a batch of `n`, and the labels D judges them under: the real batch's `labels` (a
-        conditional model's classes), or a self-conditioned model's clusters of their latents."""
+        conditional model's classes), or a self-conditioned model's clusters of their latents (within the real batch's
+        classes for a conditional one)."""
         z = self.latents(n)
-        clusters = latent_clusters(self.model.config, z)
-        fake_labels = labels if clusters is None else clusters
+        cfg = self.model.config
+        if cfg.cluster_frequencies:  # the real batch's labels are clusters
+            labels = self.cluster_classes[labels] if cfg.num_classes else None
+        fake_labels = network_labels(cfg, z, labels)
         return self.G(z, fake_labels), fake_labels
 
     def discriminator_step(self, real, labels, fake, fake_labels, log):
