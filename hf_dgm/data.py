@@ -381,9 +381,10 @@ class StreamingBatches:
     def peek(self):
         """Draw the first batch now (the trainer's early look: a bad dataset fails before any model is built); the next
         `next_batch` hands it out. Kept rather than drawn again: `datasets` pauses 5 s when a parquet stream that
-        was read from is closed."""
+        was read from is closed. Returns that batch."""
         state = self.state_dict()
         self._peeked = (state, self.next_batch())
+        return self._peeked[1]
 
     def _next_row(self):
         while True:

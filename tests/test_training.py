@@ -503,6 +503,28 @@ def test_dataset_cache_and_clear(tmp_path):
     assert not list(cache_dir().glob("*.safetensors"))
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+def test_labels_outside_the_classlabel_get_one_line(tmp_path, run_cli, streaming):
+    """A parquet whose ClassLabel names 3 classes but holds a label 5: one line, not an IndexError in training."""
+    import datasets
+    import pyarrow
+    import pyarrow.parquet
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])})
+    images = [np.full((28, 28), 40 * i, dtype=np.uint8) for i in range(6)]
+    ds = datasets.Dataset.from_dict({"image": images, "label": [0, 1, 2, 0, 1, 2]}, features=features)
+    table = ds.data.table.set_column(1, "label", pyarrow.array([0, 1, 2, 0, 5, 2], pyarrow.int64()))
+    (tmp_path / "data").mkdir()
+    pyarrow.parquet.write_table(table, tmp_path / "data" / "train-00000-of-00001.parquet")
+    flags = ["--conditional", "--batch-size", "4", "--max-steps", "2", "--report-to", "none"]
+    proc = run_cli(
+        "train", "gan", "--dataset", tmp_path / "data", "--output-dir", tmp_path / "o", *flags,
+        *(["--streaming"] if streaming else []),
+    )  # fmt: skip
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "label 5 is out of range for the dataset's ClassLabel of 3 names" in proc.stderr
+
+
 def test_streaming_fallback_trains_and_resumes_exactly(tmp_path):
     kw = dict(streaming=True, max_steps=6, checkpoint_every=3, **TINY_GAN)
     assert_resumes_exactly("gan", tmp_path, 3, **kw)

@@ -10,6 +10,17 @@ from ..data import BatchSampler, StreamingBatches, decoded_size_bytes, holdout_i
 logger = logging.getLogger("hf_dgm.training")
 
 
+def check_labels(labels: torch.Tensor, num_classes: int, class_names: list[str] | None) -> None:
+    """A conditional model's labels: ints in [0, num_classes) (a ClassLabel's -1 marks a row without a label)."""
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if len(bad):
+        source = f"the dataset's ClassLabel of {len(class_names)} names" if class_names else f"{num_classes} classes"
+        raise ValueError(
+            f"label {bad[0].item()} is out of range for {source}: a conditional model needs every label in "
+            f"[0, {num_classes - 1}] (-1 marks a row without a label)."
+        )
+
+
 class TrainingData:
     def __init__(self, args, label_column, resolution: int, channels: int, device, rank: int, world: int):
         self.device = device
@@ -35,7 +46,7 @@ class TrainingData:
                 on_bad_image=args.on_bad_image,
                 max_samples=args.max_samples,
             )
-            self.stream.peek()  # fail early on a bad dataset, before any model is built
+            self.first_labels = self.stream.peek()[1]  # fail early on a bad dataset, before any model is built
             self.sampler = self.decoded = None
         else:
             self.stream = None
@@ -48,10 +59,14 @@ class TrainingData:
             self.labels = self.decoded.labels.to(device) if self.decoded.labels is not None else None
             self.sampler = BatchSampler(len(self.decoded), args.batch_size, args.seed, rank, world)
 
+    label_classes = None  # a conditional model's class count, once num_classes() was asked: streamed labels checked
+
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images (B, C, H, W) as floats in [0, 255] on the device, and their labels (or None)."""
         if self.stream is not None:
             images, labels = self.stream.next_batch()
+            if self.label_classes and labels is not None:
+                check_labels(labels, self.label_classes, self.stream.class_names)
             return images.to(self.device).float(), (labels.to(self.device) if labels is not None else None)
         idx = self.sampler.next_indices().to(self.device)
         return self.images[idx].float(), (self.labels[idx] if self.labels is not None else None)
@@ -62,12 +77,18 @@ class TrainingData:
 
     def num_classes(self) -> int:
         """Classes of a conditional model built from the data: the ClassLabel feature's count (all of them, also when
-        --max-samples keeps a few), else max label + 1."""
+        --max-samples keeps a few), else max label + 1; every label is checked to lie among them (a streamed one
+        as its batch comes)."""
         if self.stream is not None:
             if self.stream.class_names is None:
                 raise ValueError("--conditional with --streaming needs a ClassLabel label column (its class count).")
-            return len(self.stream.class_names)
-        return self.decoded.num_classes or int(self.labels.max().item()) + 1
+            self.label_classes = len(self.stream.class_names)
+            if self.first_labels is not None:
+                check_labels(self.first_labels, self.label_classes, self.stream.class_names)
+            return self.label_classes
+        count = self.decoded.num_classes or int(self.labels.max().item()) + 1
+        check_labels(self.labels, count, self.decoded.class_names)
+        return count
 
     def class_names(self) -> list[str] | None:
         """The names of a ClassLabel label column, or None."""
