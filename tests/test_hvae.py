@@ -113,6 +113,9 @@ def test_iwae_decodes_within_the_activation_budget(monkeypatch):
     bounded = iwae_log_likelihood(model, x, k=12, batch_size=2, seed=0, progress=False)  # chunk: 500 asked
     assert decoded == [4] * 12, decoded  # 2 batches x 6 calls
     torch.testing.assert_close(bounded, asked)
+    decoded.clear()
+    iwae_log_likelihood(model, x[:1], k=12, seed=0, progress=False)  # one image, a batch of 100 asked
+    assert decoded == [5, 5, 2], decoded  # the five samples a call may decode (one per call before)
 
 
 @pytest.mark.parametrize("name", ONE_PASS)

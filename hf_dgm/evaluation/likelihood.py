@@ -114,7 +114,7 @@ def iwae_log_likelihood(
     vae.eval()
     n = x_binary.shape[0]
     per_call = images_per_chunk(vae.config, num_images=batch_size * min(chunk, k))
-    batch_size = min(batch_size, per_call)
+    batch_size = min(batch_size, per_call, n)  # fewer images than a batch: more importance samples per call
     chunk = max(1, min(chunk, k, per_call // batch_size))
     key = {"k": k, "n": n, "seed": seed, "chunk": chunk, "batch_size": batch_size}
     done = torch.full((n,), float("nan"), dtype=torch.float64)
