@@ -151,3 +151,30 @@ def test_too_few_clusters_for_the_classes_get_one_line(tmp_path, run_cli):
     )  # fmt: skip
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "cannot share 5 clusters among 10 classes of 64 images" in proc.stderr
+
+
+def test_a_model_grown_from_a_self_conditioned_one_finds_its_clusters_at_32_px(tmp_path, run_cli):
+    """gan-emoji's path: a 32 px stage, then a 64 px model grown from it (--grow-from), which clusters the images
+    decoded at 32 px as the first stage did and keeps its clusters; a stage under 32 px cannot be grown from."""
+    net = dict(architecture="dcgan", conditional=True, latent_dim=8)
+    small = train_tiny("gan", tmp_path / "small", image_size=32, generator_channels=16, discriminator_channels=8,
+                       self_condition=20, max_steps=2, **net)  # fmt: skip
+    grown = train_gan(GANTrainingArguments(**tiny_train_kwargs(
+        tmp_path / "grown", grow_from=str(tmp_path / "small"), image_size=64, generator_channels=8,
+        discriminator_channels=4, max_steps=2, **net,
+    )))  # fmt: skip
+    assert grown.config.cluster_frequencies == small.config.cluster_frequencies
+    assert grown.config.cluster_classes == small.config.cluster_classes and len(set(small.config.cluster_classes)) == 10
+    train_tiny("gan", tmp_path / "tiny", image_size=16, generator_channels=16, discriminator_channels=8,
+               self_condition=20, max_steps=1, **net)  # fmt: skip
+    out = tmp_path / "from16"
+    proc = run_cli(
+        "train", "gan", "--dataset", tmp_path / "nowhere", "--output-dir", out, "--grow-from", tmp_path / "tiny",
+        "--conditional", "--image-size", "32", "--generator-channels", "8", "--discriminator-channels", "4",
+        "--latent-dim", "8", "--report-to", "none",
+    )  # fmt: skip
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "is self-conditioned at 16 px: a larger model finds its clusters again only from a model of 32 px" in (
+        proc.stderr
+    )
+    assert not out.exists()

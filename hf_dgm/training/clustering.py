@@ -2,9 +2,10 @@
 
 Liu et al. ("Diverse Image Generation via Self-Conditioned GANs", CVPR 2020) cluster the images in the
 discriminator's feature space and re-cluster during training; hf-dgm clusters once, before training, on the pixels:
-k-means (Lloyd's iterations from a k-means++ seeding) on the images scaled to [0, 1], those above 32 px
-average-pooled to 32 px first. It runs on the CPU with a fixed seed, whatever the training device, so every process
-of a distributed run, a resumed run and a later stage (`--init-from`) find the same clusters.
+k-means (Lloyd's iterations from a k-means++ seeding) on the images scaled to [0, 1]. A run above CLUSTERING_SIZE
+clusters its images decoded at that size, as a run at that size decodes them, so that a model grown from a 32 px
+stage (`--grow-from`) finds that stage's clusters. It runs on the CPU with a fixed seed, whatever the training
+device, so every process of a distributed run, a resumed run and a later stage find the same clusters.
 
 A conditional GAN (`--conditional`) is self-conditioned within its classes: the K clusters are shared among the
 classes in proportion to their images (each class at least one) and each class's images are clustered on their own,
@@ -12,19 +13,15 @@ so every cluster belongs to one class.
 """
 
 import torch
-import torch.nn.functional as F
 
-CLUSTERING_SIZE = 32  # larger images are average-pooled to this size before clustering
+CLUSTERING_SIZE = 32  # a run at a larger size clusters its images decoded at this size
 CLUSTERING_SEED = 0
 MAX_ITERATIONS = 50
 
 
 def clustering_features(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, C, H, W) -> float32 rows (N, C * h * w) in [0, 1], pooled to at most CLUSTERING_SIZE px."""
-    x = images.cpu().float() / 255.0
-    if x.shape[-1] > CLUSTERING_SIZE:
-        x = F.adaptive_avg_pool2d(x, CLUSTERING_SIZE)
-    return x.flatten(1)
+    """uint8 images (N, C, H, W) -> float32 rows (N, C * H * W) in [0, 1]."""
+    return (images.cpu().float() / 255.0).flatten(1)
 
 
 def kmeans(x: torch.Tensor, k: int, seed: int = CLUSTERING_SEED) -> torch.Tensor:

@@ -36,6 +36,7 @@ class TrainingData:
         if args.streaming and args.holdout_fraction:
             raise ValueError("--holdout-fraction needs the decoded split in memory: it cannot be used with streaming.")
         source = (args.dataset, args.split, args.image_column, label_column, resolution, channels)
+        self.args, self.label_column, self.channels = args, label_column, channels
         if args.streaming:
             self.stream = StreamingBatches(
                 *source,
@@ -60,6 +61,20 @@ class TrainingData:
             self.sampler = BatchSampler(len(self.decoded), args.batch_size, args.seed, rank, world)
 
     label_classes = None  # a conditional model's class count, once num_classes() was asked: streamed labels checked
+
+    def images_at(self, resolution: int) -> torch.Tensor:
+        """The decoded training images (the same rows in the same order) at `resolution`, decoded from the dataset as
+        a run at that size decodes them (uint8, on the device of the training images)."""
+        if resolution == self.images.shape[-1]:
+            return self.images
+        a = self.args
+        decoded = load_image_tensors(
+            a.dataset, a.split, a.image_column, self.label_column, resolution, self.channels, a.max_samples,
+            a.on_bad_image,
+        )  # fmt: skip
+        if a.holdout_fraction:
+            decoded = decoded.select(holdout_indices(len(decoded), a.holdout_fraction)[0])
+        return decoded.images.to(self.images.device)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images (B, C, H, W) as floats in [0, 255] on the device, and their labels (or None)."""

@@ -27,7 +27,7 @@ from .arguments import TrainingArguments, arg, with_model_fields
 from .augment import diff_augment, parse_policy
 from .base import BaseTrainer
 from .base import grad_norm as _grad_norm
-from .clustering import cluster_images, cluster_within_classes
+from .clustering import CLUSTERING_SIZE, cluster_images, cluster_within_classes
 from .losses import (
     GAN_LOSSES,
     HistoricalAverage,
@@ -157,7 +157,14 @@ class GANTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"--grow-from {self.grow_from!r} is unconditional: drop --conditional or grow another model."
             )
-        check_growable(self.model_config(smaller.num_classes if self.conditional else None), smaller)
+        if smaller.cluster_frequencies and smaller.image_size < CLUSTERING_SIZE:
+            raise ValueError(
+                f"--grow-from {self.grow_from!r} is self-conditioned at {smaller.image_size} px: a larger model finds "
+                f"its clusters again only from a model of {CLUSTERING_SIZE} px or more (clusters are found on the "
+                f"images at {CLUSTERING_SIZE} px, or at the model's size below it)."
+            )
+        clusters = {"cluster_frequencies": smaller.cluster_frequencies, "cluster_classes": smaller.cluster_classes}
+        check_growable(self.model_config(smaller.num_classes if self.conditional else None, clusters), smaller)
 
     def model_config(self, num_classes: int | None, clusters: dict | None = None) -> GANConfig:
         """The model of these flags; `clusters`: a self-conditioned model's cluster_frequencies (and
@@ -188,7 +195,13 @@ class GANTrainer(BaseTrainer):
                 check_projected_extra()
             return model
         num_classes = self.data.num_classes() if self.args.conditional else None
-        clusters = self.cluster_the_images(self.args.self_condition, num_classes) if self.args.self_condition else None
+        clusters = None
+        if self.args.self_condition:
+            clusters = self.cluster_the_images(self.args.self_condition, num_classes)
+        elif self.args.grow_from:  # a grown model keeps the clusters of the one it grows from
+            smaller = GANConfig.from_pretrained(self.args.grow_from)
+            if smaller.cluster_frequencies:
+                clusters = self.find_the_clusters_again(smaller)
         model = GANModel(self.args.model_config(num_classes, clusters))
         if self.args.grow_from and not self.args.resume_from:  # a resumed run loads every weight from its checkpoint
             copied = model.grow_from(GANModel.from_pretrained(self.args.grow_from))
@@ -207,12 +220,13 @@ class GANTrainer(BaseTrainer):
                 "(raise --max-memory-gb, or pass --max-samples)."
             )
         start = time.perf_counter()
+        images = self.data.images_at(min(CLUSTERING_SIZE, self.data.images.shape[-1]))
         if num_classes:
-            clusters, frequencies, owners = cluster_within_classes(self.data.images, self.data.labels, num_classes, k)
+            clusters, frequencies, owners = cluster_within_classes(images, self.data.labels, num_classes, k)
             self.cluster_classes = torch.tensor(owners, device=self.device)
             fields = {"cluster_frequencies": frequencies, "cluster_classes": owners}
         else:
-            clusters, frequencies = cluster_images(self.data.images, k)
+            clusters, frequencies = cluster_images(images, k)
             fields = {"cluster_frequencies": frequencies}
         self.data.labels = clusters.to(self.device)
         self.clusters_found = True
@@ -223,12 +237,9 @@ class GANTrainer(BaseTrainer):
         )  # fmt: skip
         return fields
 
-    def find_the_clusters_again(self) -> None:
-        """A self-conditioned model that was not built here (--init-from, or a model given to the trainer): cluster
-        the images as its first run did, and refuse a dataset whose clusters differ from the model's."""
-        cfg = self.model.config
-        if not cfg.cluster_frequencies or self.clusters_found:
-            return
+    def find_the_clusters_again(self, cfg: GANConfig) -> dict:
+        """The clusters of a self-conditioned model's first run (a model given to the trainer, --init-from's or
+        --grow-from's): cluster the images as that run did, and refuse a dataset whose clusters differ."""
         found = self.cluster_the_images(len(cfg.cluster_frequencies), cfg.num_classes)
         frequencies = found["cluster_frequencies"]
         if (
@@ -240,10 +251,12 @@ class GANTrainer(BaseTrainer):
                 "This self-conditioned GAN was trained on other images: its clusters' frequencies differ from those "
                 "found in this dataset; train it on the dataset it was trained on."
             )
+        return {"cluster_frequencies": cfg.cluster_frequencies, "cluster_classes": cfg.cluster_classes}
 
     def setup_optimizers(self):
         a = self.args
-        self.find_the_clusters_again()  # the first hook that runs with the model in place, however it came
+        if self.model.config.cluster_frequencies and not self.clusters_found:  # the first hook with the model in place
+            self.find_the_clusters_again(self.model.config)
         self.augment_policy = parse_policy(a.diffaugment)
         opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=a.lr_g, betas=(a.beta1_g, a.beta2_g))
         decoder = self.model.discriminator_decoder
