@@ -22,6 +22,8 @@ def check_labels(labels: torch.Tensor, num_classes: int, class_names: list[str] 
 
 
 class TrainingData:
+    label_classes = None  # a conditional model's class count, once num_classes() was asked: streamed labels checked
+
     def __init__(self, args, label_column, resolution: int, channels: int, device, rank: int, world: int):
         self.device = device
         if args.streaming is None:
@@ -35,11 +37,15 @@ class TrainingData:
                 )
         if args.streaming and args.holdout_fraction:
             raise ValueError("--holdout-fraction needs the decoded split in memory: it cannot be used with streaming.")
-        source = (args.dataset, args.split, args.image_column, label_column, resolution, channels)
         self.args, self.label_column, self.channels = args, label_column, channels
         if args.streaming:
             self.stream = StreamingBatches(
-                *source,
+                args.dataset,
+                args.split,
+                args.image_column,
+                label_column,
+                resolution,
+                channels,
                 args.batch_size,
                 args.seed,
                 rank,
@@ -51,30 +57,29 @@ class TrainingData:
             self.sampler = self.decoded = None
         else:
             self.stream = None
-            self.decoded = load_image_tensors(*source, args.max_samples, args.on_bad_image)
-            self.num_held_out = 0
-            if args.holdout_fraction:
-                kept, held_out = holdout_indices(len(self.decoded), args.holdout_fraction)
-                self.decoded, self.num_held_out = self.decoded.select(kept), len(held_out)
+            self.decoded, self.num_held_out = self.decode(resolution)
             self.images = self.decoded.images.to(device)  # MNIST is 47 MB: keep it on the device
             self.labels = self.decoded.labels.to(device) if self.decoded.labels is not None else None
             self.sampler = BatchSampler(len(self.decoded), args.batch_size, args.seed, rank, world)
 
-    label_classes = None  # a conditional model's class count, once num_classes() was asked: streamed labels checked
-
-    def images_at(self, resolution: int) -> torch.Tensor:
-        """The decoded training images (the same rows in the same order) at `resolution`, decoded from the dataset as
-        a run at that size decodes them (uint8, on the device of the training images)."""
-        if resolution == self.images.shape[-1]:
-            return self.images
+    def decode(self, resolution: int):
+        """The split decoded at `resolution` without its held-out images (--holdout-fraction), and their count."""
         a = self.args
         decoded = load_image_tensors(
             a.dataset, a.split, a.image_column, self.label_column, resolution, self.channels, a.max_samples,
             a.on_bad_image,
         )  # fmt: skip
-        if a.holdout_fraction:
-            decoded = decoded.select(holdout_indices(len(decoded), a.holdout_fraction)[0])
-        return decoded.images.to(self.images.device)
+        if not a.holdout_fraction:
+            return decoded, 0
+        kept, held_out = holdout_indices(len(decoded), a.holdout_fraction)
+        return decoded.select(kept), len(held_out)
+
+    def images_at(self, resolution: int) -> torch.Tensor:
+        """The training images (the same rows in the same order) decoded at `resolution` as a run at that size decodes
+        them (uint8, on the device of the training images)."""
+        if resolution == self.images.shape[-1]:
+            return self.images
+        return self.decode(resolution)[0].images.to(self.images.device)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images (B, C, H, W) as floats in [0, 255] on the device, and their labels (or None)."""
