@@ -93,7 +93,7 @@ def test_bundle_refuses_imports_it_cannot_resolve(tmp_path):
         bundle([tmp_path / "a.py"])
 
 
-@pytest.mark.parametrize("family", ["gan", "vae", "vae-pixel-context"])
+@pytest.mark.parametrize("family", ["gan", "gan-self-conditioned", "vae", "vae-pixel-context"])
 def test_trust_remote_code_without_hf_dgm(tmp_path, family):
     torch.manual_seed(0)
     if family == "vae-pixel-context":  # its likelihood (continuous: decoding rounds to 8 bits) with a live context
@@ -107,6 +107,11 @@ def test_trust_remote_code_without_hf_dgm(tmp_path, family):
         model = GANModel(GANConfig(**tiny_gan_kwargs(use_ema=True, num_classes=10, spectral_norm=True)))
         expected = model.generate(4, generator=torch.Generator().manual_seed(0), class_labels=[0, 1, 2, 3]).sample
         call = "model.generate(4, generator=torch.Generator().manual_seed(0), class_labels=[0, 1, 2, 3]).sample"
+    elif family == "gan-self-conditioned":  # within its 2 classes: the latent picks one of the class's clusters
+        clusters = dict(cluster_frequencies=[0.2, 0.3, 0.5], cluster_classes=[0, 1, 1])
+        model = GANModel(GANConfig(**tiny_gan_kwargs(use_ema=True, num_classes=2, **clusters)))
+        call = "model.generate(8, generator=torch.Generator().manual_seed(0), class_labels=[0, 1] * 4).sample"
+        expected = model.generate(8, generator=torch.Generator().manual_seed(0), class_labels=[0, 1] * 4).sample
     else:
         model = VAEModel(VAEConfig(**tiny_vae_kwargs(likelihood="gaussian")))
         expected = model.generate(4, generator=torch.Generator().manual_seed(0)).sample
