@@ -126,14 +126,9 @@ def network_labels(cfg, latents: torch.Tensor, class_labels: torch.Tensor | None
     edges = (within / within.sum(1, keepdim=True)).cumsum(1)
     last = member.shape[1] - 1 - member.flip(1).int().argmax(1)  # each class's last cluster takes the rest of [0, 1]
     edges = edges.masked_fill(torch.arange(member.shape[1], device=latents.device) >= last[:, None], torch.inf)
-    n = len(u)
-    per_class = torch.searchsorted(  # each latent's cluster within every class (N, classes)
-        edges.expand(n, *edges.shape).contiguous(),
-        u[:, None, None].expand(n, cfg.num_classes, 1).contiguous(),
-        right=True,
-    ).squeeze(2)
+    per_class = (edges <= u[:, None, None]).sum(2)  # each latent's cluster within every class (N, classes)
     if class_labels.is_floating_point():
-        weights = torch.zeros(n, len(frequencies), dtype=class_labels.dtype, device=latents.device)
+        weights = torch.zeros(len(u), len(frequencies), dtype=class_labels.dtype, device=latents.device)
         return weights.scatter_add_(1, per_class, class_labels)
     return per_class.gather(1, class_labels[:, None]).squeeze(1)
 
