@@ -490,10 +490,34 @@ def test_checkpoints_are_ranked_by_kid(tmp_path, random_classifier, mnist_slice,
         "<- best" in format_table(results)
         and "16 samples (torch.Generator seed 0) of each checkpoint vs the same 16 real" in results["protocol"]
     )
+    assert best["step"] in results["within_std_of_best"] and all(
+        r["kid"] - best["kid"] <= best["kid_std"]
+        for r in results["checkpoints"]
+        if r["step"] in results["within_std_of_best"]
+    )
     proc = run_python(
         f"from hf_dgm.cli import main; raise SystemExit(main(['evaluate', {str(tmp_path)!r}, '--checkpoints']))"
     )
     assert proc.returncode == 2 and "holds no checkpoints" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_checkpoint_table_names_the_steps_within_the_best_std():
+    from hf_dgm.evaluation.checkpoints import format_table
+
+    rows = [(500, 0.05, 0.01), (1000, 0.03, 0.02), (1500, 0.045, 0.02), (2000, 0.051, 0.02)]
+    results = {
+        "checkpoints": [{"step": s, "kid": k, "kid_std": d, "fid": 1.0} for s, k, d in rows],
+        "best_step": 1000,
+        "best_model": "checkpoints/checkpoint-00001000/model",
+        "within_std_of_best": [500, 1000, 1500],
+        "num_samples": 256,
+        "kid_floor": 0.0,
+        "kid_floor_std": 0.01,
+        "feature_space": "a space",
+    }
+    assert "within the best's KID std: step 500, 1500; at 256 samples" in format_table(results)
+    results["within_std_of_best"] = [1000]
+    assert "within the best's KID std" not in format_table(results)
 
 
 def test_evaluation_holds_out_what_a_run_on_its_first_max_samples_held_out(tmp_path, emoji_slice):

@@ -43,7 +43,7 @@ def evaluate_checkpoints(
     run_dir, dataset=None, features="auto", num_samples: int | None = None, seed: int = 0, device="auto"
 ) -> dict:
     """KID (with std) and FID of every checkpoint of `run_dir` in the cheapest requested space, and the best step
-    (the lowest KID)."""
+    (the lowest KID), and the steps whose KID is within the best's std of it (not told apart at this sample count)."""
     from .real_data import training_record
 
     run_dir = Path(run_dir)
@@ -76,11 +76,13 @@ def evaluate_checkpoints(
             f"{sets.num_samples} samples (torch.Generator seed {seed}) of each checkpoint vs the same {len(reference)} "
             f"real images; real-data floor: {sets.num_samples} other real images vs them (from {sets.words})."
         ),
+        "num_samples": sets.num_samples,
         "kid_floor": significant(floor_kid),
         "kid_floor_std": significant(floor_std),
         "checkpoints": rows,
         "best_step": best["step"],
         "best_model": str(dict(found)[best["step"]].relative_to(run_dir)),  # within the run
+        "within_std_of_best": [r["step"] for r in rows if r["kid"] - best["kid"] <= best["kid_std"]],
     }
 
 
@@ -91,4 +93,10 @@ def format_table(results: dict) -> str:
         lines.append(f"{r['step']:>10}  {r['kid']:>10.5f}  {r['kid_std']:>9.5f}  {r['fid']:>9.4g}{mark}")
     lines.append(f"{'floor':>10}  {results['kid_floor']:>10.5f}  {results['kid_floor_std']:>9.5f}")
     lines.append(f"best: step {results['best_step']} (RUN/{results['best_model']}); {results['feature_space']}")
+    close = [step for step in results["within_std_of_best"] if step != results["best_step"]]
+    if close:
+        lines.append(
+            f"within the best's KID std: step {', '.join(map(str, close))}; at {results['num_samples']} samples these "
+            "are not told apart (more --num-samples narrows the std)"
+        )
     return "\n".join(lines)
