@@ -185,7 +185,7 @@ def test_side_by_side_sizes_a_grown_models_stages_by_their_ratio(tmp_path, monke
     monkeypatch.setitem(compare.RECIPES, "grown", "gan --architecture dcgan --image-size 64 --max-steps 700")
     monkeypatch.setitem(compare.FIRST_STAGE, "grown", ("--grow-from", "gan-emoji-32"))  # 32 px, 7000 steps
     assert compare.stages("grown") == [("gan-emoji-32", 7000 / 7700), ("grown", 700 / 7700)]
-    assert [name for name, _ in compare.stages("gan-emoji")] == ["gan-emoji-32", "gan-emoji"]  # the zoo's
+    assert [name for name, _ in compare.stages("gan-emoji")] == ["scgan-emoji-32", "gan-emoji"]  # the zoo's
     args = compare.parse_args(["--models", "grown", "--image-size", "128", "--out", str(tmp_path)])
     assert compare.stage_argv("grown", "gan-emoji-32", tmp_path / "a", args)[-2:] == ["--image-size", "64"]
     assert compare.stage_argv("grown", "grown", tmp_path / "b", args)[-2:] == ["--image-size", "128"]
