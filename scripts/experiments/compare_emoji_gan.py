@@ -8,7 +8,7 @@ protocol (KID with its std, FID, precision/recall, each with its real-data floor
   non-saturating generator loss), Adam lr 2e-4 with betas (0.5, 0.999), no EMA, no augmentation, unconditional;
   the batch size, resolution and number of steps of ours.
 * hf-dgm: the 32 px emoji GAN, build_zoo.py's gan-emoji-32 recipe (`python scripts/build_zoo.py gan-emoji-32`
-  trains it in runs/gan-emoji-32; the zoo's gan-emoji until it was grown to 64 px, now its first stage); its step
+  trains it in runs/gan-emoji-32; the zoo's gan-emoji until it was grown to 64 px, now cdcgan-emoji's first stage); its step
   count sets the plain run's.
 
 The plain run trains in runs/compare-emoji/plain (rerunning resumes it). A folder that already holds an
