@@ -33,6 +33,23 @@ EMOJI = str(DATA / "emoji")
 
 COMMON = "--seed 0 --log-every 100 --sample-every 1000 --keep-checkpoints 2".split()
 
+# The emoji DCGANs' flags (docs/zoo.md): conditional on the group, spectral norm, hinge loss, projection D,
+# DiffAugment, EMA, D's learning rate twice G's, bf16 autocast. At 32 px G 128 / D 64 for 7000 steps at a constant
+# rate; at 64 px, grown from a 32 px stage (FIRST_STAGE), G 64 / D 32 for 8000 steps of a cosine decay, a checkpoint
+# and a grid every 500 steps.
+EMOJI_DCGAN_32 = (
+    "gan --architecture dcgan --conditional --image-size 32 --num-channels 3 --generator-channels 128 "
+    "--discriminator-channels 64 --spectral-norm --loss hinge --diffaugment color,translation,cutout --batch-size 64 "
+    "--max-steps 7000 --lr-g 2e-4 --lr-d 4e-4 --beta1-g 0.5 --beta1-d 0.5 --beta2-g 0.999 --beta2-d 0.999 "
+    "--ema-decay 0.999 --mixed-precision bf16"
+)
+EMOJI_DCGAN_64 = (
+    "gan --architecture dcgan --conditional --image-size 64 --num-channels 3 --generator-channels 64 "
+    "--discriminator-channels 32 --spectral-norm --loss hinge --diffaugment color,translation,cutout --batch-size 64 "
+    "--max-steps 8000 --lr-g 2e-4 --lr-d 4e-4 --beta1-g 0.5 --beta1-d 0.5 --beta2-g 0.999 --beta2-d 0.999 "
+    "--ema-decay 0.999 --mixed-precision bf16 --lr-schedule cosine --sample-every 500 --checkpoint-every 500"
+)
+
 # One line per model: the trainer, then its flags. Constant learning rates for the GANs, so a run stopped at a
 # checkpoint is the same as a shorter run.
 RECIPES = {
@@ -103,11 +120,8 @@ RECIPES = {
     # of G, twice G's learning rate for D (TTUR), bf16 autocast. About 140 images/s on one core (22 at 64 px), so 7000
     # steps of 64 (each emoji about 125 times) take under an hour (3053 s). Chosen over resnet-gan-emoji below, G 64,
     # equal learning rates and a minibatch-std layer in D by their Inception KID at the same 448k images (docs/zoo.md).
-    # The zoo's gan-emoji until it was grown to 64 px; now its first stage, a candidate.
-    "gan-emoji-32": "gan --architecture dcgan --conditional --image-size 32 --num-channels 3 --generator-channels 128 "
-    "--discriminator-channels 64 --spectral-norm --loss hinge --diffaugment color,translation,cutout --batch-size 64 "
-    "--max-steps 7000 --lr-g 2e-4 --lr-d 4e-4 --beta1-g 0.5 --beta1-d 0.5 --beta2-g 0.999 --beta2-d 0.999 "
-    "--ema-decay 0.999 --mixed-precision bf16 --card-note 'Trained on a 2-core CPU, at 32 px: "
+    # The zoo's gan-emoji until it was grown to 64 px; now cdcgan-emoji's first stage, a candidate.
+    "gan-emoji-32": f"{EMOJI_DCGAN_32} --card-note 'Trained on a 2-core CPU, at 32 px: "
     "DCGAN networks (G widths 128, D 64) run at about 140 images/s on one core in bf16 autocast, and at about 22 at "
     "64 px (over five hours for the same images). 7000 steps of 64: each emoji seen about 125 times. Conditional on "
     "the emoji group: the Space offers the group names, and the projection discriminator learns from them.'",
@@ -119,28 +133,18 @@ RECIPES = {
     # (512k images, each emoji about 140 times) take about 80 minutes. The zoo's gan-emoji until the self-conditioned
     # run below replaced it: its step 3500 (the lowest emoji-classifier KID of 256 samples among the 16 checkpoints,
     # all kept) was shipped; docs/zoo.md measures it.
-    "cdcgan-emoji": "gan --architecture dcgan --conditional --image-size 64 --num-channels 3 --generator-channels 64 "
-    "--discriminator-channels 32 --spectral-norm --loss hinge --diffaugment color,translation,cutout --batch-size 64 "
-    "--max-steps 8000 --lr-g 2e-4 --lr-d 4e-4 --beta1-g 0.5 --beta1-d 0.5 --beta2-g 0.999 --beta2-d 0.999 "
-    "--ema-decay 0.999 --mixed-precision bf16 --lr-schedule cosine --sample-every 500 --checkpoint-every 500 "
-    "--keep-checkpoints 0",
+    "cdcgan-emoji": f"{EMOJI_DCGAN_64} --keep-checkpoints 0",
     # gan-emoji-32 self-conditioned within the groups (docs/self_conditioned_gan.md): 50 k-means clusters of the
     # images' pixels, shared among the 9 groups in proportion to their images (People & Body 30, Activities 1), each group's
     # images clustered apart; both networks are conditioned on the cluster, which a sample's latent picks among its
     # group's. The same training, 7000 steps (45 min on one core beside another run). The first stage of gan-emoji.
-    "scgan-emoji-32": "gan --architecture dcgan --conditional --self-condition 50 --image-size 32 --num-channels 3 "
-    "--generator-channels 128 --discriminator-channels 64 --spectral-norm --loss hinge "
-    "--diffaugment color,translation,cutout --batch-size 64 --max-steps 7000 --lr-g 2e-4 --lr-d 4e-4 --beta1-g 0.5 "
-    "--beta1-d 0.5 --beta2-g 0.999 --beta2-d 0.999 --ema-decay 0.999 --mixed-precision bf16",
+    "scgan-emoji-32": f"{EMOJI_DCGAN_32} --self-condition 50",
     # The emoji GAN: cdcgan-emoji's second stage grown from scgan-emoji-32 instead of gan-emoji-32, so it keeps the 50
     # clusters (found again on the images decoded at 32 px). cdcgan-emoji's flags and schedule (about 1.6 steps/s on
     # one core, 8000 steps in about 75 minutes); every checkpoint and a grid every 500 steps are kept, so that any
     # multiple of 500 can ship (SHIPPED_STEP): step 5500, the lowest emoji-classifier KID of 1024 samples among the
     # 16 checkpoints (docs/self_conditioned_gan.md).
-    "gan-emoji": "gan --architecture dcgan --conditional --image-size 64 --num-channels 3 --generator-channels 64 "
-    "--discriminator-channels 32 --spectral-norm --loss hinge --diffaugment color,translation,cutout --batch-size 64 "
-    "--max-steps 8000 --lr-g 2e-4 --lr-d 4e-4 --beta1-g 0.5 --beta1-d 0.5 --beta2-g 0.999 --beta2-d 0.999 "
-    "--ema-decay 0.999 --mixed-precision bf16 --lr-schedule cosine --sample-every 500 --checkpoint-every 500 "
+    "gan-emoji": f"{EMOJI_DCGAN_64} "
     "--card-note 'Trained on a 2-core CPU, at 64 px, in two stages. First a DCGAN at 32 px (G widths 128, D 64; 7000 "
     "steps of 64 in bf16 autocast, 45 minutes on one core), self-conditioned within the emoji groups: the images "
     "were clustered by k-means on their pixels into 50 clusters shared among the 9 groups by their sizes, and both "
