@@ -178,3 +178,20 @@ def test_a_model_grown_from_a_self_conditioned_one_finds_its_clusters_at_32_px(t
         proc.stderr
     )
     assert not out.exists()
+
+
+def test_mode_seeking_pairs_the_fakes_under_the_same_class_and_cluster(tmp_path):
+    """--mode-seeking (MSGAN): the second half of each fake batch repeats the first half's labels under new latents,
+    so a pair differs only by its latents within one cluster of one class."""
+    from hf_dgm.training.gan import GANTrainer
+
+    kwargs = tiny_train_kwargs(tmp_path / "pairs", conditional=True, self_condition=20, mode_seeking=1.0, **TINY)
+    trainer = GANTrainer(GANTrainingArguments(**kwargs))
+    real_clusters = torch.arange(7)
+    fake, fake_clusters, z = trainer.fakes(7, real_clusters)
+    classes = torch.tensor(trainer.model.config.cluster_classes)
+    assert torch.equal(fake_clusters[:3], fake_clusters[3:6])
+    assert torch.equal(classes[fake_clusters], classes[torch.tensor([0, 1, 2, 0, 1, 2, 6])])
+    assert not torch.equal(fake[:3], fake[3:6]) and not torch.equal(z[:3, 1:], z[3:6, 1:])
+    with pytest.raises(ValueError, match="--batch-size 1 is too small"):
+        GANTrainingArguments(**{**kwargs, "batch_size": 1}).validate()

@@ -125,6 +125,19 @@ def test_feature_matching_r1_ema_and_historical_average():
     assert abs(penalty.item() - 0.5 * 3 * (6.0 - 2.25) ** 2) < 1e-4
 
 
+def test_mode_seeking_loss_is_the_inverse_ratio_of_image_to_latent_differences():
+    images = torch.zeros(5, 1, 2, 2, requires_grad=True)
+    latents = torch.zeros(5, 3)
+    with torch.no_grad():
+        images[2:4] += 0.5  # the pairs (0, 2) and (1, 3) differ by 0.5 in every pixel; image 4 has no pair
+        images[4] += 100.0
+        latents[2:4] += 2.0
+    loss = losses.mode_seeking_loss(images, latents)
+    torch.testing.assert_close(loss, torch.tensor(1 / (0.25 + 1e-5)))
+    loss.backward()
+    assert images.grad[:4].abs().sum() > 0 and images.grad[4].abs().sum() == 0
+
+
 def test_iwae_bound_is_tighter_than_elbo():
     torch.manual_seed(0)
     from hf_dgm import VAEConfig
@@ -187,6 +200,7 @@ def gan_baseline(tmp_path_factory):
         ({"label_smoothing": 0.1}, "d_loss"),
         ({"feature_matching": 1.0}, "feature_matching"),
         ({"historical_averaging": 0.01}, "hist_g"),
+        ({"mode_seeking": 1.0, "conditional": True}, "mode_seeking"),
         ({"minibatch_discrimination_kernels": 4, "minibatch_std": True, "spectral_norm": True}, "d_loss"),
         ({"d_steps": 2, "conditional": True, "architecture": "mlp"}, "d_loss"),
         ({"diffaugment": "color,translation,cutout"}, "d_loss"),

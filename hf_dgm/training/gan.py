@@ -35,6 +35,7 @@ from .losses import (
     ema_update,
     feature_matching_loss,
     generator_loss,
+    mode_seeking_loss,
     r1_penalty,
     reconstruction_loss,
 )
@@ -86,6 +87,13 @@ class GANTrainingArguments(TrainingArguments):
         0.0, "weight of the feature-matching loss added to G's (Salimans et al.)", "objective"
     )
     historical_averaging: float = arg(0.0, "weight of historical parameter averaging (Salimans et al.)", "objective")
+    mode_seeking: float = arg(
+        0.0,
+        "weight of the mode-seeking loss (MSGAN, Mao et al., 2019) added to G's: each fake batch is drawn in pairs "
+        "under the same labels (class and cluster), and G is pushed to make a pair's images differ as much as their "
+        "latents; against collapse within a class or a cluster. 0: off",
+        "objective",
+    )
     self_condition: int = arg(
         0,
         "self-conditioning (Liu et al., 2020) with K clusters: the training images are grouped by k-means on their "
@@ -128,9 +136,14 @@ class GANTrainingArguments(TrainingArguments):
             raise ValueError(
                 "--self-condition clusters the decoded split in memory: it cannot be used with --streaming."
             )
-        for name in ("r1_gamma", "feature_matching", "historical_averaging", "lr_g", "lr_d"):
+        for name in ("r1_gamma", "feature_matching", "historical_averaging", "mode_seeking", "lr_g", "lr_d"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is invalid: expected >= 0.")
+        if self.mode_seeking and self.batch_size < 2:
+            raise ValueError(
+                f"--mode-seeking compares the images of pairs: --batch-size {self.batch_size} is too small, expected 2 "
+                "or more."
+            )
         if self.r1_gamma and self.compile:
             raise ValueError("--r1-gamma needs double backward, which torch.compile does not support: drop --compile.")
         if self.mixed_precision == "fp16" and (self.r1_gamma or self.historical_averaging):
@@ -295,15 +308,22 @@ class GANTrainer(BaseTrainer):
         return diff_augment(images, self.augment_policy, self.noise) if self.augment_policy else images
 
     def fakes(self, n: int, labels):
-        """G's images for a batch of `n`, and the labels D judges them under: the real batch's `labels` (a
-        conditional model's classes), or a self-conditioned model's clusters of their latents (within the real batch's
-        classes for a conditional one)."""
+        """G's images for a batch of `n`, the labels D judges them under: the real batch's `labels` (a conditional
+        model's classes), or a self-conditioned model's clusters of their latents (within the real batch's classes for
+        a conditional one), and their latents. With --mode-seeking the second half of the batch repeats the first
+        half's labels (and clusters: a latent's first coordinate picks its cluster) under new latents."""
         z = self.latents(n)
         cfg = self.model.config
         if cfg.cluster_frequencies:  # the real batch's labels are clusters
             labels = self.cluster_classes[labels] if cfg.num_classes else None
+        if self.args.mode_seeking:
+            half = n // 2
+            if labels is not None:
+                labels = torch.cat([labels[:half], labels[:half], labels[2 * half :]])
+            if cfg.cluster_frequencies:
+                z[half : 2 * half, 0] = z[:half, 0]
         fake_labels = network_labels(cfg, z, labels)
-        return self.G(z, fake_labels), fake_labels
+        return self.G(z, fake_labels), fake_labels, z
 
     def discriminator_step(self, real, labels, fake, fake_labels, log):
         a = self.args
@@ -345,13 +365,13 @@ class GANTrainer(BaseTrainer):
         for _ in range(a.d_steps - 1):  # extra D steps, each on a fresh batch and fresh fakes
             real, labels = self.next_batch()
             with torch.no_grad():
-                fake, fake_labels = self.fakes(real.shape[0], labels)
+                fake, fake_labels, _ = self.fakes(real.shape[0], labels)
             self.discriminator_step(real, labels, fake, fake_labels, False)
 
         # ---- discriminator step
         real, labels = self.next_batch()
         with self.accelerator.autocast():
-            fake, fake_labels = self.fakes(real.shape[0], labels)  # (B, C, H, W) in [-1, 1]
+            fake, fake_labels, z = self.fakes(real.shape[0], labels)  # (B, C, H, W) in [-1, 1]
         d_out, features_real = self.discriminator_step(real, labels, fake, fake_labels, log)
         if d_out:
             metrics.update(d_out)
@@ -366,6 +386,10 @@ class GANTrainer(BaseTrainer):
                 fm = feature_matching_loss(features_real, features_fake)
                 losses["feature_matching"] = fm
                 g_loss = g_loss + a.feature_matching * fm
+            if a.mode_seeking:
+                ms = mode_seeking_loss(fake, z)
+                losses["mode_seeking"] = ms
+                g_loss = g_loss + a.mode_seeking * ms
         if self.check_finite(losses, "generator"):
             self.accelerator.backward(g_loss)
             if self.hist:

@@ -77,6 +77,17 @@ def feature_matching_loss(features_real: torch.Tensor, features_fake: torch.Tens
     return (features_real.detach().mean(0) - features_fake.mean(0)).pow(2).sum()
 
 
+def mode_seeking_loss(images: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    """MSGAN's regulariser (Mao et al., CVPR 2019): the images of a batch's two halves, drawn pairwise under the same
+    labels from different latents, should differ in proportion to their latents; the inverse of that ratio (mean
+    absolute differences), which G lowers by spreading nearby latents apart."""
+    half = len(images) // 2
+    ratio = (images[:half].float() - images[half : 2 * half].float()).abs().mean() / (
+        (latents[:half] - latents[half : 2 * half]).abs().mean()
+    )
+    return 1.0 / (ratio + 1e-5)
+
+
 def r1_penalty(logits_real: torch.Tensor, images_real: torch.Tensor) -> torch.Tensor:
     (grad,) = torch.autograd.grad(logits_real.sum(), images_real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
