@@ -155,6 +155,11 @@ RECIPES = {
     "The step shipped, 5500, is the checkpoint (of 16, one every 500 steps) with the lowest KID of 1024 samples in the "
     "emoji classifier features. The price of the clusters is variety within them: the smileys come out as a few "
     "faces, often the same one.'",
+    # gan-emoji's second stage with the mode-seeking loss of MSGAN (--mode-seeking 0.2: each fake batch drawn in pairs
+    # under the same group and cluster), against the collapse within the clusters (docs/self_conditioned_gan.md): the
+    # same run, grown from the same scgan-emoji-32, every checkpoint kept. At weight 1 (MSGAN's) G turned backgrounds
+    # dark to make pairs differ; 0.2 does not.
+    "msgan-emoji": f"{EMOJI_DCGAN_64} --mode-seeking 0.2 --keep-checkpoints 0",
     # The zoo's first emoji GAN, now a candidate: SNGAN-style residual networks (G 32, D 32), the same training but
     # with equal learning rates and Adam (0, 0.9) as in Miyato et al.; 85 images/s on one core in bf16 (59 in fp32).
     "resnet-gan-emoji": "gan --architecture resnet --conditional --image-size 32 --num-channels 3 "
@@ -234,6 +239,7 @@ DATASETS = {
         "cdcgan-emoji",
         "scgan-emoji-32",
         "gan-emoji",
+        "msgan-emoji",
         "gan-emoji-64",
         "resnet-gan-emoji",
         "vae-emoji-base",
@@ -252,6 +258,7 @@ FIRST_STAGE = {
     "vae-mnist": ("--init-from", "vae-mnist-stage2"),
     "cdcgan-emoji": ("--grow-from", "gan-emoji-32"),
     "gan-emoji": ("--grow-from", "scgan-emoji-32"),
+    "msgan-emoji": ("--grow-from", "scgan-emoji-32"),
     "hvae-emoji": ("--init-from", "hvae-emoji-stage1"),
 }
 # a model shipped from a checkpoint of its run, not its final step: its run trains the whole schedule, keeping every
