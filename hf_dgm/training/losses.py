@@ -80,7 +80,7 @@ def feature_matching_loss(features_real: torch.Tensor, features_fake: torch.Tens
 def mode_seeking_loss(images: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
     """MSGAN's regulariser (Mao et al., CVPR 2019): the images of a batch's two halves, drawn pairwise under the same
     labels from different latents, should differ in proportion to their latents; the inverse of that ratio (mean
-    absolute differences), which G lowers by spreading nearby latents apart."""
+    absolute differences), which G lowers by drawing the images of different latents apart."""
     half = len(images) // 2
     ratio = (images[:half].float() - images[half : 2 * half].float()).abs().mean() / (
         (latents[:half] - latents[half : 2 * half]).abs().mean()
