@@ -258,6 +258,34 @@ def test_init_from_a_trained_vae_with_a_pixel_context_grows_one_and_keeps_the_re
     assert VAEModel.from_pretrained(tmp_path / "grown").config.pixel_context == 3
 
 
+def test_pixel_context_only_trains_the_context_and_keeps_the_rest_with_its_fitted_prior(tmp_path):
+    """--pixel-context-only: the --init-from model's weights do not move, so its fitted prior is kept; the new
+    context does move. Without --init-from or --pixel-context: one line."""
+    from test_latent_prior import fitted
+
+    mixture = dict(likelihood="logistic_mixture", num_mixtures=2, max_steps=2)
+    base = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "base", **TINY_VAE, **mixture)))
+    base = base.with_latent_prior(fitted(torch.randn(50, 4), 2, 2))
+    base.save_pretrained(tmp_path / "fitted")
+    args = dict(init_from=str(tmp_path / "fitted"), pixel_context=3, pixel_context_channels=4, max_steps=3, lr=0.01)
+    grown = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "grown", pixel_context_only=True, **args)))
+    grown_weights = grown.state_dict()
+    assert all(torch.equal(v, grown_weights[k]) for k, v in base.state_dict().items())  # the prior's buffers too
+    assert grown.latent_prior is not None and grown.config.latent_prior_components == 2
+    new = grown.with_latent_prior(None).state_dict()
+    start = base.with_pixel_context(3, 4).with_latent_prior(None).state_dict()
+    moved = [k for k in new if not torch.equal(new[k], start[k])]
+    assert moved and all(k.startswith("decoder.pixel_context.") for k in moved)
+    for missing in ({"init_from": None}, {"pixel_context": 0}):
+        flags = {
+            **tiny_train_kwargs(tmp_path / "x", pixel_context_only=True, **args, likelihood="logistic_mixture"),
+            **missing,
+        }
+        with pytest.raises(ValueError, match=r"needs --init-from and --pixel-context\.$"):
+            VAETrainingArguments(**flags).validate()
+    assert not (tmp_path / "x").exists()
+
+
 def test_sample_grids_drawn_pixel_by_pixel_show_a_bar_of_the_rows_unless_told_not_to(tmp_path, progress_bars):
     """The grids during training (steps 2 and 3, the last) each show a bar of their rows, and the final samples.png
     is the last step's grid, not drawn a second time; --no-progress-bar: none."""

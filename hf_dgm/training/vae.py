@@ -53,6 +53,12 @@ class VAETrainingArguments(TrainingArguments):
     skip_grad_norm: float = arg(
         0.0, "skip an update whose gradient norm (before clipping) exceeds this (0: never; VDVAE)", "objective"
     )
+    pixel_context_only: bool = arg(
+        False,
+        "with --init-from and --pixel-context: train the pixel context only, every other weight of the --init-from "
+        "model frozen, so its latent keeps what it carries (and a fitted prior, which stays valid, is kept)",
+        "objective",
+    )
     binarize: str = arg(
         "auto",
         "binarize images: auto (dynamically for a likelihood of binary images: "
@@ -73,6 +79,10 @@ class VAETrainingArguments(TrainingArguments):
             raise ValueError(
                 "--iwae-samples > 1 optimises the IWAE bound: it does not combine with --beta, "
                 "--free-bits or --kl-warmup-steps."
+            )
+        if self.pixel_context_only and not (self.init_from and self.pixel_context):
+            raise ValueError(
+                "--pixel-context-only trains a pixel context on a trained VAE: it needs --init-from and --pixel-context."
             )
         if self.binarize == "dynamic" and not LIKELIHOODS[self.likelihood].binary:
             binary = " or ".join(name for name, entry in LIKELIHOODS.items() if entry.binary)
@@ -150,11 +160,14 @@ class VAETrainer(BaseTrainer):
         a = self.args
         if a.init_from:
             model = VAEModel.from_pretrained(a.init_from)
-            if model.latent_prior is not None:  # fitted to the latents before training: refit it after
+            if model.latent_prior is not None and not a.pixel_context_only:  # the latents will move: refit it after
                 logger.warning("--init-from %s: its fitted prior is dropped (hf-dgm fit-prior fits one).", a.init_from)
                 model = model.with_latent_prior(None)
             if a.pixel_context and not model.config.pixel_context:  # the one model flag --init-from takes
                 model = model.with_pixel_context(a.pixel_context, a.pixel_context_channels)
+            if a.pixel_context_only:
+                for name, weight in model.named_parameters():
+                    weight.requires_grad_(name.startswith("decoder.pixel_context."))
             return model
         num_classes = self.data.num_classes() if a.conditional else None
         return VAEModel(a.model_config(num_classes))
@@ -167,7 +180,8 @@ class VAETrainer(BaseTrainer):
             else ("dynamic" if LIKELIHOODS[self.model.config.likelihood].binary else "none")
         )
         self.dynamic_binarization = binarize == "dynamic"
-        opt = torch.optim.Adam(self.model.parameters(), lr=a.lr, betas=(a.beta1, a.beta2), weight_decay=a.weight_decay)
+        trained = [weight for weight in self.model.parameters() if weight.requires_grad]
+        opt = torch.optim.Adam(trained, lr=a.lr, betas=(a.beta1, a.beta2), weight_decay=a.weight_decay)
         self.objective, self.opt = self.accelerator.prepare(VAEObjective(self.model), opt)
         if a.compile:
             self.objective = torch.compile(self.objective)
