@@ -98,6 +98,8 @@ def cmd_evaluate(args) -> int:
     import json
 
     if args.checkpoints:
+        if args.temperature != 1.0:
+            raise ValueError(f"--temperature {args.temperature!r} applies to one model, not to --checkpoints.")
         from .evaluation.checkpoints import evaluate_checkpoints, format_table
         from .file_utils import write_json_atomic
 
@@ -132,6 +134,7 @@ def cmd_evaluate(args) -> int:
         inception_num_samples=args.inception_num_samples,
         device=args.device,
         full_protocol=args.full_protocol,
+        temperature=args.temperature,
     )
     print(json.dumps(results, indent=2))
     model_dir = resolve_model(args.model)
@@ -378,6 +381,7 @@ def _add_evaluate_flags(p) -> None:
         help="MODEL is a training run: KID of each kept checkpoint (EMA weights) in the cheapest space, and the best",
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the samples and of the IWAE noise")
+    p.add_argument("--temperature", type=float, default=1.0, help="VAEs: the prior temperature of the samples")
     _add_likelihood_flags(p)
     p.add_argument(
         "--inception-fid",

@@ -345,6 +345,31 @@ def test_registry_has_an_entry_per_extractor_and_refuses_unknown_names(tmp_path,
         load_spaces(["mnist-classifier", str(tiny_classifier(tmp_path / "clf"))], "cpu")
 
 
+def test_samples_at_a_prior_temperature_for_vaes_only(tmp_path, random_classifier, mnist_slice, run_cli):
+    """A VAE's samples at --temperature: other samples, and the protocol says so; a GAN, a bad temperature or
+    --checkpoints: one line, before any data or feature network is loaded."""
+    from hf_dgm.evaluation.evaluate import evaluate
+
+    torch.manual_seed(0)
+    VAEModel(VAEConfig(**tiny_vae_kwargs())).save_pretrained(tmp_path / "vae")
+    kwargs = dict(dataset=mnist_slice, classifier_path=random_classifier, num_samples=20, skip_likelihood=True)
+    at_one, at_half = (evaluate(tmp_path / "vae", progress=False, temperature=t, **kwargs) for t in (1.0, 0.5))
+    assert "prior temperature 0.5" in at_half["protocol"] and "temperature" not in at_one["protocol"]
+    fids = [{m["name"]: m["value"] for m in r["metrics"]}["classifier-feature FID"] for r in (at_one, at_half)]
+    assert fids[0] != fids[1]
+    GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path / "gan")
+    missing = str(tmp_path / "no-such-dataset")
+    for model, flags, needle in (
+        ("gan", ["--temperature", "0.5"], "--temperature 0.5: a prior temperature applies to VAEs only"),
+        ("vae", ["--temperature", "-1"], "temperature=-1.0 is invalid: expected a positive finite number"),
+        ("vae", ["--temperature", "0.5", "--checkpoints"], "--temperature 0.5 applies to one model, not to"),
+    ):
+        proc = run_cli("evaluate", tmp_path / model, "--dataset", missing, "--no-write", *flags)
+        assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
+            proc.stderr
+        )
+
+
 def test_unknown_feature_space_is_one_line_from_the_cli(tmp_path):
     import subprocess
     import sys

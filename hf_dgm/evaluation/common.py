@@ -52,10 +52,17 @@ def load_model(path):
 
 
 @torch.no_grad()
-def generate_uint8(model, num_samples: int, seed: int, labels: torch.Tensor | None = None, batch_size: int = 500):
-    """Samples as uint8 (N, C, H, W) drawn through the family's pipeline with `torch.Generator().manual_seed(seed)`,
-    and the labels they were drawn for: `labels` (N,), or for a conditional model by default 0, 1, ..., 0, 1, ...
-    (None for an unconditional model)."""
+def generate_uint8(
+    model,
+    num_samples: int,
+    seed: int,
+    labels: torch.Tensor | None = None,
+    batch_size: int = 500,
+    temperature: float = 1.0,
+):
+    """Samples as uint8 (N, C, H, W) drawn through the family's pipeline with `torch.Generator().manual_seed(seed)`
+    (a VAE's at the prior `temperature`), and the labels they were drawn for: `labels` (N,), or for a conditional
+    model by default 0, 1, ..., 0, 1, ... (None for an unconditional model)."""
     family = family_of(model.config.model_type)
     pipeline = family.pipeline_class(**{family.name: model})
     generator = torch.Generator().manual_seed(seed)
@@ -66,6 +73,7 @@ def generate_uint8(model, num_samples: int, seed: int, labels: torch.Tensor | No
     for i in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - i)
         y = labels[i : i + n] if labels is not None and num_classes else None
-        images = pipeline(batch_size=n, generator=generator, class_labels=y, output_type="pt").images
+        spread = {"temperature": temperature} if temperature != 1.0 else {}  # a GAN's pipeline takes none
+        images = pipeline(batch_size=n, generator=generator, class_labels=y, output_type="pt", **spread).images
         out.append((images.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu())
     return torch.cat(out), (labels if num_classes else None)

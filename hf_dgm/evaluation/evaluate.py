@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from ..data import MNIST_ID, is_mnist
-from ..families import family_of
+from ..families import family_of, family_of_folder
 from ..file_utils import write_json_atomic
+from ..modeling_utils import check_temperature
 from ..records import dataset_record, is_recorded_dataset, model_reference
 from . import metrics
 from .common import generate_uint8, load_model, significant
@@ -272,17 +273,20 @@ def evaluate(
     inception_num_samples: int | None = None,
     device: str = "auto",
     full_protocol: bool = False,
+    temperature: float = 1.0,
 ) -> dict:
     """Evaluate a model folder, zoo name or Hub id against `dataset` (default: the one it was trained on, from its
     training_args.json, else ylecun/mnist) in the feature spaces `features` (see `feature_names`). Real-image work
     is sized to `num_samples` when it is below the protocol's default, unless `full_protocol` (real_data.py).
     `device`: "auto" (CUDA when available, else the CPU), "cpu", "cuda", ... Latents and the IWAE noise are drawn on
-    the CPU with fixed seeds whatever the device (CPU runs are the bit-reproducible ones)."""
+    the CPU with fixed seeds whatever the device (CPU runs are the bit-reproducible ones). `temperature`: a VAE's
+    samples are drawn at this prior temperature (the pipeline's)."""
     from ..zoo import resolve_model
     from .real_data import training_record
 
     start = time.time()
     model_dir = resolve_model(model_path)
+    check_sampling_temperature(model_dir, temperature)
     dataset = dataset or default_dataset(training_record(model_dir))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
     spaces = load_spaces(feature_names(features, dataset, classifier_path, inception), device)
@@ -296,7 +300,7 @@ def evaluate(
         print(plan(spaces, counts, sets, likelihood and likelihood[2], device), file=sys.stderr, flush=True)
     reference = model_reference(model_path)
     results = {"model": reference, "model_type": model.config.model_type, "seed": seed, "device": str(device)}
-    results |= sample_and_measure(model, spaces, counts, sets, dataset, split, seed, progress)
+    results |= sample_and_measure(model, spaces, counts, sets, dataset, split, seed, temperature, progress)
     if likelihood:
         results |= measure_likelihood(model, sets, *likelihood[:2], random_test_images, seed, iwae_state_path, progress)
     results["metrics"] += results.pop("likelihood_metrics", [])
@@ -304,10 +308,21 @@ def evaluate(
     return results
 
 
-def sample_and_measure(model, spaces, counts, sets, dataset, split, seed: int, progress: bool) -> dict:
+def check_sampling_temperature(model_dir, temperature: float) -> None:
+    """Before anything is loaded: a temperature is positive, and other than 1 for a VAE only."""
+    check_temperature(temperature)
+    if temperature != 1.0 and family_of_folder(model_dir).name != "vae":
+        raise ValueError(
+            f"--temperature {temperature!r}: a prior temperature applies to VAEs only; a GAN samples at 1."
+        )
+
+
+def sample_and_measure(
+    model, spaces, counts, sets, dataset, split, seed: int, temperature: float, progress: bool
+) -> dict:
     """Draw the samples once and measure them in every space (the module docstring)."""
     start = time.time()
-    fake, requested = generate_uint8(model, sets.num_samples, seed, labels=sets.labels)
+    fake, requested = generate_uint8(model, sets.num_samples, seed, labels=sets.labels, temperature=temperature)
     sampling = (time.time() - start) / sets.num_samples * 1000
     rows, extra, timing, memorization_words = [], {}, {}, None
     for i, (space, num) in enumerate(zip(spaces, counts)):
@@ -324,6 +339,7 @@ def sample_and_measure(model, spaces, counts, sets, dataset, split, seed: int, p
         if sets.kind == "mnist-test"
         else f"; labels of the compared real images ({k} classes)"
     )
+    at = f"; prior temperature {temperature}" if temperature != 1.0 else ""
     spaces_words = "; ".join(
         space.description + (f" on the first {num} samples vs {num} real" if num < sets.num_samples else "")
         for space, num in zip(spaces, counts)
@@ -337,7 +353,8 @@ def sample_and_measure(model, spaces, counts, sets, dataset, split, seed: int, p
         "feature_extractor": spaces[0].description,
         "feature_spaces": [{"name": s.name, "num_samples": n} for s, n in zip(spaces, counts)],
         "protocol": (
-            f"{sets.num_samples} samples (torch.Generator seed {seed}{cond}) vs {sets.words}. Features: {spaces_words}."
+            f"{sets.num_samples} samples (torch.Generator seed {seed}{cond}{at}) vs {sets.words}. "
+            f"Features: {spaces_words}."
         ),
         "sampling_s_per_1000_images": significant(sampling, 3),
         "features_s_per_1000_images": timing,
