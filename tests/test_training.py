@@ -259,9 +259,12 @@ def test_init_from_a_trained_vae_with_a_pixel_context_grows_one_and_keeps_the_re
 
 
 def test_pixel_context_only_trains_the_context_and_keeps_the_rest_with_its_fitted_prior(tmp_path):
-    """--pixel-context-only: the --init-from model's weights do not move, so its fitted prior is kept; the new
-    context does move. Without --init-from or --pixel-context: one line."""
+    """--pixel-context-only: the --init-from model's weights do not move, so its fitted prior is kept (and the
+    sample grids draw from it); the new context does move. Without --init-from or --pixel-context: one line."""
     from test_latent_prior import fitted
+
+    from hf_dgm.training.base import GRID_SEED_OFFSET
+    from hf_dgm.training.vae import VAETrainer
 
     mixture = dict(likelihood="logistic_mixture", num_mixtures=2, max_steps=2)
     base = train_vae(VAETrainingArguments(**tiny_train_kwargs(tmp_path / "base", **TINY_VAE, **mixture)))
@@ -276,6 +279,11 @@ def test_pixel_context_only_trains_the_context_and_keeps_the_rest_with_its_fitte
     start = base.with_pixel_context(3, 4).with_latent_prior(None).state_dict()
     moved = [k for k in new if not torch.equal(new[k], start[k])]
     assert moved and all(k.startswith("decoder.pixel_context.") for k in moved)
+    grid_latents = VAETrainer(
+        VAETrainingArguments(**tiny_train_kwargs(tmp_path / "grid", pixel_context_only=True, **args))
+    ).fixed[0]
+    drawn = grown.latent_prior.sample(len(grid_latents), torch.Generator().manual_seed(GRID_SEED_OFFSET), 1.0)
+    assert torch.equal(grid_latents, drawn)  # the sample grids draw from the fitted prior, as the pipeline does
     for missing in ({"init_from": None}, {"pixel_context": 0}):
         flags = {
             **tiny_train_kwargs(tmp_path / "x", pixel_context_only=True, **args, likelihood="logistic_mixture"),

@@ -40,6 +40,7 @@ class NonFiniteLossError(RuntimeError):
 # a run whose last updates were all skipped (--on-nonfinite skip, --skip-grad-norm) is stuck: its weights no longer
 # change, so it stops instead of running its remaining steps without an update
 MAX_CONSECUTIVE_SKIPS = 100
+GRID_SEED_OFFSET = 1234  # the sample grids' latents come from a generator seeded with --seed + this
 
 
 def build_scheduler(optimizer, args):
@@ -218,7 +219,7 @@ class BaseTrainer:
 
     def fixed_sample_inputs(self):
         """One fixed, seeded latent batch (and balanced labels for conditional models) for every sample grid."""
-        g = torch.Generator().manual_seed(self.args.seed + 1234)
+        g = torch.Generator().manual_seed(self.args.seed + GRID_SEED_OFFSET)
         z = torch.randn(self.args.num_grid_images, self.model.config.latent_dim, generator=g)
         labels = None
         if self.model.config.num_classes:
