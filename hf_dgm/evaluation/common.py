@@ -69,11 +69,11 @@ def generate_uint8(
     num_classes = model.config.num_classes
     if labels is None and num_classes:
         labels = torch.arange(num_samples) % num_classes
+    spread = {"temperature": temperature} if temperature != 1.0 else {}  # a GAN's pipeline takes none
     out = []
     for i in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - i)
         y = labels[i : i + n] if labels is not None and num_classes else None
-        spread = {"temperature": temperature} if temperature != 1.0 else {}  # a GAN's pipeline takes none
         images = pipeline(batch_size=n, generator=generator, class_labels=y, output_type="pt", **spread).images
         out.append((images.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu())
     return torch.cat(out), (labels if num_classes else None)
