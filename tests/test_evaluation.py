@@ -360,7 +360,7 @@ def test_samples_at_a_prior_temperature_for_vaes_only(tmp_path, random_classifie
     GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path / "gan")
     missing = str(tmp_path / "no-such-dataset")
     for model, flags, needle in (
-        ("gan", ["--temperature", "0.5"], "--temperature 0.5: a prior temperature applies to VAEs only"),
+        ("gan", ["--temperature", "0.5"], "temperature=0.5: a prior temperature applies to VAEs only"),
         ("vae", ["--temperature", "-1"], "temperature=-1.0 is invalid: expected a positive finite number"),
         ("vae", ["--temperature", "0.5", "--checkpoints"], "--temperature 0.5 applies to one model, not to"),
     ):

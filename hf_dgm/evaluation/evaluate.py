@@ -22,7 +22,6 @@ import torch
 from ..data import MNIST_ID, is_mnist
 from ..families import family_of, family_of_folder
 from ..file_utils import write_json_atomic
-from ..modeling_utils import check_temperature
 from ..records import dataset_record, is_recorded_dataset, model_reference
 from . import metrics
 from .common import generate_uint8, load_model, significant
@@ -309,12 +308,8 @@ def evaluate(
 
 
 def check_sampling_temperature(model_dir, temperature: float) -> None:
-    """Before anything is loaded: a temperature is positive, and other than 1 for a VAE only."""
-    check_temperature(temperature)
-    if temperature != 1.0 and family_of_folder(model_dir).name != "vae":
-        raise ValueError(
-            f"--temperature {temperature!r}: a prior temperature applies to VAEs only; a GAN samples at 1."
-        )
+    """Before anything is loaded: the model's family takes this prior temperature (``check_prior_temperature``)."""
+    family_of_folder(model_dir).networks.check_prior_temperature(temperature)
 
 
 def sample_and_measure(

@@ -64,6 +64,7 @@ from ..modeling_utils import (
     check_common_fields,
     check_dims,
     check_positive_int,
+    check_temperature,
     conditioning_classes,
     conv_schedule,
     embed_classes,
@@ -814,11 +815,16 @@ def sampling_network(cfg) -> tuple[nn.Module, str]:
     return build_generator(cfg), ("generator_ema." if cfg.use_ema else "generator.")
 
 
-def prior_latents(cfg, net: nn.Module, num_images: int, generator, temperature: float = 1.0) -> torch.Tensor:
-    """Latents drawn as GANPipeline draws them (N(0, I), whatever the generator `net`). GANs have no prior
-    temperature."""
+def check_prior_temperature(temperature) -> None:
+    """GANs have no prior temperature: 1 only."""
+    check_temperature(temperature)
     if temperature != 1.0:
         raise ValueError(f"temperature={temperature!r}: a prior temperature applies to VAEs only; a GAN samples at 1.")
+
+
+def prior_latents(cfg, net: nn.Module, num_images: int, generator, temperature: float = 1.0) -> torch.Tensor:
+    """Latents drawn as GANPipeline draws them (N(0, I), whatever the generator `net`; ``check_prior_temperature``)."""
+    check_prior_temperature(temperature)
     return sample_latents(cfg, num_images, generator)
 
 

@@ -507,8 +507,13 @@ def latent_temperature(cfg, temperature) -> float | torch.Tensor:
                 f"{cfg.architecture!r} VAE takes one positive number."
             )
         return group_temperatures(cfg, temperature)
-    check_temperature(temperature)
+    check_prior_temperature(temperature)
     return temperature
+
+
+def check_prior_temperature(temperature) -> None:
+    """One temperature for every VAE: a positive number (one per latent group: ``latent_temperature``)."""
+    check_temperature(temperature)
 
 
 def prior_latents(cfg, net: nn.Module, num_images: int, generator, temperature: float | list[float] = 1.0):
