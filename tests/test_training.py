@@ -783,6 +783,62 @@ def test_grow_from_copies_a_smaller_dcgans_coarse_layers_and_refuses_others(tmp_
     assert not (tmp_path / "o").exists()
 
 
+def test_a_fade_in_starts_as_the_smaller_model_and_publishes_a_plain_dcgan(tmp_path, run_cli):
+    """--fade-in-steps: at alpha 0 the grown 32 px model draws the 16 px model's images upsampled, and its D judges an
+    image as the smaller D judges it halved; the trainer raises alpha to 1 over the steps (the checkpoints hold it),
+    resumes bit-exactly from the middle of the fade, and publishes the model without the fade-in layers, as
+    package_checkpoint does with a checkpoint after the fade (one during it keeps them). Without --grow-from the flag
+    is one line."""
+    import shutil
+
+    import torch.nn.functional as F
+
+    from hf_dgm.training.publishing import package_checkpoint
+
+    dcgan = dict(architecture="dcgan", conditional=True, spectral_norm=True)
+    small = train_tiny("gan", tmp_path / "small", image_size=16, generator_channels=16, discriminator_channels=8,
+                       max_steps=2, **dcgan).eval()  # fmt: skip
+    sizes = dict(image_size=32, generator_channels=8, discriminator_channels=4, fade_in_steps=4)
+    grown = GANModel(GANConfig(**{**small.config.to_dict(), **sizes}))
+    grown.grow_from(small)
+    grown.eval()
+    z, labels, images = torch.randn(4, small.config.latent_dim), torch.arange(4), torch.rand(4, 1, 32, 32) * 2 - 1
+    upsampled = F.interpolate(small.generator_ema(z, labels), scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.equal(grown.generator_ema(z, labels), upsampled)
+    assert torch.equal(grown.discriminator(images, labels)[0], small.discriminator(F.avg_pool2d(images, 2), labels)[0])
+    grown.train()  # after the fade, in training, every parameter still takes part (as DDP expects)
+    for network in (grown.generator, grown.discriminator):
+        network.fade.alpha.fill_(1.0)
+    grown.discriminator(grown.generator(z, labels), labels)[0].sum().backward()
+    assert all(p.grad is not None for n in (grown.generator, grown.discriminator) for p in n.parameters())
+
+    run = dict(
+        grow_from=str(tmp_path / "small"), keep_checkpoints=0, checkpoint_every=2, sample_every=2, **sizes, **dcgan
+    )
+    assert_resumes_exactly("gan", tmp_path, stop_at=2, **run)
+    checkpoints = tmp_path / "full" / "checkpoints"
+    saved = {s: load_file(checkpoints / f"checkpoint-{s:08d}" / "model" / "model.safetensors") for s in (2, 4, 6)}
+    assert [saved[s][f"{net}.fade.alpha"].item() for s in (2, 4, 6) for net in ("generator", "discriminator")] == [
+        0.5, 0.5, 1.0, 1.0, 1.0, 1.0
+    ]  # fmt: skip
+    final = load_file(tmp_path / "full" / "model.safetensors")
+    assert final.keys() == {k for k in saved[6] if ".fade." not in k}
+    assert all(torch.equal(final[k], saved[6][k]) for k in final)
+    assert GANConfig.from_pretrained(tmp_path / "full").fade_in_steps == 0
+    after, during = (package_checkpoint(tmp_path / "full", s, tmp_path / f"packaged-{s}") for s in (4, 2))
+    assert load_file(after / "model.safetensors").keys() == final.keys()  # at step 4, alpha is 1
+    assert load_file(during / "model.safetensors").keys() == saved[2].keys()
+    assert GANModel.from_pretrained(during).config.fade_in_steps == 4
+    shutil.rmtree(tmp_path / "o", ignore_errors=True)
+    proc = run_cli(
+        "train", "gan", "--dataset", tmp_path / "nowhere", "--output-dir", tmp_path / "o", "--fade-in-steps", "4"
+    )
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(
+        "--fade-in-steps 4 fades in the layers a grown model adds: it needs --grow-from."
+    )
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def test_a_checkpoint_is_packaged_as_the_model_folder_of_its_step(tmp_path):
     """publishing.package_checkpoint: checkpoint 3 of a 6-step run (and of the same run stopped before step 6) becomes a
     model folder with that checkpoint's weights (not the final ones), the loop's grid of that step, the run's record

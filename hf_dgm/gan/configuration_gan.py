@@ -78,6 +78,12 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
             `dcgan`, `fastgan` with their own D: FastGAN's self-supervised discriminator (Liu et al., 2021). The model
             then holds `discriminator_decoder`, which turns D's last feature map of a real image back into the image
             (at most 32 px); training adds its L1 error to D's loss. Sampling does not use it.
+        fade_in_steps (`int`, defaults to 0):
+            `dcgan` with its own D, grown from a model of half its size (`hf-dgm train gan --grow-from`): the steps
+            over which it fades in its new layers (Karras et al., 2018). G's image is the smaller model's, upsampled,
+            blended into its own; D reads the image halved through the smaller model's first layer, blended into its
+            own new layers; the weight of the new layers (`fade.alpha`, a buffer of both networks) rises from 0 to 1
+            over these steps. 0: no fade-in.
         use_ema (`bool`, defaults to `False`):
             Whether the model holds `generator_ema`, an exponential moving average of G's weights. When present,
             `generate()`, the pipelines and the CLI sample from it.
@@ -109,6 +115,7 @@ class GANConfig(HfDgmConfigMixin, PretrainedConfig):
     minibatch_discrimination_kernels: int = 0
     minibatch_discrimination_dim: int = 5
     discriminator_reconstruction: bool = False
+    fade_in_steps: int = 0
     use_ema: bool = False
     format_version: int = FORMAT_VERSION
 

@@ -124,12 +124,14 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
 
     @torch.no_grad()
     def grow_from(self, smaller: "GANModel") -> int:
-        """Progressive growing (Karras et al., 2018), without the fade-in: start this DCGAN from a trained one at a lower
-        resolution. The coarse layers are the same networks at both sizes, so they are copied: G's from its input on,
-        D's from its logit back, each pair while their shapes agree; the layers at the new resolutions (G's last, D's
-        first) keep their initialisation. The class embedding, D's head and D's reconstruction decoder (it reads the
-        coarsest map; where it makes the same image size) are copied with them; the EMA generator grows from the
-        smaller EMA generator. Returns the number of tensors copied."""
+        """Progressive growing (Karras et al., 2018): start this DCGAN from a trained one at a lower resolution. The
+        coarse layers are the same networks at both sizes, so they are copied: G's from its input on, D's from its
+        logit back, each pair while their shapes agree; the layers at the new resolutions (G's last, D's first) keep
+        their initialisation. The class embedding, D's head and D's reconstruction decoder (it reads the coarsest map;
+        where it makes the same image size) are copied with them; the EMA generator grows from the smaller EMA
+        generator. With ``config.fade_in_steps``, the smaller model's output and input layers are copied into the
+        networks' fade-ins (``networks_gan.FadeIn``): at alpha = 0 this model draws and judges as the smaller one,
+        its images upsampled. Returns the number of tensors copied."""
         check_growable(self.config, smaller.config)
         networks = [
             (self.generator, smaller.generator, "label_embedding"),
@@ -154,7 +156,26 @@ class GANModel(HfDgmModelMixin, PreTrainedModel):
         if small is not None and _same_state_shapes(big, small):  # else it makes a larger image: kept fresh
             big.load_state_dict(small.state_dict())
             copied += len(small.state_dict())
+        if self.config.fade_in_steps:  # the smaller model's output and input layers, blended with the new ones
+            faded = [(self.generator, smaller.generator.net[-2]), (self.discriminator, smaller.discriminator.net[0])]
+            if self.generator_ema is not None:
+                faded.append((self.generator_ema, smaller.generator_ema.net[-2]))
+            for network, layer in faded:
+                network.fade.layer.load_state_dict(layer.state_dict())
+                copied += len(layer.state_dict())
         return copied
+
+    def finish_fade_in(self) -> bool:
+        """After a fade-in (``config.fade_in_steps``; alpha at 1 in every network): drop the smaller model's layers,
+        which no longer contribute, and set fade_in_steps to 0, so that the model is the plain DCGAN. Returns whether
+        it did; a model whose fade-in is not over keeps them."""
+        networks = [n for n in (self.generator, self.generator_ema, self.discriminator) if getattr(n, "fade", None)]
+        if not networks or any(n.fade.alpha < 1 for n in networks):
+            return False
+        for network in networks:
+            network.fade = None
+        self.config.fade_in_steps = 0
+        return True
 
     @property
     def sampling_network(self) -> nn.Module:
@@ -246,6 +267,11 @@ def check_growable(config: GANConfig, smaller: GANConfig) -> None:
         raise ValueError(
             f"Cannot grow a {config.image_size} px GAN from a {smaller.image_size} px one: expected a smaller image "
             "size (to continue at the same size, use --init-from)."
+        )
+    if config.fade_in_steps and smaller.image_size * 2 != config.image_size:
+        raise ValueError(
+            f"Cannot fade a {config.image_size} px GAN in from a {smaller.image_size} px one: fade_in_steps needs a "
+            f"model of half the size ({config.image_size // 2} px)."
         )
     (start, stages), (small_start, small_stages) = conv_schedule(config.image_size), conv_schedule(smaller.image_size)
     if start != small_start:

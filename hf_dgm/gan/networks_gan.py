@@ -189,6 +189,27 @@ class MLPGenerator(nn.Module):
         return self.net(latents).view(-1, *self.image_shape)  # (N, C, H, W) in [-1, 1]
 
 
+FADED_G_MODULES = 5  # DCGAN G's last stage (ConvTranspose, BatchNorm, ReLU) and its output layer (ConvTranspose, Tanh)
+
+
+class FadeIn(nn.Module):
+    """What a DCGAN grown with ``fade_in_steps`` blends its new layers with (Karras et al., 2018): `layer`, the
+    smaller model's output layer (in G) or input layer (in D), and `alpha`, the weight of the new layers, a buffer the
+    trainer raises from 0 to 1. ``GANModel.finish_fade_in`` drops it once alpha is 1."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+        self.register_buffer("alpha", torch.zeros(()))
+
+    @staticmethod
+    def blends(network: nn.Module) -> bool:
+        """Whether `network` blends: while it has a fade-in whose alpha is below 1, and in training as long as it has
+        one (every parameter then takes part in the loss, as DistributedDataParallel expects; at alpha = 1 the
+        blend is exactly the new layers' output)."""
+        return network.fade is not None and (network.training or bool(network.fade.alpha < 1))
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -212,11 +233,20 @@ class DCGANGenerator(nn.Module):
             channels //= 2
         layers += [nn.ConvTranspose2d(channels, cfg.num_channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        # with a fade-in: the smaller model's last layer, from the map before G's last stage
+        fade = cfg.fade_in_steps and nn.ConvTranspose2d(channels * 2, cfg.num_channels, 4, 2, 1, bias=False)
+        self.fade = FadeIn(fade) if fade else None
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
             latents = torch.cat([latents, embed_classes(self.label_embedding.weight, class_labels)], 1)  # (N, z + e)
-        return self.net(latents[:, :, None, None])  # (N, C, H, W) in [-1, 1]
+        x = latents[:, :, None, None]
+        if not FadeIn.blends(self):
+            return self.net(x)  # (N, C, H, W) in [-1, 1]
+        h = self.net[:-FADED_G_MODULES](x)  # before the last stage: the smaller model's last map
+        small = torch.tanh(self.fade.layer(h))
+        upsampled = F.interpolate(small, scale_factor=2, mode="bilinear", align_corners=False)
+        return torch.lerp(upsampled, self.net[-FADED_G_MODULES:](h), self.fade.alpha)
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -417,9 +447,18 @@ class DCGANDiscriminator(nn.Module):
         self.minibatch_std = cfg.minibatch_std
         self.feature_channels = channels + (1 if cfg.minibatch_std else 0)  # of the last map, flattened as features
         self.head = _DiscriminatorHead(cfg, self.feature_channels * initial_size**2)
+        # with a fade-in: the smaller model's first layer, on the image halved, to the map after D's first two blocks
+        fade = cfg.fade_in_steps and nn.Conv2d(cfg.num_channels, cfg.discriminator_channels * 2, 4, 2, 1)
+        self.fade = FadeIn(_sn(fade, cfg.spectral_norm)) if fade else None
+        self.new_modules = 4 + use_bn  # D's first two blocks (conv, LeakyReLU; conv, [BatchNorm,] LeakyReLU)
 
     def forward(self, images: torch.Tensor, class_labels: torch.Tensor | None = None):
-        h = self.net(images)  # (N, ch * 2**(n-1), s0, s0)
+        if not FadeIn.blends(self):
+            h = self.net(images)  # (N, ch * 2**(n-1), s0, s0)
+        else:
+            small = F.leaky_relu(self.fade.layer(F.avg_pool2d(images, 2)), 0.2)
+            h = torch.lerp(small, self.net[: self.new_modules](images), self.fade.alpha)
+            h = self.net[self.new_modules :](h)
         if self.minibatch_std:
             h = minibatch_stddev(h)  # (N, ch * 2**(n-1) + 1, s0, s0)
         features = h.flatten(1)  # (N, F)
@@ -700,7 +739,7 @@ ARCHITECTURES = {
     ),
     "dcgan": GANArchitecture(
         DCGANGenerator, DCGANDiscriminator, _validate_convolutional, dcgan_init,
-        fields=(*_CONV_FIELDS, "class_embed_dim", "discriminator_reconstruction"),
+        fields=(*_CONV_FIELDS, "class_embed_dim", "discriminator_reconstruction", "fade_in_steps"),
     ),
     "resnet": GANArchitecture(  # SNGAN: spectral norm and the hinge loss
         ResNetGenerator, ResNetDiscriminator, _validate_convolutional, resnet_init, fields=_CONV_FIELDS,
@@ -781,6 +820,13 @@ def validate_gan_config(cfg) -> None:
         check_bool(flag, getattr(cfg, flag))
     check_choice("discriminator", cfg.discriminator, DISCRIMINATORS)
     check_cluster_frequencies(cfg)
+    if not isinstance(cfg.fade_in_steps, int) or isinstance(cfg.fade_in_steps, bool) or cfg.fade_in_steps < 0:
+        raise ValueError(f"fade_in_steps={cfg.fade_in_steps!r} is invalid: expected an int >= 0 (0: no fade-in).")
+    if cfg.fade_in_steps and (cfg.architecture != "dcgan" or cfg.discriminator != "architecture"):
+        raise ValueError(
+            f"fade_in_steps={cfg.fade_in_steps} with architecture={cfg.architecture!r}, discriminator="
+            f"{cfg.discriminator!r}: expected the dcgan architecture with its own discriminator (a grown DCGAN)."
+        )
     if cfg.discriminator_reconstruction and (
         cfg.discriminator != "architecture" or ARCHITECTURES[cfg.architecture].discriminator is not DCGANDiscriminator
     ):

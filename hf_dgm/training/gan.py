@@ -70,7 +70,7 @@ class GANTrainingArguments(TrainingArguments):
     grow_from: str | None = arg(
         None,
         "start from a trained DCGAN at a lower resolution: its coarse layers are copied into the model of these flags, "
-        "the new resolutions' layers start fresh (progressive growing without the fade-in)",
+        "the new resolutions' layers start fresh (progressive growing; --fade-in-steps blends them in)",
         "model",
     )
     lr_g: float = arg(2e-4, "generator learning rate", "objective")
@@ -156,6 +156,10 @@ class GANTrainingArguments(TrainingArguments):
             raise ValueError("--grow-from and --init-from both give the starting weights: pass one of them.")
         if self.grow_from is not None and not self.resume_from:  # a resumed run loads every weight from its checkpoint
             self.check_grow_from()
+        if self.fade_in_steps and self.grow_from is None:
+            raise ValueError(
+                f"--fade-in-steps {self.fade_in_steps} fades in the layers a grown model adds: it needs --grow-from."
+            )
 
     def check_grow_from(self):
         """--grow-from's model against the model of these flags, before any data is decoded."""
@@ -359,6 +363,10 @@ class GANTrainer(BaseTrainer):
             self.hist["d"].update()
         return out, features_real
 
+    def save_final(self):
+        self.model.finish_fade_in()  # once its fade-in is over, a grown model is published as the plain DCGAN
+        super().save_final()
+
     def training_step(self, log: bool) -> dict:
         a = self.args
         metrics = {}
@@ -403,7 +411,17 @@ class GANTrainer(BaseTrainer):
             if self.model.generator_ema is not None:
                 decay = min(a.ema_decay, (1 + self.step) / (10 + self.step))  # warm-up: early weights fade fast
                 ema_update(self.model.generator_ema, self.model.generator, decay)
+        self.advance_fade_in()
         return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}
+
+    def advance_fade_in(self):
+        """A grown model's fade-in (``GANConfig.fade_in_steps`` = N): step i (from 0) blends with alpha = i / N; set
+        after each step for the next, so that the model saved after N steps is at alpha = 1."""
+        if self.model.config.fade_in_steps:
+            alpha = min(1.0, (self.step + 1) / self.model.config.fade_in_steps)
+            for network in (self.model.generator, self.model.generator_ema, self.model.discriminator):
+                if network is not None:
+                    network.fade.alpha.fill_(alpha)
 
     def sample_grid_images(self):
         z, labels = self.fixed

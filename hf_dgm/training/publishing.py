@@ -11,6 +11,7 @@ import logging
 import os
 import shlex
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,20 @@ def publish_run(trainer) -> None:
         push_or_record(trainer, output_dir, "the final model", None, f"Trained with hf-dgm for {trainer.step} steps")
 
 
+def finished_model(model_dir: Path, scratch: Path) -> Path:
+    """A checkpoint's model folder as the end of a run publishes it: a grown GAN whose fade-in is over without its
+    fade-in layers (``GANModel.finish_fade_in``, saved in `scratch`); any other model as it is."""
+    if not json.loads((model_dir / "config.json").read_text()).get("fade_in_steps"):
+        return model_dir
+    from ..gan.modeling_gan import GANModel
+
+    model = GANModel.from_pretrained(model_dir)
+    if not model.finish_fade_in():
+        return model_dir
+    model.save_pretrained(scratch)
+    return scratch
+
+
 def package_checkpoint(run_dir, step: int, dest) -> Path:
     """Package checkpoint `step` of a finished or stopped run (its output folder `run_dir`) in `dest` as the folder the
     trainer writes at the end of a run: the checkpoint's config.json and model.safetensors; training_args.json, the
@@ -96,14 +111,15 @@ def package_checkpoint(run_dir, step: int, dest) -> Path:
         run_steps=record.get("steps", max(found)),
     )
     (dest / "eval_results.json").unlink(missing_ok=True)
-    model = found[step] / "model"
-    files = {
-        "config.json": model / "config.json",
-        "model.safetensors": model / "model.safetensors",
-        "samples.png": grid,
-    }
-    for name, source in files.items():
-        atomic_write(dest / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
+    with tempfile.TemporaryDirectory() as finished:
+        model = finished_model(found[step] / "model", Path(finished))
+        files = {
+            "config.json": model / "config.json",
+            "model.safetensors": model / "model.safetensors",
+            "samples.png": grid,
+        }
+        for name, source in files.items():
+            atomic_write(dest / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
     write_json_atomic(dest / "training_args.json", record)
     write_model_card(dest, repo_id=record.get("hub_model_id"))
     return dest
