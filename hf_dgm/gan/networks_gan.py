@@ -233,9 +233,9 @@ class DCGANGenerator(nn.Module):
             channels //= 2
         layers += [nn.ConvTranspose2d(channels, cfg.num_channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
-        # with a fade-in: the smaller model's last layer, from the map before G's last stage
-        fade = cfg.fade_in_steps and nn.ConvTranspose2d(channels * 2, cfg.num_channels, 4, 2, 1, bias=False)
-        self.fade = FadeIn(fade) if fade else None
+        self.fade = None
+        if cfg.fade_in_steps:  # the smaller model's last layer, from the map before G's last stage
+            self.fade = FadeIn(nn.ConvTranspose2d(channels * 2, cfg.num_channels, 4, 2, 1, bias=False))
 
     def forward(self, latents: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_embedding is not None:
@@ -447,18 +447,19 @@ class DCGANDiscriminator(nn.Module):
         self.minibatch_std = cfg.minibatch_std
         self.feature_channels = channels + (1 if cfg.minibatch_std else 0)  # of the last map, flattened as features
         self.head = _DiscriminatorHead(cfg, self.feature_channels * initial_size**2)
-        # with a fade-in: the smaller model's first layer, on the image halved, to the map after D's first two blocks
-        fade = cfg.fade_in_steps and nn.Conv2d(cfg.num_channels, cfg.discriminator_channels * 2, 4, 2, 1)
-        self.fade = FadeIn(_sn(fade, cfg.spectral_norm)) if fade else None
-        self.new_modules = 4 + use_bn  # D's first two blocks (conv, LeakyReLU; conv, [BatchNorm,] LeakyReLU)
+        self.fade = None
+        if cfg.fade_in_steps:  # the smaller model's first layer, on the image halved, to D's map after two blocks
+            layer = nn.Conv2d(cfg.num_channels, cfg.discriminator_channels * 2, 4, 2, 1)
+            self.fade = FadeIn(_sn(layer, cfg.spectral_norm))
+            self.faded_modules = 4 + use_bn  # D's first two blocks (conv, LeakyReLU; conv, [BatchNorm,] LeakyReLU)
 
     def forward(self, images: torch.Tensor, class_labels: torch.Tensor | None = None):
         if not FadeIn.blends(self):
             h = self.net(images)  # (N, ch * 2**(n-1), s0, s0)
         else:
             small = F.leaky_relu(self.fade.layer(F.avg_pool2d(images, 2)), 0.2)
-            h = torch.lerp(small, self.net[: self.new_modules](images), self.fade.alpha)
-            h = self.net[self.new_modules :](h)
+            h = torch.lerp(small, self.net[: self.faded_modules](images), self.fade.alpha)
+            h = self.net[self.faded_modules :](h)
         if self.minibatch_std:
             h = minibatch_stddev(h)  # (N, ch * 2**(n-1) + 1, s0, s0)
         features = h.flatten(1)  # (N, F)
