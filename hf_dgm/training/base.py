@@ -219,12 +219,15 @@ class BaseTrainer:
 
     def fixed_sample_inputs(self):
         """One fixed, seeded latent batch (and balanced labels for conditional models) for every sample grid."""
-        g = torch.Generator().manual_seed(self.args.seed + GRID_SEED_OFFSET)
-        z = torch.randn(self.args.num_grid_images, self.model.config.latent_dim, generator=g)
+        z = self.grid_latents(torch.Generator().manual_seed(self.args.seed + GRID_SEED_OFFSET))
         labels = None
         if self.model.config.num_classes:
             labels = torch.arange(self.args.num_grid_images) % self.model.config.num_classes
         return z, labels
+
+    def grid_latents(self, generator: torch.Generator) -> torch.Tensor:
+        """The sample grids' latents, drawn from `generator`: N(0, I)."""
+        return torch.randn(self.args.num_grid_images, self.model.config.latent_dim, generator=generator)
 
     def sample_grid_images(self) -> torch.Tensor:
         """Images in [0, 1] from the fixed, seeded inputs (EMA weights where present)."""

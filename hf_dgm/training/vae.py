@@ -25,7 +25,7 @@ from ..vae.configuration_vae import VAEConfig
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
 from ..vae.networks_vae import LIKELIHOODS, bits_per_dim, prior_latents
 from .arguments import TrainingArguments, arg, with_model_fields
-from .base import GRID_SEED_OFFSET, BaseTrainer, grad_norm
+from .base import BaseTrainer, grad_norm
 
 logger = logging.getLogger(__name__)
 
@@ -220,13 +220,11 @@ class VAETrainer(BaseTrainer):
         logger.warning("step %d: gradient norm %.4g; skipping the update", self.step + 1, float(norm))
         return torch.full_like(norm, math.nan)
 
-    def fixed_sample_inputs(self):
-        """The base's, the latents drawn from the model's fitted prior where it keeps one (--pixel-context-only)."""
-        z, labels = super().fixed_sample_inputs()
-        if self.model.latent_prior is not None:
-            generator = torch.Generator().manual_seed(self.args.seed + GRID_SEED_OFFSET)
-            z = prior_latents(self.model.config, self.model.decoder, len(z), generator)
-        return z, labels
+    def grid_latents(self, generator: torch.Generator) -> torch.Tensor:
+        """The base's, or from the model's fitted prior where it keeps one (--pixel-context-only)."""
+        if self.model.latent_prior is None:
+            return super().grid_latents(generator)
+        return prior_latents(self.model.config, self.model.decoder, self.args.num_grid_images, generator)
 
     def sample_grid_images(self):
         """The grid's images; drawn pixel by pixel (a pixel context), with a bar of the rows on --progress-bar."""
