@@ -96,20 +96,22 @@ def cmd_sample(args) -> int:
 
 def cmd_evaluate(args) -> int:
     import json
+    from pathlib import Path
+
+    from .file_utils import write_json_atomic
 
     if args.checkpoints:
         if args.temperature != 1.0:
             raise ValueError(f"--temperature {args.temperature!r} applies to one model, not to --checkpoints.")
+        if args.reconstructions:
+            raise ValueError("--reconstructions applies to one model, not to --checkpoints.")
         from .evaluation.checkpoints import evaluate_checkpoints, format_table
-        from .file_utils import write_json_atomic
 
         results = evaluate_checkpoints(
             args.model, args.dataset, args.features, args.num_samples, seed=args.seed, device=args.device
         )
         print(format_table(results))
         if args.write:
-            from pathlib import Path
-
             print(f"wrote {write_json_atomic(Path(args.model) / 'checkpoint_eval.json', results)}")
         return 0
 
@@ -135,10 +137,13 @@ def cmd_evaluate(args) -> int:
         device=args.device,
         full_protocol=args.full_protocol,
         temperature=args.temperature,
+        reconstructions=args.reconstructions,
     )
     print(json.dumps(results, indent=2))
     model_dir = resolve_model(args.model)
-    if args.write:
+    if args.write and args.reconstructions:  # eval_results.json and the card hold the samples' metrics
+        print(f"wrote {write_json_atomic(Path(model_dir) / 'reconstruction_eval.json', results)}")
+    elif args.write:
         path = write_results(model_dir, results)
         from .model_card import write_model_card
 
@@ -382,6 +387,12 @@ def _add_evaluate_flags(p) -> None:
     )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the samples and of the IWAE noise")
     p.add_argument("--temperature", type=float, default=1.0, help="VAEs: the prior temperature of the samples")
+    p.add_argument(
+        "--reconstructions",
+        action="store_true",
+        help="VAEs: score reconstructions of N real images (the floor's; posterior mean) instead of samples, without "
+        "the likelihood: the decoder's ceiling, what a perfect prior would reach (reconstruction_eval.json)",
+    )
     _add_likelihood_flags(p)
     p.add_argument(
         "--inception-fid",

@@ -370,6 +370,45 @@ def test_samples_at_a_prior_temperature_for_vaes_only(tmp_path, random_classifie
         )
 
 
+def test_reconstructions_stand_in_for_samples_for_vaes_only(tmp_path, random_classifier, mnist_slice, run_cli,
+                                                             monkeypatch):  # fmt: skip
+    """--reconstructions: the VAE's reconstructions of the floor's images, named as such, without memorization or
+    likelihood, written beside the model but not over its eval_results.json; a GAN, --temperature or --checkpoints:
+    one line. With reconstructions that return their input, the metrics are the floor's exactly."""
+    from hf_dgm.evaluation import evaluate as evaluation
+
+    torch.manual_seed(0)
+    VAEModel(VAEConfig(**tiny_vae_kwargs())).save_pretrained(tmp_path / "vae")
+    kwargs = dict(dataset=mnist_slice, classifier_path=random_classifier, num_samples=20, progress=False)
+    results = evaluation.evaluate(tmp_path / "vae", reconstructions=True, **kwargs)
+    values = {m["name"]: m["value"] for m in results["metrics"]}
+    assert results["protocol"].startswith("20 reconstructions (each image encoded, its posterior mean decoded)")
+    assert "classifier-feature FID (20 reconstructions vs 1000 real)" in values
+    assert not [name for name in values if "memorized" in name or "NLL" in name or "ELBO" in name], values
+    monkeypatch.setattr(evaluation, "reconstruct_uint8", lambda model, images, labels: images)
+    values = {m["name"]: m["value"] for m in evaluation.evaluate(tmp_path / "vae", reconstructions=True, **kwargs)[
+        "metrics"]}  # fmt: skip
+    for metric in ("FID", "KID"):
+        floor = values[f"classifier-feature {metric} (real-data floor, 20 vs 1000 real)"]
+        assert values[f"classifier-feature {metric} (20 reconstructions vs 1000 real)"] == floor
+    monkeypatch.undo()
+    proc = run_cli("evaluate", tmp_path / "vae", "--dataset", mnist_slice, "--classifier", random_classifier,
+                   "--num-samples", "20", "--reconstructions")  # fmt: skip
+    assert proc.returncode == 0 and (tmp_path / "vae" / "reconstruction_eval.json").is_file(), proc.stderr
+    assert not (tmp_path / "vae" / "eval_results.json").exists()
+    GANModel(GANConfig(**tiny_gan_kwargs())).save_pretrained(tmp_path / "gan")
+    missing = str(tmp_path / "no-such-dataset")
+    for model, flags, needle in (
+        ("gan", [], "--reconstructions: gan is a GAN: expected a VAE, whose encoder gives the reconstructions."),
+        ("vae", ["--temperature", "0.5"], "--temperature 0.5 applies to samples, not to --reconstructions."),
+        ("vae", ["--checkpoints"], "--reconstructions applies to one model, not to --checkpoints."),
+    ):
+        proc = run_cli("evaluate", tmp_path / model, "--dataset", missing, "--no-write", "--reconstructions", *flags)
+        assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
+            proc.stderr
+        )
+
+
 def test_unknown_feature_space_is_one_line_from_the_cli(tmp_path):
     import subprocess
     import sys

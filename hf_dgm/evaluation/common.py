@@ -1,5 +1,5 @@
-"""What the evaluation modules share: loading a model, drawing its samples as uint8, a disk cache for real images'
-features, and rounding for reports."""
+"""What the evaluation modules share: loading a model, drawing its samples (or a VAE's reconstructions) as uint8, a
+disk cache for real images' features, and rounding for reports."""
 
 import hashlib
 import json
@@ -77,3 +77,17 @@ def generate_uint8(
         images = pipeline(batch_size=n, generator=generator, class_labels=y, output_type="pt", **spread).images
         out.append((images.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu())
     return torch.cat(out), (labels if num_classes else None)
+
+
+@torch.no_grad()
+def reconstruct_uint8(model, images: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500):
+    """A VAE's reconstructions of uint8 `images` (N, C, H, W) as uint8, as its pipeline's ``reconstruct`` makes them
+    (the posterior mean decoded), each image under its label from `labels` where the model is conditional."""
+    pipeline = family_of(model.config.model_type).pipeline_class(vae=model)
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].float().div(255).to(model.device)
+        y = labels[i : i + batch_size].tolist() if labels is not None else None
+        decoded = pipeline.reconstruct(x, class_labels=y, output_type="pt").images
+        out.append((decoded.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu())
+    return torch.cat(out)

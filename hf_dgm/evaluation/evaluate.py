@@ -9,12 +9,16 @@
   held-out accuracy on real images. A space may use the first n <= N samples (`inception_num_samples`); counts are
   in the metrics' names, except on MNIST's test set at the request's count (the protocol text states them).
 * Memorization (first space; not on MNIST), and for VAEs the likelihood (likelihood.py).
+* `reconstructions` (VAEs): the VAE's reconstructions of the floor's real images stand in for the samples, against
+  the same reference: the sample metrics a prior that drew exactly where the encoder puts images would reach, the
+  decoder's ceiling (reconstruction FID). No memorization there: a reconstruction is of a real image.
 * Names: "<space> FID", "<space> KID"; precision/recall are bare ("precision (k=3)") in the first space listed and
   named by their space in the others ("classifier-feature precision (k=3, ...)").
 """
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,7 +28,7 @@ from ..families import family_of, family_of_folder
 from ..file_utils import write_json_atomic
 from ..records import dataset_record, is_recorded_dataset, model_reference
 from . import metrics
-from .common import generate_uint8, load_model, significant
+from .common import generate_uint8, load_model, reconstruct_uint8, significant
 from .features import INCEPTION, load_feature_space
 
 MEMORIZATION_QUANTILE = 0.01
@@ -90,8 +94,8 @@ def real_sets(model, model_dir, dataset, split, holdout_fraction, num_samples, f
 class Names:
     """The metrics' names of one space (the module docstring)."""
 
-    def __init__(self, label: str, counts: tuple[int, int] | None, primary: bool):
-        self.label, self.counts, self.pr = label, counts, "" if primary else f"{label} "
+    def __init__(self, label: str, counts: tuple[int, int] | None, primary: bool, fakes: str = "samples"):
+        self.label, self.counts, self.pr, self.fakes = label, counts, "" if primary else f"{label} ", fakes
 
     def __call__(self, metric: str, floor: bool = False) -> str:
         spaced = metric in ("precision (k=3)", "recall (k=3)")
@@ -99,7 +103,7 @@ class Names:
         if self.counts is None:
             return f"{base} real-data floor" if floor else base
         n, m = self.counts
-        inner = f"real-data floor, {n} vs {m} real" if floor else f"{n} samples vs {m} real"
+        inner = f"real-data floor, {n} vs {m} real" if floor else f"{n} {self.fakes} vs {m} real"
         return f"{base[:-1]}, {inner})" if spaced else f"{base} ({inner})"
 
 
@@ -181,17 +185,20 @@ def real_features(space, sets, groups: list[torch.Tensor], progress: bool):
     return lambda idx: (feats[where[idx]], logits[where[idx]] if logits is not None else None)
 
 
-def space_results(space, num: int, sets, fake, requested, cfg, primary: bool, seed: int, progress: bool) -> dict:
-    """One space's metrics: the first `num` samples against the reference (its first `num` where num < N) and
-    the first `num` floor images; memorization too for the first space."""
+def space_results(
+    space, num: int, sets, fake, requested, cfg, primary: bool, seed: int, progress: bool, fakes: str = "samples"
+) -> dict:
+    """One space's metrics: the first `num` samples (`fakes`: what they are, for the names) against the reference
+    (its first `num` where num < N) and the first `num` floor images; memorization too for the first space."""
     reference, floor, *_ = groups = real_groups(sets, num, primary)
     use_memorization = primary and sets.memorization is not None
     real = real_features(space, sets, groups, progress)
     start = time.time()
-    fake_f, fake_logits = space(fake[:num], f"{space.name} features: {num} samples" if progress else None)
+    fake_f, fake_logits = space(fake[:num], f"{space.name} features: {num} {fakes}" if progress else None)
     seconds = (time.time() - start) / num * 1000
-    mnist_full = sets.kind == "mnist-test" and num == sets.num_samples  # MNIST's test set at the request's count
-    names = Names(space.label, None if mnist_full else (num, len(reference)), primary)
+    # MNIST's test set at the request's count names no counts; reconstructions always say what they are
+    mnist_full = sets.kind == "mnist-test" and num == sets.num_samples and fakes == "samples"
+    names = Names(space.label, None if mnist_full else (num, len(reference)), primary, fakes)
     out = {"metrics": distance_metrics(names, real(reference)[0], fake_f, real(floor)[0], seed), "extra": {}}
     out["timing"] = {space.name: significant(seconds, 3)}
     if fake_logits is not None:
@@ -273,33 +280,41 @@ def evaluate(
     device: str = "auto",
     full_protocol: bool = False,
     temperature: float = 1.0,
+    reconstructions: bool = False,
 ) -> dict:
     """Evaluate a model folder, zoo name or Hub id against `dataset` (default: the one it was trained on, from its
     training_args.json, else ylecun/mnist) in the feature spaces `features` (see `feature_names`). Real-image work
     is sized to `num_samples` when it is below the protocol's default, unless `full_protocol` (real_data.py).
     `device`: "auto" (CUDA when available, else the CPU), "cpu", "cuda", ... Latents and the IWAE noise are drawn on
     the CPU with fixed seeds whatever the device (CPU runs are the bit-reproducible ones). `temperature`: a VAE's
-    samples are drawn at this prior temperature (the pipeline's)."""
+    samples are drawn at this prior temperature (the pipeline's). `reconstructions`: a VAE's reconstructions of real
+    images instead of its samples (the module docstring), without the likelihood."""
     from ..zoo import resolve_model
     from .real_data import training_record
 
     start = time.time()
     model_dir = resolve_model(model_path)
     check_sampling_temperature(model_dir, temperature)
+    if reconstructions:
+        check_reconstructions(model_dir, temperature)
     dataset = dataset or default_dataset(training_record(model_dir))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
     spaces = load_spaces(feature_names(features, dataset, classifier_path, inception), device)
     model = load_model(model_dir).to(device)
     sets = real_sets(model, model_dir, dataset, split, holdout_fraction, num_samples, full_protocol)
+    if reconstructions:  # each is of a real image: no memorization check
+        sets = replace(sets, memorization=None)
     counts = space_counts(spaces, sets.num_samples, inception_num_samples)
     likelihood = None
-    if family_of(model.config.model_type).has_likelihood and not skip_likelihood:
+    if family_of(model.config.model_type).has_likelihood and not (skip_likelihood or reconstructions):
         likelihood = likelihood_request(model, sets, iwae_k, num_test_images, random_test_images)
     if progress:
         print(plan(spaces, counts, sets, likelihood and likelihood[2], device), file=sys.stderr, flush=True)
     reference = model_reference(model_path)
     results = {"model": reference, "model_type": model.config.model_type, "seed": seed, "device": str(device)}
-    results |= sample_and_measure(model, spaces, counts, sets, dataset, split, seed, temperature, progress)
+    results |= sample_and_measure(
+        model, spaces, counts, sets, dataset, split, seed, temperature, progress, reconstructions
+    )
     if likelihood:
         results |= measure_likelihood(model, sets, *likelihood[:2], random_test_images, seed, iwae_state_path, progress)
     results["metrics"] += results.pop("likelihood_metrics", [])
@@ -312,31 +327,47 @@ def check_sampling_temperature(model_dir, temperature: float) -> None:
     family_of_folder(model_dir).networks.check_prior_temperature(temperature)
 
 
+def check_reconstructions(model_dir, temperature: float) -> None:
+    """Before anything is loaded: reconstructions are a VAE's, and no prior temperature applies to them."""
+    family = family_of_folder(model_dir)
+    if not family.has_likelihood:
+        raise ValueError(f"--reconstructions: {Path(model_dir).name} is a {family.name.upper()}: expected a VAE, whose "
+                         "encoder gives the reconstructions.")  # fmt: skip
+    if temperature != 1.0:
+        raise ValueError(f"--temperature {temperature!r} applies to samples, not to --reconstructions.")
+
+
 def sample_and_measure(
-    model, spaces, counts, sets, dataset, split, seed: int, temperature: float, progress: bool
+    model, spaces, counts, sets, dataset, split, seed: int, temperature: float, progress: bool, reconstructions=False
 ) -> dict:
-    """Draw the samples once and measure them in every space (the module docstring)."""
+    """Draw the samples (or a VAE's reconstructions of the floor's images) once and measure them in every space (the
+    module docstring)."""
     start = time.time()
-    fake, requested = generate_uint8(model, sets.num_samples, seed, labels=sets.labels, temperature=temperature)
+    if reconstructions:
+        fake, requested = reconstruct_uint8(model, sets.images[sets.floor], sets.floor_labels), sets.floor_labels
+        fakes, words = "reconstructions", "(each image encoded, its posterior mean decoded) of the floor's images"
+    else:
+        fake, requested = generate_uint8(model, sets.num_samples, seed, labels=sets.labels, temperature=temperature)
+        k = model.config.num_classes
+        cond = (
+            ""
+            if not k
+            else "; balanced labels"
+            if sets.kind == "mnist-test"
+            else f"; labels of the compared real images ({k} classes)"
+        )
+        at = f"; prior temperature {temperature}" if temperature != 1.0 else ""
+        fakes, words = "samples", f"(torch.Generator seed {seed}{cond}{at})"
     sampling = (time.time() - start) / sets.num_samples * 1000
     rows, extra, timing, memorization_words = [], {}, {}, None
     for i, (space, num) in enumerate(zip(spaces, counts)):
-        out = space_results(space, num, sets, fake, requested, model.config, i == 0, seed, progress)
+        out = space_results(space, num, sets, fake, requested, model.config, i == 0, seed, progress, fakes)
         rows += out["metrics"]
         extra |= out["extra"]
         timing |= out["timing"]
         memorization_words = memorization_words or out.get("memorization_protocol")
-    k = model.config.num_classes
-    cond = (
-        ""
-        if not k
-        else "; balanced labels"
-        if sets.kind == "mnist-test"
-        else f"; labels of the compared real images ({k} classes)"
-    )
-    at = f"; prior temperature {temperature}" if temperature != 1.0 else ""
     spaces_words = "; ".join(
-        space.description + (f" on the first {num} samples vs {num} real" if num < sets.num_samples else "")
+        space.description + (f" on the first {num} {fakes} vs {num} real" if num < sets.num_samples else "")
         for space, num in zip(spaces, counts)
     )
     results = {
@@ -347,10 +378,7 @@ def sample_and_measure(
         "num_real_images": sets.num_real,
         "feature_extractor": spaces[0].description,
         "feature_spaces": [{"name": s.name, "num_samples": n} for s, n in zip(spaces, counts)],
-        "protocol": (
-            f"{sets.num_samples} samples (torch.Generator seed {seed}{cond}{at}) vs {sets.words}. "
-            f"Features: {spaces_words}."
-        ),
+        "protocol": f"{sets.num_samples} {fakes} {words} vs {sets.words}. Features: {spaces_words}.",
         "sampling_s_per_1000_images": significant(sampling, 3),
         "features_s_per_1000_images": timing,
         "metrics": rows,

@@ -34,6 +34,7 @@ class RealSets:
     reference: torch.Tensor
     floor: torch.Tensor
     labels: torch.Tensor | None  # the labels samples are drawn for (None: balanced, or unconditional)
+    floor_labels: torch.Tensor | None  # the floor images' labels (None: unconditional), for their reconstructions
     memorization: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # (pool, floor queries, floor pool)
     likelihood: object  # the ImageTensorDataset the VAE likelihood is measured on
     likelihood_held_out: bool  # whether those images were held out from training
@@ -81,7 +82,7 @@ def mnist_sets(cfg, model_dir, dataset: str, num_samples: int | None, full: bool
     check_dataset_matches(cfg, dataset, "test", "image", is_recorded_dataset(record, dataset))
     load = dict(resolution=cfg.image_size, num_channels=cfg.num_channels)
     test = load_image_tensors(dataset, "test", **load)
-    train = load_image_tensors(dataset, "train", label_column=None, **load)
+    train = load_image_tensors(dataset, "train", label_column="label" if cfg.num_classes else None, **load)
     num = num_samples or MAX_DEFAULT_SAMPLES
     _check_count(num, min(len(test), len(train)), "the real images available for the samples and the floor")
     images = torch.cat([test.images, train.images[-num:]])
@@ -90,6 +91,7 @@ def mnist_sets(cfg, model_dir, dataset: str, num_samples: int | None, full: bool
         reference=torch.arange(len(test)),
         floor=torch.arange(len(test), len(images)),
         labels=None,
+        floor_labels=train.labels[-num:] if cfg.num_classes else None,
         memorization=None,
         likelihood=test,
         likelihood_held_out=True,
@@ -145,6 +147,6 @@ def halves_sets(cfg, model_dir, dataset, split, holdout_fraction, num_samples, f
         f"{num} of the {len(real)} real images of {dataset_record(dataset)['dataset']!r} ({split}{held}) at {cfg.image_size}x{cfg.image_size}; "
         f"real-data floor: {num} other real images vs the same {num}"
     )
-    labels = real.labels[b] if cfg.num_classes else None
-    return RealSets(images, reference, floor, labels, memorization, likelihood, held_out is not None, num, len(real),
-                    words, full)  # fmt: skip
+    labels, floor_labels = (real.labels[b], real.labels[a]) if cfg.num_classes else (None, None)
+    return RealSets(images, reference, floor, labels, floor_labels, memorization, likelihood, held_out is not None, num,
+                    len(real), words, full)  # fmt: skip
