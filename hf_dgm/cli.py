@@ -158,18 +158,25 @@ def cmd_fit_prior(args) -> int:
     record = fit_prior(
         args.model,
         args.output_dir,
+        kind=args.kind,
         components=args.components,
         rank=args.rank,
+        width=args.width,
         dataset=args.dataset,
         draws=args.draws,
         iterations=args.iterations,
         seed=args.seed,
+        progress=True,
     )
     gain = record["mean_log_density_gain_nats"]
+    form = (
+        f"{record['components']} components in {record['rank']} dimensions"
+        if args.kind == "mixture"
+        else f"autoregressive, {record['components']} components per position, width {record['width']}"
+    )
     print(
-        f"wrote {args.output_dir}: {record['components']} components in {record['rank']} dimensions, fitted to "
-        f"{record['draws']} x {record['num_images']} posterior draws (mean log density {gain:+.1f} nats over N(0, I)); "
-        "evaluate it with hf-dgm evaluate"
+        f"wrote {args.output_dir}: {form}, fitted to {record['draws']} x {record['num_images']} posterior draws "
+        f"(mean log density {gain:+.1f} nats over N(0, I)); evaluate it with hf-dgm evaluate"
     )
     return 0
 
@@ -422,11 +429,26 @@ def _add_upload_flags(p, repo: str, example: str) -> None:
 def _add_fit_prior_flags(p) -> None:
     p.add_argument("model", help="an unconditional VAE: model folder or zoo name")
     p.add_argument("--output-dir", required=True, help="the new model folder (the source is not changed)")
-    p.add_argument("--components", type=_positive_int, default=20, help="Gaussians in the mixture")
-    p.add_argument("--rank", type=_positive_int, default=64, help="dimensions of the mixture's subspace")
+    p.add_argument(
+        "--kind",
+        choices=["mixture", "autoregressive"],
+        default="mixture",
+        help="mixture: Gaussians along the latents' principal directions; autoregressive (hierarchical VAEs): the "
+        "groups' noise drawn coarse to fine, four interleaved subgrids per resolution",
+    )
+    p.add_argument(
+        "--components", type=_positive_int, default=None, help="Gaussians: in the mixture (20) or per position (5)"
+    )
+    p.add_argument("--rank", type=_positive_int, default=None, help="mixture: dimensions of its subspace (64)")
+    p.add_argument("--width", type=_positive_int, default=None, help="autoregressive: its convolutions' width (64)")
     p.add_argument("--dataset", default=None, help="the training images; none: the dataset of the training record")
     p.add_argument("--draws", type=_positive_int, default=2, help="posterior draws per training image")
-    p.add_argument("--iterations", type=_positive_int, default=100, help="EM iterations")
+    p.add_argument(
+        "--iterations",
+        type=_positive_int,
+        default=None,
+        help="mixture: EM iterations (100); autoregressive: steps (3000)",
+    )
     p.add_argument("--seed", type=_seed, default=0, help="seed of the draws and of the EM's start")
 
 

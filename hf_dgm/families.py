@@ -87,7 +87,7 @@ VAE = Family(
         "@inproceedings{burda2016iwae, title={Importance Weighted Autoencoders}, author={Burda, Yuri and Grosse, Roger "
         "and Salakhutdinov, Ruslan}, booktitle={ICLR}, year={2016}}",
     ),
-    extra_code=("latent_prior", "networks_hvae"),
+    extra_code=("networks_hvae", "latent_prior"),
 )
 FAMILIES = {family.model_type: family for family in (GAN, VAE)}
 BY_NAME = {family.name: family for family in FAMILIES.values()}

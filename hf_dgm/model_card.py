@@ -172,11 +172,19 @@ def _latent_prior_note(train: dict | None) -> str:
     fit = (train or {}).get("latent_prior")
     if not fit:
         return ""
+    if fit.get("kind", "mixture") == "mixture":
+        form = (
+            f"a mixture of {fit['components']} Gaussians along their {fit['rank']} principal directions, a Gaussian "
+            "with one variance per latent value in the rest"
+        )
+    else:
+        form = (
+            "autoregressive: each resolution's noise drawn after the coarser ones, in four interleaved subgrids, each "
+            f"position a mixture of {fit['components']} Gaussians; {fit['iterations']} training steps"
+        )
     return (
         f"Samples are drawn from a prior fitted after training to {fit['draws']} posterior draws of each of the "
-        f"{fit['num_images']} training images (hf-dgm fit-prior: a mixture of {fit['components']} Gaussians along "
-        f"their {fit['rank']} principal directions, a Gaussian with one variance per latent value in the rest); the "
-        "NLL bounds use it too."
+        f"{fit['num_images']} training images (hf-dgm fit-prior: {form}); the NLL bounds use it too."
     )
 
 

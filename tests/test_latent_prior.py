@@ -18,7 +18,7 @@ from torch.distributions import Categorical, MixtureSameFamily, MultivariateNorm
 from hf_dgm import VAEConfig, VAEModel, VAEPipeline
 from hf_dgm.training.fit_prior import posterior_draws
 from hf_dgm.training.vae import VAETrainingArguments, train_vae
-from hf_dgm.vae.latent_prior import FittedPrior, standard_normal_log_prob
+from hf_dgm.vae.latent_prior import AutoregressivePrior, FittedPrior, standard_normal_log_prob
 
 BUFFERS = ("center", "directions", "log_weights", "means", "scale_tril", "tail_variances")
 
@@ -273,12 +273,18 @@ def test_a_config_with_a_prior_and_weights_without_it_fail_to_load(tmp_path):
         load_sampling_network(tmp_path)
 
 
-def test_trust_remote_code_without_hf_dgm_samples_from_the_fitted_prior(tmp_path):
+@pytest.mark.parametrize("kind", ["mixture", "autoregressive"])
+def test_trust_remote_code_without_hf_dgm_samples_from_the_fitted_prior(tmp_path, kind):
     model = tiny_hvae("grey-28")
-    model = model.with_latent_prior(prior_of(model))
+    if kind == "mixture":
+        prior = prior_of(model)
+    else:
+        torch.manual_seed(0)
+        prior = AutoregressivePrior([7, 14], 2, components=2, width=4)
+    model = model.with_latent_prior(prior)
     more = 'print("ok", type(model.latent_prior).__name__, model.config.latent_prior_components)'
     printed = generates_alike_without_hf_dgm(tmp_path, model, "temperature=[0.5, 1.0]", more)
-    assert printed == ["ok", "FittedPrior", "2"]
+    assert printed == ["ok", type(prior).__name__, "2"]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -388,6 +394,10 @@ def test_fit_prior_bad_input_gets_one_line_and_exit_code_2(tmp_path, trained, di
         (dict(latent_prior_components=0, latent_prior_rank=2), "latent_prior_components=0 is invalid"),
         (dict(latent_prior_components=2, latent_prior_rank=5), "latent_prior_rank=5 is invalid: expected at most the model's latent_dim=4"),
         (dict(latent_prior_components=2, latent_prior_rank=2, num_classes=10), "invalid for a conditional VAE (num_classes=10)"),
+        (dict(latent_prior_kind="flow"), "latent_prior_kind='flow' is invalid: expected one of mixture, autoregressive"),
+        (dict(latent_prior_components=2, latent_prior_rank=2, latent_prior_width=3), "latent_prior_width=3 does not apply to latent_prior_kind='mixture': expected 0"),
+        (dict(latent_prior_kind="autoregressive", latent_prior_components=2, latent_prior_width=4), "an autoregressive prior needs architecture='hierarchical'"),
+        (dict(latent_prior_kind="autoregressive", latent_prior_components=2, latent_prior_rank=2, latent_prior_width=4), "latent_prior_rank=2 does not apply to latent_prior_kind='autoregressive'"),
     ],
 )  # fmt: skip
 def test_bad_prior_config_fields_get_one_clear_line(fields, message):
@@ -409,3 +419,119 @@ def test_training_from_a_model_with_a_fitted_prior_drops_it_with_a_warning(tmp_p
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["latent_prior_components"] == saved["latent_prior_rank"] == 0
     assert not any(key.startswith("decoder.latent_prior.") for key in weight_keys(tmp_path / "run"))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the autoregressive prior (hierarchical VAEs)
+
+
+def correlated(num: int, dim: int, seed: int = 0) -> torch.Tensor:
+    """`num` latents whose values share one factor (correlation 0.8) around a mean of 0.5, std 0.5."""
+    g = torch.Generator().manual_seed(seed)
+    shared, own = torch.randn(num, 1, generator=g), torch.randn(num, dim, generator=g)
+    return 0.5 + 0.5 * (0.8**0.5 * shared + 0.2**0.5 * own)
+
+
+def autoregressive(data: torch.Tensor, resolutions: list[int], steps: int = 100) -> AutoregressivePrior:
+    torch.manual_seed(0)
+    prior = AutoregressivePrior(resolutions, 1, components=2, width=8)
+    return prior.fit(data, torch.Generator().manual_seed(0), steps, lr=1e-2)
+
+
+def test_each_step_of_the_autoregressive_prior_sees_only_what_was_drawn_before_it():
+    """The chain rule makes the density normalised if each step's mixture is: the log density of subgrid s depends on
+    the subgrids before it and its own values, never on a later subgrid's; and one value's mixture integrates to 1."""
+    from hf_dgm.vae.latent_prior import SUBGRIDS, subgrid_masks
+
+    torch.manual_seed(0)
+    scale = AutoregressivePrior([4, 8], 1, components=3, width=8).scales[1]  # an 8 x 8 grid after a 4 x 4 one
+    with torch.no_grad():
+        for parameter in scale.parameters():
+            parameter.normal_(std=0.3)  # nothing left at its initial zeros
+    masks = subgrid_masks(8)[:, 0]
+    for step in range(len(SUBGRIDS)):
+        eps, coarser = torch.randn(2, 1, 8, 8, requires_grad=True), torch.randn(2, 1, 8, 8)
+        scale.log_prob(eps, torch.full((2,), step), coarser).sum().backward()
+        touched = eps.grad.abs().sum((0, 1)) > 0
+        assert not touched[masks[step + 1 :].sum(0).bool()].any()  # no later subgrid
+        assert touched[masks[: step + 1].sum(0).bool()].all()  # its own values and those before
+    single = autoregressive(torch.randn(500, 1) * 0.3 + 1, [1])
+    values = torch.linspace(-10, 10, 20001)[:, None]
+    with torch.no_grad():
+        assert single.log_prob(values).exp().sum().item() * 0.001 == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_autoregressive_prior_learns_its_data():
+    """Over 5 values (a 1 x 1 grid, then a 2 x 2 one): fitting raises the density of its data, and its samples have
+    the data's mean, spread and correlation; at scale 0 they are the chosen components' means; seeded."""
+    data = correlated(2000, 5)
+    prior = autoregressive(data, [1, 2])
+    z = torch.randn(50, 5)
+    assert torch.equal(prior.from_grids(prior.to_grids(z)), z)
+    with torch.no_grad():
+        assert (prior.log_prob(data) - standard_normal_log_prob(data)).mean() > 3.0
+    samples = prior.sample(4000, torch.Generator().manual_seed(2))
+    assert torch.allclose(samples.mean(0), data.mean(0), atol=0.08)
+    assert torch.allclose(samples.std(0), data.std(0), atol=0.08)
+    assert torch.corrcoef(samples.T)[0, 1:].min() > 0.6  # the 2 x 2 grid follows the 1 x 1 one
+    assert torch.equal(
+        prior.sample(8, torch.Generator().manual_seed(3)), prior.sample(8, torch.Generator().manual_seed(3))
+    )
+    sharp = prior.sample(4000, torch.Generator().manual_seed(2), 0.0)
+    assert sharp.std(0).max() < samples.std(0).min()
+
+
+def test_an_autoregressive_prior_saves_loads_samples_and_scores_latents(tmp_path):
+    model = tiny_hvae("grey-28")
+    x, _ = images_and_labels(model)
+    latents = posterior_draws(model, (x * 255).round().to(torch.uint8), 20, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    prior = AutoregressivePrior([7, 14], 2, components=2, width=4).fit(latents, torch.Generator().manual_seed(0), 5)
+    with_prior = model.with_latent_prior(prior)
+    with_prior.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert [config[f"latent_prior_{k}"] for k in ("kind", "components", "rank", "width")] == ["autoregressive", 2, 0, 4]
+    loaded = VAEModel.from_pretrained(tmp_path / "m")
+    draw = loaded.generate(4, generator=torch.Generator().manual_seed(5), temperature=[0.5, 1.0]).sample
+    assert torch.equal(draw, with_prior.generate(4, torch.Generator().manual_seed(5), temperature=[0.5, 1.0]).sample)
+    with torch.no_grad():  # the NLL bounds score the latents with it
+        plain = model.log_importance_weights(x, 4, torch.Generator().manual_seed(2))
+        changed = loaded.log_importance_weights(x, 4, torch.Generator().manual_seed(2))
+        z = drawn_latents(model, x, 4, seed=2)
+        expected = (prior.log_prob(z) - standard_normal_log_prob(z)).view(4, 4)
+    assert torch.allclose((changed - plain).double(), expected, rtol=1e-4, atol=1e-2)
+
+
+@pytest.fixture(scope="module")
+def trained_hierarchical(tmp_path_factory, digits):
+    """A tiny hierarchical VAE trained for 2 steps on `digits`, 16 of them held out."""
+    out = tmp_path_factory.mktemp("trained_hierarchical")
+    kwargs = dict(dataset=str(digits), max_samples=None, holdout_fraction=0.25, max_steps=2, base_channels=2,
+                  latent_dim=490, architecture="hierarchical")  # fmt: skip
+    train_vae(VAETrainingArguments(**tiny_train_kwargs(out, **kwargs)))
+    return out
+
+
+def test_fit_prior_fits_an_autoregressive_prior_to_a_hierarchical_vae(tmp_path, trained, trained_hierarchical,
+                                                                        digits, run_cli):  # fmt: skip
+    flags = ["--dataset", digits, "--kind", "autoregressive", "--components", "2", "--width", "4", "--iterations", "3"]
+    out = tmp_path / "fitted"
+    proc = run_cli("fit-prior", trained_hierarchical, "--output-dir", out, *flags)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"wrote {out}: autoregressive, 2 components per position, width 4, fitted to 2 x 48")
+    fit = json.loads((out / "training_args.json").read_text())["latent_prior"]
+    assert (fit["kind"], fit["components"], fit["width"], fit["iterations"]) == ("autoregressive", 2, 4, 3)
+    assert "four interleaved subgrids" in (out / "README.md").read_text()
+    again = run_cli("fit-prior", trained_hierarchical, "--output-dir", tmp_path / "again", *flags)
+    assert again.returncode == 0, again.stderr
+    weights = [VAEModel.from_pretrained(folder).state_dict() for folder in (out, tmp_path / "again")]
+    assert all(torch.equal(v, weights[1][k]) for k, v in weights[0].items())  # seeded
+    cases = [
+        ((trained, "--dataset", digits, "--kind", "autoregressive"), "an autoregressive prior needs architecture='hierarchical'"),
+        ((trained_hierarchical, "--kind", "autoregressive", "--rank", "3"), "rank=3 does not apply to kind='autoregressive': leave it out"),
+        ((trained_hierarchical, "--width", "4"), "width=4 does not apply to kind='mixture': leave it out"),
+    ]  # fmt: skip
+    for args, message in cases:
+        proc = run_cli("fit-prior", *args[:1], "--output-dir", tmp_path / "bad", *args[1:])
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "bad").exists()

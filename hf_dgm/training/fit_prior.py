@@ -16,7 +16,14 @@ from ..file_utils import write_json_atomic
 from ..image_processing import make_grid, save_image_atomic, to_uint8
 from ..modeling_utils import check_positive_int
 from ..records import dataset_record
-from ..vae.latent_prior import FittedPrior, check_prior_settings, standard_normal_log_prob
+from ..vae.latent_prior import (
+    AutoregressivePrior,
+    FittedPrior,
+    check_autoregressive_settings,
+    check_prior_settings,
+    standard_normal_log_prob,
+)
+from ..vae.networks_hvae import latent_channels, latent_resolutions
 from ..vae.networks_vae import LIKELIHOODS
 
 logger = logging.getLogger(__name__)
@@ -44,48 +51,91 @@ def posterior_draws(model, images: torch.Tensor, draws: int, generator: torch.Ge
     return torch.cat(parts)
 
 
+# each kind's defaults: (components, rank or width, iterations: EM's or the training steps)
+KIND_DEFAULTS = {"mixture": (20, 64, 100), "autoregressive": (5, 64, 3000)}
+
+
+def check_fit_settings(kind: str, components, rank, width, iterations, cfg) -> tuple[int, int, int]:
+    """The settings of a `kind` fit, its defaults filled in -> (components, rank or width, iterations); one line
+    for a setting of the other kind or an invalid one."""
+    if kind not in KIND_DEFAULTS:
+        raise ValueError(f"kind={kind!r} is invalid: expected one of {', '.join(KIND_DEFAULTS)}.")
+    other = ("width", width) if kind == "mixture" else ("rank", rank)
+    if other[1] is not None:
+        raise ValueError(f"{other[0]}={other[1]} does not apply to kind={kind!r}: leave it out.")
+    default_components, default_size, default_iterations = KIND_DEFAULTS[kind]
+    components = default_components if components is None else components
+    size = (rank if kind == "mixture" else width) or default_size
+    iterations = default_iterations if iterations is None else iterations
+    check_positive_int("iterations", iterations)
+    if kind == "mixture":
+        check_prior_settings(components, size, cfg.latent_dim, cfg.num_classes, names=("components", "rank"))
+    else:
+        check_autoregressive_settings(
+            components, size, cfg.architecture, cfg.num_classes, names=("components", "width")
+        )
+    return components, size, iterations
+
+
+@torch.no_grad()
+def mean_log_density_gain(prior, latents: torch.Tensor, batch_size: int = 500) -> float:
+    """The prior's mean log density of `latents` over N(0, I)'s, in nats."""
+    gains = [prior.log_prob(z) - standard_normal_log_prob(z) for z in latents.split(batch_size)]
+    return torch.cat(gains).mean().item()
+
+
 def fit_prior(
     model_dir,
     output_dir,
-    components: int,
-    rank: int,
+    kind: str = "mixture",
+    components: int | None = None,
+    rank: int | None = None,
+    width: int | None = None,
     dataset: str | None = None,
     draws: int = 2,
-    iterations: int = 100,
+    iterations: int | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
-    """Fit the prior (``FittedPrior``: `components` Gaussians in a `rank`-dimensional subspace) to the posterior
-    draws of `model_dir`'s training images and write the model with it to `output_dir`. Returns the fit's record."""
+    """Fit a prior to the posterior draws of `model_dir`'s training images and write the model with it to
+    `output_dir`. `kind` "mixture" (``FittedPrior``: `components` Gaussians in a `rank`-dimensional subspace, EM for
+    `iterations`) or "autoregressive" (``AutoregressivePrior``, hierarchical VAEs: `components` Gaussians per position,
+    convolutions of `width`, trained for `iterations` steps); None: ``KIND_DEFAULTS``. Returns the fit's record."""
     from ..evaluation.evaluate import default_dataset
     from ..evaluation.real_data import real_images, training_record
     from ..vae.modeling_vae import VAEModel
     from ..zoo import resolve_model
 
-    for name, value in (("draws", draws), ("iterations", iterations)):
-        check_positive_int(name, value)
+    check_positive_int("draws", draws)
     model_dir, output_dir = resolve_model(model_dir), Path(output_dir)
     if output_dir.resolve() == Path(model_dir).resolve():
         raise ValueError(f"output_dir={str(output_dir)!r} is the model's own folder: expected a new folder.")
     model = VAEModel.from_pretrained(model_dir).eval()
     cfg = model.config
-    check_prior_settings(components, rank, cfg.latent_dim, cfg.num_classes, names=("components", "rank"))
+    components, size, iterations = check_fit_settings(kind, components, rank, width, iterations, cfg)
     record = training_record(model_dir)
     dataset = dataset or default_dataset(record)
     split = record.get("split", "train")
     images = real_images(cfg, model_dir, dataset, split, None, None, None)[0].images
-    if len(images) * draws <= components:
+    if kind == "mixture" and len(images) * draws <= components:
         raise ValueError(f"{len(images)} images x {draws} draws can't fit {components} components: expected more.")
     generator = torch.Generator().manual_seed(seed)
     logger.info(
         "Fitting a prior to %d posterior draws of %d training images of %r.", draws * len(images), len(images), dataset
     )
     latents = posterior_draws(model, images, draws, generator)
-    prior = FittedPrior(cfg.latent_dim, components, rank).fit(latents, generator, iterations)
-    gain = (prior.log_prob(latents) - standard_normal_log_prob(latents)).mean().item()
+    if kind == "mixture":
+        prior = FittedPrior(cfg.latent_dim, components, size).fit(latents, generator, iterations)
+    else:
+        torch.manual_seed(seed)  # the networks' initial weights
+        prior = AutoregressivePrior(latent_resolutions(cfg), latent_channels(cfg), components, size)
+        prior.fit(latents, generator, iterations, progress=progress)
+    gain = mean_log_density_gain(prior, latents)
     fitted = model.with_latent_prior(prior)
     fit_record = {
+        "kind": kind,
         "components": components,
-        "rank": rank,
+        "rank" if kind == "mixture" else "width": size,
         "draws": draws,
         "iterations": iterations,
         "seed": seed,

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..modeling_utils import randn
 from ..vae.configuration_vae import VAEConfig
+from ..vae.latent_prior import LATENT_PRIOR_FIELDS
 from ..vae.modeling_vae import DiagonalGaussianDistribution, VAEModel
 from ..vae.networks_vae import LIKELIHOODS, bits_per_dim, prior_latents
 from .arguments import TrainingArguments, arg, with_model_fields
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 # a fitted prior is not trained: `hf-dgm fit-prior` adds it to a trained model
-@with_model_fields(VAEConfig, exclude=("num_classes", "format_version", "latent_prior_components", "latent_prior_rank"))
+@with_model_fields(VAEConfig, exclude=("num_classes", "format_version", *LATENT_PRIOR_FIELDS))
 class VAETrainingArguments(TrainingArguments):
     """`hf-dgm train vae` (the model flags are VAEConfig's fields: see `with_model_fields`)."""
 

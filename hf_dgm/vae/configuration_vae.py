@@ -49,14 +49,22 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
             Every architecture takes it, the hierarchical one too.
         pixel_context_channels (`int`, defaults to 64):
             Width of the pixel context's layers. Positive.
+        latent_prior_kind (`str`, defaults to `"mixture"`):
+            The kind of prior fitted to the training images' latents after training (`hf-dgm fit-prior`), where
+            `latent_prior_components` is not 0. `"mixture"`: a mixture of Gaussians in a principal subspace of the
+            latents and a Gaussian with one variance per latent value in the rest (`latent_prior.FittedPrior`).
+            `"autoregressive"` (`hierarchical` only): the groups' noise drawn coarse to fine, each resolution in four
+            interleaved subgrids given what was drawn before, each position a mixture of Gaussians
+            (`latent_prior.AutoregressivePrior`). Either is saved with the decoder's weights; samples and the
+            likelihood bounds use it, training does not. Unconditional VAEs only.
         latent_prior_components (`int`, defaults to 0):
             0: latents are drawn from N(0, I) (for `hierarchical`, each group's noise, given the groups before it).
-            K >= 1: from a prior fitted to the training images' latents after training (`hf-dgm fit-prior`): a
-            mixture of K Gaussians in a principal subspace of the latents and a Gaussian with one variance per latent
-            value in the rest (`latent_prior.FittedPrior`, saved with the decoder's weights). Samples and the likelihood bounds use it;
-            training does not. Unconditional VAEs only.
+            K >= 1: from the fitted prior: the mixture's K Gaussians, or the autoregressive prior's K per position.
         latent_prior_rank (`int`, defaults to 0):
-            The dimension of the fitted prior's subspace, 1 to `latent_dim` (0 with no fitted prior).
+            The dimension of the mixture's subspace, 1 to `latent_dim` (0 with no fitted prior or an autoregressive
+            one).
+        latent_prior_width (`int`, defaults to 0):
+            The width of the autoregressive prior's convolutions (0 with no fitted prior or a mixture).
         num_classes (`int`, *optional*):
             `None` for an unconditional VAE, or N >= 2 for a conditional VAE (encoder and decoder both see a label
             embedding).
@@ -94,8 +102,10 @@ class VAEConfig(HfDgmConfigMixin, PretrainedConfig):
     num_mixtures: int = 10
     pixel_context: int = 0
     pixel_context_channels: int = 64
+    latent_prior_kind: str = "mixture"
     latent_prior_components: int = 0
     latent_prior_rank: int = 0
+    latent_prior_width: int = 0
     num_classes: int | None = None
     class_embed_dim: int = 16
     base_channels: int = 32

@@ -30,6 +30,12 @@ import torch
 from torch import nn
 
 from ..modeling_utils import check_positive_int, randn
+from .networks_hvae import latent_channels, latent_resolutions
+
+PRIOR_KINDS = ("mixture", "autoregressive")
+# the VAEConfig fields of the fitted prior, and their values without one (N(0, I))
+LATENT_PRIOR_FIELDS = {"latent_prior_kind": "mixture", "latent_prior_components": 0, "latent_prior_rank": 0,
+                       "latent_prior_width": 0}  # fmt: skip
 
 
 def check_prior_settings(
@@ -48,19 +54,52 @@ def check_prior_settings(
         raise ValueError(f"{names[1]}={rank} is invalid: expected at most the model's latent_dim={latent_dim}.")
 
 
+def check_autoregressive_settings(
+    components, width, architecture: str, num_classes, names=("latent_prior_components", "latent_prior_width")
+) -> None:
+    """K >= 1 Gaussians per position and a positive width, for an unconditional hierarchical VAE (its latents lie on
+    grids); `names` as in ``check_prior_settings``."""
+    check_positive_int(names[0], components)
+    check_positive_int(names[1], width)
+    if architecture != "hierarchical":
+        raise ValueError(
+            f"an autoregressive prior needs architecture='hierarchical', whose latents lie on grids; this VAE is "
+            f"{architecture!r}: expected the mixture prior (latent_prior_kind='mixture')."
+        )
+    if num_classes:
+        raise ValueError(
+            f"an autoregressive prior is one density for every class; this VAE is conditional (num_classes="
+            f"{num_classes}): expected an unconditional VAE."
+        )
+
+
 def validate_latent_prior(cfg) -> None:
-    """`latent_prior_components` and `latent_prior_rank` both 0 (N(0, I)), or a fitted prior's settings
-    (``check_prior_settings``)."""
-    if cfg.latent_prior_components == 0 and cfg.latent_prior_rank == 0:
+    """No fitted prior (`latent_prior_components`, `latent_prior_rank` and `latent_prior_width` all 0: N(0, I)), or
+    the settings of the `latent_prior_kind` fitted (``check_prior_settings``, ``check_autoregressive_settings``)."""
+    kind, components, rank, width = (
+        cfg.latent_prior_kind, cfg.latent_prior_components, cfg.latent_prior_rank, cfg.latent_prior_width
+    )  # fmt: skip
+    if kind not in PRIOR_KINDS:
+        raise ValueError(f"latent_prior_kind={kind!r} is invalid: expected one of {', '.join(PRIOR_KINDS)}.")
+    if components == rank == width == 0:
         return
-    check_prior_settings(cfg.latent_prior_components, cfg.latent_prior_rank, cfg.latent_dim, cfg.num_classes)
+    unused = ("latent_prior_width", width) if kind == "mixture" else ("latent_prior_rank", rank)
+    if unused[1]:
+        raise ValueError(f"{unused[0]}={unused[1]} does not apply to latent_prior_kind={kind!r}: expected 0.")
+    if kind == "mixture":
+        check_prior_settings(components, rank, cfg.latent_dim, cfg.num_classes)
+    else:
+        check_autoregressive_settings(components, width, cfg.architecture, cfg.num_classes)
 
 
-def build_latent_prior(cfg) -> "FittedPrior | None":
-    """The config's fitted prior (unfitted: ``FittedPrior.fit`` or the saved buffers fill it), or None for N(0, I)."""
+def build_latent_prior(cfg) -> "FittedPrior | AutoregressivePrior | None":
+    """The config's fitted prior (unfitted: its ``fit`` or the saved weights fill it), or None for N(0, I)."""
     validate_latent_prior(cfg)
     if not cfg.latent_prior_components:
         return None
+    if cfg.latent_prior_kind == "autoregressive":
+        resolutions, channels = latent_resolutions(cfg), latent_channels(cfg)
+        return AutoregressivePrior(resolutions, channels, cfg.latent_prior_components, cfg.latent_prior_width)
     return FittedPrior(cfg.latent_dim, cfg.latent_prior_components, cfg.latent_prior_rank)
 
 
@@ -81,6 +120,11 @@ class FittedPrior(nn.Module):
         self.register_buffer("means", torch.zeros(components, rank))
         self.register_buffer("scale_tril", torch.eye(rank).repeat(components, 1, 1))  # Cholesky factors
         self.register_buffer("tail_variances", torch.ones(latent_dim))
+
+    def config_fields(self) -> dict:
+        """The VAEConfig fields that rebuild this prior (``VAEModel.with_latent_prior``)."""
+        return {"latent_prior_kind": "mixture", "latent_prior_components": self.components,
+                "latent_prior_rank": self.rank, "latent_prior_width": 0}  # fmt: skip
 
     @torch.no_grad()
     def fit(self, latents: torch.Tensor, generator: torch.Generator, iterations: int = 100, ridge: float = 1e-3):
@@ -175,3 +219,170 @@ def fit_mixture(x: torch.Tensor, components: int, generator: torch.Generator, it
             torch.einsum("kn,kni,knj->kij", responsibilities, diff, diff) / counts[:, None, None] + ridge * eye
         )
     return log_weights, means, torch.linalg.cholesky(covariances)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# An autoregressive prior over a hierarchical VAE's grids of noise
+# ----------------------------------------------------------------------------------------------------------------------
+
+# the order in which each grid's four interleaved subgrids (row % 2, column % 2) are drawn
+SUBGRIDS = ((0, 0), (1, 1), (0, 1), (1, 0))
+
+
+def subgrid_masks(resolution: int) -> torch.Tensor:
+    """(4, 1, r, r) float masks, one per subgrid of ``SUBGRIDS`` (a 1 x 1 grid has only the first)."""
+    rows, columns = torch.arange(resolution)[:, None] % 2, torch.arange(resolution)[None] % 2
+    return torch.stack([((rows == a) & (columns == b)).float()[None] for a, b in SUBGRIDS])
+
+
+class ScalePrior(nn.Module):
+    """p(eps at one resolution | the coarser resolutions' eps): four steps, one per subgrid; at each, every position
+    of the subgrid is a mixture of K diagonal Gaussians over the resolution's C channels, given the subgrids drawn
+    before it (the input, zero elsewhere, and a mask of where it is), the step (one-hot) and the coarser grids
+    (upsampled, nearest), through residual 3x3 convolutions of `width` and a learned map of the positions."""
+
+    def __init__(self, channels: int, coarser_channels: int, resolution: int, components: int, width: int):
+        super().__init__()
+        self.channels, self.components, self.resolution = channels, components, resolution
+        self.first = nn.Conv2d(channels + 1 + len(SUBGRIDS) + coarser_channels, width, 3, padding=1)
+        self.positions = nn.Parameter(torch.zeros(1, width, resolution, resolution))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.SiLU(), nn.Conv2d(width, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1))
+            for _ in range(2)
+        )  # fmt: skip
+        self.last = nn.Sequential(nn.SiLU(), nn.Conv2d(width, components * (1 + 2 * channels), 1))
+
+    def forward(self, eps: torch.Tensor, steps: torch.Tensor, coarser: torch.Tensor | None):
+        """The mixture at every position for step `steps` (N,) given `eps` (N, C, r, r) where drawn before it ->
+        (log weights (N, K, r, r), means and log-scales (N, K, C, r, r))."""
+        n, r, masks = eps.shape[0], eps.shape[-1], subgrid_masks(self.resolution).to(eps)
+        seen = masks.cumsum(0)[steps] - masks[steps]  # (N, 1, r, r): the subgrids before each step
+        step = nn.functional.one_hot(steps, len(SUBGRIDS)).to(eps)[:, :, None, None].expand(-1, -1, r, r)
+        inputs = [eps * seen, seen, step, *([coarser] if coarser is not None else [])]
+        h = self.first(torch.cat(inputs, 1)) + self.positions
+        for block in self.blocks:
+            h = h + block(h)
+        out = self.last(h)
+        k, c = self.components, self.channels
+        log_weights = out[:, :k].log_softmax(1)
+        means, log_scales = out[:, k:].reshape(n, 2, k, c, r, r).unbind(1)
+        return log_weights, means, log_scales.clamp(-7.0, 3.0)
+
+    def log_prob(self, eps: torch.Tensor, steps: torch.Tensor, coarser) -> torch.Tensor:
+        """log density of `eps` at each sample's step's subgrid, (N,)."""
+        log_weights, means, log_scales = self(eps, steps, coarser)
+        z = (eps[:, None] - means) * torch.exp(-log_scales)
+        per_component = (-0.5 * z.pow(2) - log_scales - 0.5 * math.log(2 * math.pi)).sum(2)  # (N, K, r, r)
+        per_position = torch.logsumexp(log_weights + per_component, 1)  # (N, r, r)
+        return (per_position * subgrid_masks(self.resolution).to(eps)[steps][:, 0]).flatten(1).sum(1)
+
+    @torch.no_grad()
+    def sample(self, num: int, coarser, generator, scale, device, dtype) -> torch.Tensor:
+        """`num` grids (num, C, r, r), subgrid by subgrid; each value's deviation from its component's mean times
+        `scale` (a number, or (C, r, r)). Drawn from `generator` on its device: per step, components, then noise."""
+        r = self.resolution
+        eps = torch.zeros(num, self.channels, r, r, device=device, dtype=dtype)
+        where = generator.device if generator is not None else torch.device("cpu")
+        for step, mask in enumerate(subgrid_masks(r).to(eps)):
+            if not mask.any():
+                continue
+            steps = torch.full((num,), step, device=device)
+            log_weights, means, log_scales = self(eps, steps, coarser)
+            probs = log_weights.permute(0, 2, 3, 1).reshape(-1, self.components).exp().float().to(where)
+            chosen = torch.multinomial(probs, 1, generator=generator).to(device).reshape(num, 1, 1, r, r)
+            index = chosen.expand(-1, -1, self.channels, -1, -1)
+            mean, log_scale = (t.gather(1, index)[:, 0] for t in (means, log_scales))
+            noise = randn((num, self.channels, r, r), generator, device=device, dtype=dtype)
+            drawn = mean + scale * torch.exp(log_scale) * noise
+            eps = eps + mask * drawn
+        return eps
+
+
+class AutoregressivePrior(nn.Module):
+    """A density over a hierarchical VAE's latents (its groups' noise) that draws them coarse to fine: the groups of
+    one resolution form one grid (their channels stacked), each grid is drawn in four steps of interleaved subgrids
+    given the grids before it (``ScalePrior``; Reed et al., ICML 2017, "Parallel Multiscale Autoregressive Density
+    Estimation"), so sampling takes four passes per resolution, not one per position. Exact log density (the chain
+    rule over grids and subgrids); ``fit`` trains it by maximum likelihood on posterior draws."""
+
+    def __init__(self, resolutions: list[int], channels: int, components: int, width: int):
+        super().__init__()
+        self.resolutions, self.channels = list(resolutions), channels
+        self.components, self.width = components, width
+        self.grids = sorted(set(resolutions))
+        self.grid_channels = [resolutions.count(r) * channels for r in self.grids]
+        coarser = [sum(self.grid_channels[:i]) for i in range(len(self.grids))]
+        self.scales = nn.ModuleList(
+            ScalePrior(c, before, r, components, width)
+            for c, before, r in zip(self.grid_channels, coarser, self.grids, strict=True)
+        )
+
+    def config_fields(self) -> dict:
+        """The VAEConfig fields that rebuild this prior (``VAEModel.with_latent_prior``)."""
+        return {"latent_prior_kind": "autoregressive", "latent_prior_components": self.components,
+                "latent_prior_rank": 0, "latent_prior_width": self.width}  # fmt: skip
+
+    def to_grids(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """(N, latent_dim) -> one (N, C_r, r, r) grid per resolution, coarse to fine (its groups' channels stacked)."""
+        sizes = [self.channels * r * r for r in self.resolutions]
+        groups = [p.reshape(-1, self.channels, r, r) for p, r in zip(z.split(sizes, 1), self.resolutions, strict=True)]
+        return [torch.cat([g for g, r in zip(groups, self.resolutions) if r == grid], 1) for grid in self.grids]
+
+    def from_grids(self, grids: list[torch.Tensor]) -> torch.Tensor:
+        """The inverse of ``to_grids``."""
+        parts = {grid: list(g.split(self.channels, 1)) for grid, g in zip(self.grids, grids, strict=True)}
+        return torch.cat([parts[r].pop(0).flatten(1) for r in self.resolutions], 1)
+
+    def coarser(self, grids: list[torch.Tensor], index: int) -> torch.Tensor | None:
+        """The grids before `index`, upsampled (nearest) to its resolution and stacked, or None for the first."""
+        size = self.grids[index]
+        before = [nn.functional.interpolate(g, size=(size, size), mode="nearest") for g in grids[:index]]
+        return torch.cat(before, 1) if before else None
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log density of latents (N, latent_dim), (N,) in float64: every grid's every subgrid."""
+        grids = self.to_grids(z.float())
+        total = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
+        for i, scale in enumerate(self.scales):
+            coarser = self.coarser(grids, i)
+            for step in range(len(SUBGRIDS)):
+                steps = torch.full((z.shape[0],), step, device=z.device)
+                total = total + scale.log_prob(grids[i], steps, coarser).double()
+        return total
+
+    def sample(self, num: int, generator: torch.Generator | None = None, scale=1.0) -> torch.Tensor:
+        """`num` latents (num, latent_dim), coarse to fine; each value's deviation from its component's mean times
+        `scale` (a temperature: a number, or one per latent value)."""
+        to = dict(device=self.scales[0].positions.device, dtype=self.scales[0].positions.dtype)
+        scales = self.to_grids(scale.reshape(1, -1).to(**to)) if torch.is_tensor(scale) else [scale] * len(self.grids)
+        grids = []
+        for i, prior in enumerate(self.scales):
+            per_value = scales[i][0] if torch.is_tensor(scales[i]) else scales[i]
+            grids.append(prior.sample(num, self.coarser(grids, i), generator, per_value, **to))
+        return self.from_grids(grids)
+
+    def fit(self, latents: torch.Tensor, generator: torch.Generator, steps: int, batch_size: int = 64,
+            lr: float = 1e-3, progress: bool = False):  # fmt: skip
+        """Train by maximum likelihood on latents (N, latent_dim): Adam at `lr` with a cosine decay over `steps` of
+        `batch_size` latents drawn with `generator`, each with one subgrid step per grid drawn too (an unbiased
+        estimate of the full density's gradient, at the cost of one pass per grid). Returns self."""
+        from tqdm.auto import tqdm
+
+        self.train()
+        x = latents.float()
+        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+        bar = tqdm(range(steps), desc="fit autoregressive prior", disable=not progress)
+        for _ in bar:
+            batch = x[torch.randint(len(x), (batch_size,), generator=generator)]
+            grids = self.to_grids(batch)
+            loss = 0.0
+            for i, scale in enumerate(self.scales):
+                drawn = torch.randint(len(SUBGRIDS), (batch_size,), generator=generator)
+                loss = loss - len(SUBGRIDS) * scale.log_prob(grids[i], drawn, self.coarser(grids, i)).mean()
+            optimizer.zero_grad()
+            (loss / x.shape[1]).backward()
+            optimizer.step()
+            schedule.step()
+            bar.set_postfix(nats_per_value=f"{loss.item() / x.shape[1]:.3f}")
+        return self.eval()

@@ -26,7 +26,7 @@ from ..modeling_utils import (
     randn,
 )
 from .configuration_vae import VAEConfig
-from .latent_prior import FittedPrior, standard_normal_log_prob
+from .latent_prior import LATENT_PRIOR_FIELDS, AutoregressivePrior, FittedPrior, standard_normal_log_prob
 from .networks_vae import (
     LIKELIHOODS,
     build_decoder,
@@ -168,13 +168,11 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
             raise RuntimeError(f"Adding a pixel context changed other weights: {missing=}, {unexpected=}.")
         return model
 
-    def with_latent_prior(self, prior: FittedPrior | None) -> "VAEModel":
-        """A new VAE: this one with `prior` (a fitted ``FittedPrior``) as the prior its latents are drawn from and
-        scored by, or with None, N(0, I) again (``VAEConfig.latent_prior_components``). Every network weight is
-        kept."""
-        fields = {"latent_prior_components": 0, "latent_prior_rank": 0}
-        if prior is not None:
-            fields = {"latent_prior_components": prior.components, "latent_prior_rank": prior.rank}
+    def with_latent_prior(self, prior: FittedPrior | AutoregressivePrior | None) -> "VAEModel":
+        """A new VAE: this one with `prior` (fitted: ``FittedPrior``, ``AutoregressivePrior``) as the prior its
+        latents are drawn from and scored by, or with None, N(0, I) again (``VAEConfig.latent_prior_kind``). Every
+        network weight is kept."""
+        fields = prior.config_fields() if prior is not None else LATENT_PRIOR_FIELDS
         model = VAEModel(VAEConfig(**{**self.config.to_dict(), **fields})).to(device=self.device, dtype=self.dtype)
         weights = {k: v for k, v in self.state_dict().items() if not k.startswith("decoder.latent_prior.")}
         missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -185,7 +183,7 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         return model
 
     @property
-    def latent_prior(self) -> FittedPrior | None:
+    def latent_prior(self) -> FittedPrior | AutoregressivePrior | None:
         """The fitted prior latents are drawn from and scored by, or None: N(0, I) (``latent_prior``)."""
         return self.decoder.latent_prior
 
