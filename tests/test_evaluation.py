@@ -372,9 +372,10 @@ def test_samples_at_a_prior_temperature_for_vaes_only(tmp_path, random_classifie
 
 def test_reconstructions_stand_in_for_samples_for_vaes_only(tmp_path, random_classifier, mnist_slice, run_cli,
                                                              monkeypatch):  # fmt: skip
-    """--reconstructions: the VAE's reconstructions of the floor's images, named as such, without memorization or
-    likelihood, written beside the model but not over its eval_results.json; a GAN, --temperature or --checkpoints:
-    one line. With reconstructions that return their input, the metrics are the floor's exactly."""
+    """--reconstructions: the VAE's reconstructions of the floor's images (a conditional VAE's under their labels),
+    named as such, without memorization or likelihood, written beside the model but not over its eval_results.json;
+    a GAN, --temperature or --checkpoints: one line. With reconstructions that return their input, the metrics are
+    the floor's exactly."""
     from hf_dgm.evaluation import evaluate as evaluation
 
     torch.manual_seed(0)
@@ -385,6 +386,9 @@ def test_reconstructions_stand_in_for_samples_for_vaes_only(tmp_path, random_cla
     assert results["protocol"].startswith("20 reconstructions (each image encoded, its posterior mean decoded)")
     assert "classifier-feature FID (20 reconstructions vs 1000 real)" in values
     assert not [name for name in values if "memorized" in name or "NLL" in name or "ELBO" in name], values
+    VAEModel(VAEConfig(**tiny_vae_kwargs(num_classes=10))).save_pretrained(tmp_path / "cvae")
+    conditional = evaluation.evaluate(tmp_path / "cvae", reconstructions=True, **kwargs)  # each under its own label
+    assert "conditional accuracy" in {m["name"] for m in conditional["metrics"]}
     monkeypatch.setattr(evaluation, "reconstruct_uint8", lambda model, images, labels: images)
     values = {m["name"]: m["value"] for m in evaluation.evaluate(tmp_path / "vae", reconstructions=True, **kwargs)[
         "metrics"]}  # fmt: skip
