@@ -494,6 +494,10 @@ def test_an_autoregressive_prior_saves_loads_samples_and_scores_latents(tmp_path
     loaded = VAEModel.from_pretrained(tmp_path / "m")
     draw = loaded.generate(4, generator=torch.Generator().manual_seed(5), temperature=[0.5, 1.0]).sample
     assert torch.equal(draw, with_prior.generate(4, torch.Generator().manual_seed(5), temperature=[0.5, 1.0]).sample)
+    from hf_dgm.sampling import load_sampling_network, sample_images
+
+    fast = sample_images(*load_sampling_network(tmp_path / "m"), 4, seed=5, temperature=[0.5, 1.0])
+    assert torch.equal(torch.from_numpy(fast), (draw * 255).round().to(torch.uint8).permute(0, 2, 3, 1))
     with torch.no_grad():  # the NLL bounds score the latents with it
         plain = model.log_importance_weights(x, 4, torch.Generator().manual_seed(2))
         changed = loaded.log_importance_weights(x, 4, torch.Generator().manual_seed(2))
