@@ -65,7 +65,8 @@ def check_fit_settings(kind: str, components, rank, width, iterations, cfg) -> t
         raise ValueError(f"{other[0]}={other[1]} does not apply to kind={kind!r}: leave it out.")
     default_components, default_size, default_iterations = KIND_DEFAULTS[kind]
     components = default_components if components is None else components
-    size = (rank if kind == "mixture" else width) or default_size
+    size = rank if kind == "mixture" else width
+    size = default_size if size is None else size
     iterations = default_iterations if iterations is None else iterations
     check_positive_int("iterations", iterations)
     if kind == "mixture":
@@ -127,8 +128,9 @@ def fit_prior(
     if kind == "mixture":
         prior = FittedPrior(cfg.latent_dim, components, size).fit(latents, generator, iterations)
     else:
-        torch.manual_seed(seed)  # the networks' initial weights
-        prior = AutoregressivePrior(latent_resolutions(cfg), latent_channels(cfg), components, size)
+        with torch.random.fork_rng():  # the networks' initial weights, seeded without touching the caller's RNG
+            torch.manual_seed(seed)
+            prior = AutoregressivePrior(latent_resolutions(cfg), latent_channels(cfg), components, size)
         prior.fit(latents, generator, iterations, progress=progress)
     gain = mean_log_density_gain(prior, latents)
     fitted = model.with_latent_prior(prior)
