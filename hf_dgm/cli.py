@@ -449,7 +449,9 @@ def _add_fit_prior_flags(p) -> None:
         default=None,
         help="mixture: EM iterations (100); autoregressive: steps (3000)",
     )
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the draws and of the EM's start")
+    p.add_argument(
+        "--seed", type=_seed, default=0, help="seed of the draws, the EM's start, the autoregressive prior's weights"
+    )
 
 
 def _add_push_flags(p) -> None:

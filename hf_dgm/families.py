@@ -24,7 +24,8 @@ class Family:
     card_fields: tuple[str, ...]  # config fields the model card lists (when set)
     has_likelihood: bool  # evaluation reports its NLL (ELBO and importance-weighted bound)
     citations: tuple[str, ...]
-    # modules of hf_dgm/<name>/ that its networks file imports (``latent_prior``, ``networks_hvae``), bundled before
+    # modules of hf_dgm/<name>/ that its networks file imports (``networks_hvae``, then ``latent_prior``, which imports
+    # it), bundled before
     # it on export
     extra_code: tuple[str, ...] = ()
 
