@@ -25,8 +25,7 @@ class Family:
     has_likelihood: bool  # evaluation reports its NLL (ELBO and importance-weighted bound)
     citations: tuple[str, ...]
     # modules of hf_dgm/<name>/ that its networks file imports (``networks_hvae``, then ``latent_prior``, which imports
-    # it), bundled before
-    # it on export
+    # it), bundled before it on export
     extra_code: tuple[str, ...] = ()
 
     def module(self, kind: str):
