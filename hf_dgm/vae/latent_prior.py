@@ -24,6 +24,7 @@ and ``trust_remote_code`` models sample from it too.
 This file imports torch only.
 """
 
+import functools
 import math
 
 import torch
@@ -229,8 +230,10 @@ def fit_mixture(x: torch.Tensor, components: int, generator: torch.Generator, it
 SUBGRIDS = ((0, 0), (1, 1), (0, 1), (1, 0))
 
 
+@functools.cache
 def subgrid_masks(resolution: int) -> torch.Tensor:
-    """(4, 1, r, r) float masks, one per subgrid of ``SUBGRIDS`` (a 1 x 1 grid has only the first)."""
+    """(4, 1, r, r) float masks, one per subgrid of ``SUBGRIDS`` (a 1 x 1 grid has only the first), built once per
+    resolution and shared: never changed in place."""
     rows, columns = torch.arange(resolution)[:, None] % 2, torch.arange(resolution)[None] % 2
     return torch.stack([((rows == a) & (columns == b)).float()[None] for a, b in SUBGRIDS])
 
