@@ -23,6 +23,7 @@ class Family:
     long_name: str  # in sentences: "variational autoencoder"
     card_fields: tuple[str, ...]  # config fields the model card lists (when set)
     has_likelihood: bool  # evaluation reports its NLL (ELBO and importance-weighted bound)
+    has_encoder: bool  # its pipeline reconstructs images (encode, decode): evaluation's reconstructions
     citations: tuple[str, ...]
     # modules of hf_dgm/<name>/ that its networks file imports (``networks_hvae``, then ``latent_prior``, which imports
     # it), bundled before it on export
@@ -64,6 +65,7 @@ GAN = Family(
     long_name="GAN",
     card_fields=("spectral_norm", "minibatch_std", "minibatch_discrimination_kernels", "use_ema"),
     has_likelihood=False,
+    has_encoder=False,
     citations=(
         "@inproceedings{goodfellow2014gan, title={Generative Adversarial Nets}, author={Goodfellow, Ian and others}, "
         "booktitle={NeurIPS}, year={2014}}",
@@ -81,6 +83,7 @@ VAE = Family(
     long_name="variational autoencoder",
     card_fields=("likelihood",),
     has_likelihood=True,
+    has_encoder=True,
     citations=(
         "@inproceedings{kingma2014vae, title={Auto-Encoding Variational Bayes}, author={Kingma, Diederik P. and "
         "Welling, Max}, booktitle={ICLR}, year={2014}}",

@@ -406,6 +406,18 @@ def test_bad_prior_config_fields_get_one_clear_line(fields, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_the_cli_the_fit_and_the_config_name_the_same_prior_kinds():
+    """The CLI lists the kinds without importing torch, so the three lists are kept equal here."""
+    from hf_dgm.cli import build_parser
+    from hf_dgm.training.fit_prior import KIND_DEFAULTS
+    from hf_dgm.vae.latent_prior import PRIOR_KINDS
+
+    fit_prior = build_parser()._subparsers._group_actions[0].choices["fit-prior"]
+    kind = next(action for action in fit_prior._actions if action.dest == "kind")
+    assert tuple(kind.choices) == tuple(KIND_DEFAULTS) == PRIOR_KINDS
+    assert kind.default == VAEConfig.latent_prior_kind == PRIOR_KINDS[0]
+
+
 def test_training_from_a_model_with_a_fitted_prior_drops_it_with_a_warning(tmp_path, trained, caplog):
     source = VAEModel.from_pretrained(trained)
     source.with_latent_prior(fitted(torch.randn(50, 4), 2, 2)).save_pretrained(tmp_path / "fitted")

@@ -107,6 +107,11 @@ class Names:
         return f"{base[:-1]}, {inner})" if spaced else f"{base} ({inner})"
 
 
+def fakes_word(reconstructions: bool) -> str:
+    """What the compared images are, in the metrics' names and the protocol's words."""
+    return "reconstructions" if reconstructions else "samples"
+
+
 def distance_metrics(name: Names, real, fake, floor, seed: int) -> list[dict]:
     """FID (and the ratio to its floor), KID and precision/recall of the samples and of the floor images."""
     fid, fid_floor = metrics.frechet_distance(real, fake), metrics.frechet_distance(real, floor)
@@ -186,10 +191,11 @@ def real_features(space, sets, groups: list[torch.Tensor], progress: bool):
 
 
 def space_results(
-    space, num: int, sets, fake, requested, cfg, primary: bool, seed: int, progress: bool, fakes: str = "samples"
+    space, num: int, sets, fake, requested, cfg, primary: bool, seed: int, progress: bool, reconstructions=False
 ) -> dict:
-    """One space's metrics: the first `num` samples (`fakes`: what they are, for the names) against the reference
-    (its first `num` where num < N) and the first `num` floor images; memorization too for the first space."""
+    """One space's metrics: the first `num` samples (or a VAE's `reconstructions`) against the reference (its first
+    `num` where num < N) and the first `num` floor images; memorization too for the first space."""
+    fakes = fakes_word(reconstructions)
     reference, floor, *_ = groups = real_groups(sets, num, primary)
     use_memorization = primary and sets.memorization is not None
     real = real_features(space, sets, groups, progress)
@@ -197,7 +203,7 @@ def space_results(
     fake_f, fake_logits = space(fake[:num], f"{space.name} features: {num} {fakes}" if progress else None)
     seconds = (time.time() - start) / num * 1000
     # MNIST's test set at the request's count names no counts; reconstructions always say what they are
-    mnist_full = sets.kind == "mnist-test" and num == sets.num_samples and fakes == "samples"
+    mnist_full = sets.kind == "mnist-test" and num == sets.num_samples and not reconstructions
     names = Names(space.label, None if mnist_full else (num, len(reference)), primary, fakes)
     out = {"metrics": distance_metrics(names, real(reference)[0], fake_f, real(floor)[0], seed), "extra": {}}
     out["timing"] = {space.name: significant(seconds, 3)}
@@ -330,7 +336,7 @@ def check_sampling_temperature(model_dir, temperature: float) -> None:
 def check_reconstructions(model_dir, temperature: float) -> None:
     """Before anything is loaded: reconstructions are a VAE's, and no prior temperature applies to them."""
     family = family_of_folder(model_dir)
-    if not family.has_likelihood:
+    if not family.has_encoder:
         raise ValueError(f"--reconstructions: {Path(model_dir).name} is a {family.name.upper()}: expected a VAE, whose "
                          "encoder gives the reconstructions.")  # fmt: skip
     if temperature != 1.0:
@@ -345,7 +351,7 @@ def sample_and_measure(
     start = time.time()
     if reconstructions:
         fake, requested = reconstruct_uint8(model, sets.images[sets.floor], sets.floor_labels), sets.floor_labels
-        fakes, words = "reconstructions", "(each image encoded, its posterior mean decoded) of the floor's images"
+        words = "(each image encoded, its posterior mean decoded) of the floor's images"
     else:
         fake, requested = generate_uint8(model, sets.num_samples, seed, labels=sets.labels, temperature=temperature)
         k = model.config.num_classes
@@ -357,15 +363,16 @@ def sample_and_measure(
             else f"; labels of the compared real images ({k} classes)"
         )
         at = f"; prior temperature {temperature}" if temperature != 1.0 else ""
-        fakes, words = "samples", f"(torch.Generator seed {seed}{cond}{at})"
+        words = f"(torch.Generator seed {seed}{cond}{at})"
     sampling = (time.time() - start) / sets.num_samples * 1000
     rows, extra, timing, memorization_words = [], {}, {}, None
     for i, (space, num) in enumerate(zip(spaces, counts)):
-        out = space_results(space, num, sets, fake, requested, model.config, i == 0, seed, progress, fakes)
+        out = space_results(space, num, sets, fake, requested, model.config, i == 0, seed, progress, reconstructions)
         rows += out["metrics"]
         extra |= out["extra"]
         timing |= out["timing"]
         memorization_words = memorization_words or out.get("memorization_protocol")
+    fakes = fakes_word(reconstructions)
     spaces_words = "; ".join(
         space.description + (f" on the first {num} {fakes} vs {num} real" if num < sets.num_samples else "")
         for space, num in zip(spaces, counts)

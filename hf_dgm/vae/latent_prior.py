@@ -34,9 +34,8 @@ from ..modeling_utils import check_positive_int, randn
 from .networks_hvae import latent_channels, latent_resolutions
 
 PRIOR_KINDS = ("mixture", "autoregressive")
-# the VAEConfig fields of the fitted prior, and their values without one (N(0, I))
-LATENT_PRIOR_FIELDS = {"latent_prior_kind": "mixture", "latent_prior_components": 0, "latent_prior_rank": 0,
-                       "latent_prior_width": 0}  # fmt: skip
+# the VAEConfig fields of the fitted prior (their defaults: none, N(0, I))
+LATENT_PRIOR_FIELDS = ("latent_prior_kind", "latent_prior_components", "latent_prior_rank", "latent_prior_width")
 
 
 def check_prior_settings(
