@@ -1,6 +1,8 @@
 """Self-conditioned GANs (`hf-dgm train gan --self-condition K`): clusters of unlabelled images condition the
 networks, while the model stays unconditional to its users."""
 
+import logging
+
 import pytest
 import torch
 from conftest import MNIST, assert_resumes_exactly, tiny_train_kwargs, train_tiny
@@ -153,16 +155,19 @@ def test_too_few_clusters_for_the_classes_get_one_line(tmp_path, run_cli):
     assert "cannot share 5 clusters among 10 classes of 64 images" in proc.stderr
 
 
-def test_a_model_grown_from_a_self_conditioned_one_finds_its_clusters_at_32_px(tmp_path, run_cli):
+def test_a_model_grown_from_a_self_conditioned_one_finds_its_clusters_at_32_px(tmp_path, run_cli, caplog):
     """gan-emoji's path: a 32 px stage, then a 64 px model grown from it (--grow-from), which clusters the images
-    decoded at 32 px as the first stage did and keeps its clusters; a stage under 32 px cannot be grown from."""
+    decoded at 32 px as the first stage did and keeps its clusters (the log says that decode is not the training
+    images'); a stage under 32 px cannot be grown from."""
     net = dict(architecture="dcgan", conditional=True, latent_dim=8)
     small = train_tiny("gan", tmp_path / "small", image_size=32, generator_channels=16, discriminator_channels=8,
                        self_condition=20, max_steps=2, **net)  # fmt: skip
-    grown = train_gan(GANTrainingArguments(**tiny_train_kwargs(
-        tmp_path / "grown", grow_from=str(tmp_path / "small"), image_size=64, generator_channels=8,
-        discriminator_channels=4, max_steps=2, **net,
-    )))  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="hf_dgm"):
+        grown = train_gan(GANTrainingArguments(**tiny_train_kwargs(
+            tmp_path / "grown", grow_from=str(tmp_path / "small"), image_size=64, generator_channels=8,
+            discriminator_channels=4, max_steps=2, **net,
+        )))  # fmt: skip
+    assert "decoding the training images again at 32 px (the model trains at 64 px)" in caplog.text
     assert grown.config.cluster_frequencies == small.config.cluster_frequencies
     assert grown.config.cluster_classes == small.config.cluster_classes and len(set(small.config.cluster_classes)) == 10
     train_tiny("gan", tmp_path / "tiny", image_size=16, generator_channels=16, discriminator_channels=8,

@@ -79,6 +79,9 @@ class TrainingData:
         them (uint8, on the device of the training images)."""
         if resolution == self.images.shape[-1]:
             return self.images
+        # the conversions this decode logs are of this copy, not of the images the model trains on
+        logger.info("decoding the training images again at %d px (the model trains at %d px)", resolution,
+                    self.images.shape[-1])  # fmt: skip
         return self.decode(resolution)[0].images.to(self.images.device)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
