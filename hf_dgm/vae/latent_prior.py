@@ -122,9 +122,13 @@ class FittedPrior(nn.Module):
         self.register_buffer("tail_variances", torch.ones(latent_dim))
 
     def config_fields(self) -> dict:
-        """The VAEConfig fields that rebuild this prior (``VAEModel.with_latent_prior``)."""
-        return {"latent_prior_kind": "mixture", "latent_prior_components": self.components,
-                "latent_prior_rank": self.rank, "latent_prior_width": 0}  # fmt: skip
+        """The VAEConfig fields that rebuild this prior, the others left at their defaults
+        (``VAEModel.with_latent_prior``)."""
+        return {
+            "latent_prior_kind": "mixture",
+            "latent_prior_components": self.components,
+            "latent_prior_rank": self.rank,
+        }
 
     @torch.no_grad()
     def fit(self, latents: torch.Tensor, generator: torch.Generator, iterations: int = 100, ridge: float = 1e-3):
@@ -320,9 +324,10 @@ class AutoregressivePrior(nn.Module):
         )
 
     def config_fields(self) -> dict:
-        """The VAEConfig fields that rebuild this prior (``VAEModel.with_latent_prior``)."""
+        """The VAEConfig fields that rebuild this prior, the others left at their defaults
+        (``VAEModel.with_latent_prior``)."""
         return {"latent_prior_kind": "autoregressive", "latent_prior_components": self.components,
-                "latent_prior_rank": 0, "latent_prior_width": self.width}  # fmt: skip
+                "latent_prior_width": self.width}  # fmt: skip
 
     def to_grids(self, z: torch.Tensor) -> list[torch.Tensor]:
         """(N, latent_dim) -> one (N, C_r, r, r) grid per resolution, coarse to fine (its groups' channels stacked)."""

@@ -172,10 +172,9 @@ class VAEModel(HfDgmModelMixin, PreTrainedModel):
         """A new VAE: this one with `prior` (fitted: ``FittedPrior``, ``AutoregressivePrior``) as the prior its
         latents are drawn from and scored by, or with None, N(0, I) again (``VAEConfig.latent_prior_kind``). Every
         network weight is kept."""
+        fields = {name: getattr(VAEConfig, name) for name in LATENT_PRIOR_FIELDS}  # the defaults: none
         if prior is not None:
-            fields = prior.config_fields()
-        else:
-            fields = {name: getattr(VAEConfig, name) for name in LATENT_PRIOR_FIELDS}  # the defaults: none
+            fields |= prior.config_fields()
         model = VAEModel(VAEConfig(**{**self.config.to_dict(), **fields})).to(device=self.device, dtype=self.dtype)
         weights = {k: v for k, v in self.state_dict().items() if not k.startswith("decoder.latent_prior.")}
         missing, unexpected = model.load_state_dict(weights, strict=False)
