@@ -15,9 +15,11 @@
 #        DEADLINE_S=520 bash scripts/gpu_check.sh --zoo     # instead: the zoo's recipe search (scripts/experiments/gpu_zoo.py)
 #        DEADLINE_S=420 bash scripts/gpu_check.sh --emoji   # instead: the emoji GAN at 64 px beside the plain DCGAN
 #                                                           # recipe (scripts/experiments/gpu_emoji.py)
+#        DEADLINE_S=420 bash scripts/gpu_check.sh --emoji-vae  # instead: the emoji's hierarchical VAE at 64 px, twice
+#                                                              # the CPU recipe's width (gpu_emoji.py --vae)
 #
 # 3. Copy $OUT (default gpu_check_out/) back: gpu_check.log (everything), bench.jsonl (the numbers), summary.txt
-#    (printed last too), and for --zoo / --emoji the packed model folders.
+#    (printed last too), and for --zoo / --emoji / --emoji-vae the packed model folders.
 #
 # The checks:
 #   1. install the packed wheels into .gpu_check/site and link the packed MNIST where the tests look for it,
@@ -111,16 +113,19 @@ assert torch.cuda.is_available(), 'torch sees no CUDA device'
 print('cuda', torch.version.cuda, torch.cuda.get_device_name(0))
 "
 
-# ---- --zoo / --emoji: training instead of the checks below: scripts/experiments/gpu_zoo.py (the zoo's recipe
-# search) or scripts/experiments/gpu_emoji.py.
-if [[ "${1:-}" == --zoo || "${1:-}" == --emoji ]]; then
+# ---- --zoo / --emoji / --emoji-vae: training instead of the checks below: scripts/experiments/gpu_zoo.py (the zoo's
+# recipe search) or scripts/experiments/gpu_emoji.py.
+if [[ "${1:-}" == --zoo || "${1:-}" == --emoji || "${1:-}" == --emoji-vae ]]; then
   [[ ${STATUS[0]} == "versions: ok"* ]] || { say "versions failed: not training"; exit 1; }
   if [[ $1 == --zoo ]]; then
     step zoo $((DEADLINE - SECONDS)) python3 scripts/experiments/gpu_zoo.py --data "$DATA" --out "$OUT" \
       --train-s "${ZOO_TRAIN_S:-300}" --total-s $((DEADLINE - SECONDS - 15))
-  else
+  elif [[ $1 == --emoji ]]; then
     step emoji $((DEADLINE - SECONDS)) python3 scripts/experiments/gpu_emoji.py --data "$PWD/.gpu_check/emoji" --out "$OUT" \
       --train-s $((DEADLINE - SECONDS - 100)) --total-s $((DEADLINE - SECONDS - 10))
+  else  # the probe, the evaluation and the packing come on top of --train-s
+    step emoji-vae $((DEADLINE - SECONDS)) python3 scripts/experiments/gpu_emoji.py --vae \
+      --data "$PWD/.gpu_check/emoji" --out "$OUT" --train-s $((DEADLINE - SECONDS - 150))
   fi
   printf '%s\n' "${STATUS[@]}" | tee -a "$LOG"
   exit "$FAILED"

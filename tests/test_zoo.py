@@ -279,6 +279,26 @@ def test_gpu_zoo_smoke(tmp_path, mnist_slice):
         assert "gan-r1/model.safetensors" in tar.getnames()
 
 
+@pytest.mark.slow
+def test_gpu_emoji_vae_smoke(tmp_path, emoji_slice):
+    """scripts/experiments/gpu_emoji.py --vae at tiny settings on the CPU: the hierarchical VAE at the GPU recipe's
+    width trained for steps sized by a probe, measured, packed in parts, and put back by --unpack."""
+    import subprocess
+    import sys
+
+    script = str(ROOT / "scripts" / "experiments" / "gpu_emoji.py")
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    cmd = [sys.executable, script, "--vae", "--smoke", "--data", emoji_slice, "--out", str(out), "--runs", str(runs)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    rows = json.loads((out / "comparison.json").read_text())["models"]["hvae-emoji-stage1"]["rows"]
+    assert rows["hvae-emoji-stage1"]["bits/dim"] > 0
+    subprocess.run([sys.executable, script, "--unpack", str(out), "--root", str(tmp_path)], check=True)
+    folder = tmp_path / "runs" / "gpu-emoji-vae" / "hvae"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "hierarchical" and config["base_channels"] == 32  # the GPU recipe's width
+    assert json.loads((folder / "training_args.json").read_text())["steps"] >= 1
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Every shipped model through every door: the same seed gives the same pixels whichever way a user samples it.
 # A door is one entry of DOORS: a function (folder, request) -> uint8 images (NUM_IMAGES, H, W, C) drawn with SEED

@@ -21,11 +21,20 @@ hf-dgm installed: `python scripts/experiments/gpu_emoji.py --data data/emoji --o
 Sizes: ours is 64 px with widths 32 (3.2 M parameters with its EMA copy and D, 13 MB), which the zoo's 100 MB weight
 budget leaves room for; widths 64 would be 42 MB. The plain run's folder is 26 MB.
 
+`--vae` (`DEADLINE_S=420 bash scripts/gpu_check.sh --emoji-vae`) trains the emoji's hierarchical VAE instead, one
+run: compare_recipes.py's run of VAE_MODEL with VAE_FLAGS, its steps sized from a measured throughput so that the
+cosine schedule ends at --train-s, then its NLL and its samples (N(0, I), no fitted prior) in the emoji classifier's
+space, measured there as a check. OUT holds the final folder (hvae.tar.*) and comparison.json. Back on the first
+machine, `--unpack DIR` puts it into runs/gpu-emoji-vae/hvae, and the zoo's protocol measures it:
+`hf-dgm fit-prior runs/gpu-emoji-vae/hvae --output-dir FOLDER --dataset <emoji> --components 20 --rank 64`, then
+`hf-dgm evaluate FOLDER --dataset <emoji>`.
+
 `--smoke` runs tiny settings on the CPU, to check the script before spending GPU time on it.
 """
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -45,11 +54,16 @@ GPU_FLAGS = (
 )
 OURS = f"{RECIPES['gan-emoji-32']} {GPU_FLAGS}"  # the recipe's later flags win
 MAX_STEPS = 200_000  # both run until --train-s, then are finalised at a common checkpoint
+# --vae: the zoo's first hvae-emoji stage at twice its width (base 32: 1.7x the CPU time per image) and twice its batch
+VAE_MODEL = "hvae-emoji-stage1"
+VAE_FLAGS = "--base-channels 32 --skip-grad-norm 10000000"
+VAE_BATCH = 64
 PART_BYTES = 15 * 2**20
 FOLDERS = {
     "ours": Path("runs/compare-emoji/ours"),
     "plain": Path("runs/compare-emoji/plain"),
-}  # where --unpack puts them
+    "hvae": Path("runs/gpu-emoji-vae/hvae"),
+}  # where --unpack puts what it finds
 
 
 def pack(folder: Path, name: str, out: Path) -> list[str]:
@@ -69,11 +83,13 @@ def pack(folder: Path, name: str, out: Path) -> list[str]:
 
 
 def unpack(folder: Path, root: Path):
-    for name, where in FOLDERS.items():
-        dest = root / where
-        parts = sorted(folder.glob(f"{name}.tar.[0-9][0-9][0-9]"))
+    found = {name: sorted(folder.glob(f"{name}.tar.[0-9][0-9][0-9]")) for name in FOLDERS}
+    if not any(found.values()):
+        sys.exit(f"no {', '.join(f'{name}.tar.*' for name in FOLDERS)} in {folder}")
+    for name, parts in found.items():
         if not parts:
-            sys.exit(f"no {name}.tar.* in {folder}")
+            continue
+        dest = root / FOLDERS[name]
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             whole = Path(tmp) / f"{name}.tar"
@@ -84,27 +100,9 @@ def unpack(folder: Path, root: Path):
         print(f"{name}: {len(parts)} part(s) -> {dest} ({steps} steps)")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=EMOJI)
-    parser.add_argument("--out", default="gpu_emoji_out")
-    parser.add_argument("--runs", default=str(ROOT / "runs" / "gpu_emoji"))
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--train-s", type=float, default=300)
-    parser.add_argument("--total-s", type=float, default=400, help="finalising and packing end before this")
-    parser.add_argument("--checkpoint-every", type=int, default=1000)
-    parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU")
-    parser.add_argument("--unpack", default=None, help="after the run: the folder OUT was copied into")
-    parser.add_argument("--root", default=str(ROOT), help="--unpack: the checkout to unpack into")
-    args = parser.parse_args()
-    if args.unpack:
-        return unpack(Path(args.unpack), Path(args.root))
+def train_gans(args, out: Path, t0: float) -> str:
+    """OURS and the plain recipe at once, finalised at their last common checkpoint and packed; the summary line."""
     args.gan_max_steps = MAX_STEPS
-    if args.smoke:
-        args.device, args.checkpoint_every = "cpu", 2
-    t0 = time.time()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     recipes = {"ours": OURS, "plain": plain_recipe(OURS, MAX_STEPS)}
     if args.smoke:  # widths 8 for both, so that the CPU gets a few checkpoints
         recipes = {k: f"{v} --generator-channels 8 --discriminator-channels 8" for k, v in recipes.items()}
@@ -139,7 +137,48 @@ def main():
             for fname in ("training_args.json", "samples.png"):
                 if (r.dir / fname).is_file():
                     tar.add(r.dir / fname, arcname=f"{r.name}/{fname}")
-    summary = f"gpu_emoji: {time.time() - t0:.0f}s on {args.device}, both at {steps} steps; returned {returned}"
+    return f"gpu_emoji: {time.time() - t0:.0f}s on {args.device}, both at {steps} steps; returned {returned}"
+
+
+def train_vae(args, out: Path, t0: float) -> str:
+    """VAE_MODEL with VAE_FLAGS through compare_recipes.py for --train-s (a probe sizes its steps), measured there in
+    the emoji classifier's space, and packed; the summary line."""
+    from compare_recipes import main as compare
+
+    runs = Path(args.runs) / "vae"
+    argv = ["--models", VAE_MODEL, "--budget-minutes", f"{args.train_s / 60:.3f}", "--device", args.device]
+    argv += ["--batch-size", str(VAE_BATCH), f"--trainer-flags={VAE_FLAGS}", "--features", "emoji-classifier"]
+    argv += ["--dataset", args.data, "--out", str(runs), *(["--smoke"] if args.smoke else [])]
+    log(f"compare_recipes.py {' '.join(argv)}")
+    compare(argv)
+    shutil.copy(runs / "comparison.json", out / "comparison.json")
+    returned = pack(runs / VAE_MODEL, "hvae", out)
+    steps = json.loads((runs / VAE_MODEL / "training_args.json").read_text())["steps"]
+    return f"gpu_emoji --vae: {time.time() - t0:.0f}s on {args.device}, {steps} steps; returned {returned}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=EMOJI)
+    parser.add_argument("--out", default="gpu_emoji_out")
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "gpu_emoji"))
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--train-s", type=float, default=300)
+    parser.add_argument("--total-s", type=float, default=400, help="the GANs: finalising and packing end before this")
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--vae", action="store_true", help="the hierarchical VAE instead of the GANs")
+    parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU")
+    parser.add_argument("--unpack", default=None, help="after the run: the folder OUT was copied into")
+    parser.add_argument("--root", default=str(ROOT), help="--unpack: the checkout to unpack into")
+    args = parser.parse_args()
+    if args.unpack:
+        return unpack(Path(args.unpack), Path(args.root))
+    if args.smoke:
+        args.device, args.checkpoint_every = "cpu", 2
+    t0 = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = (train_vae if args.vae else train_gans)(args, out, t0)
     (out / "summary.txt").write_text(summary + "\n")
     log(summary)
 
