@@ -54,9 +54,10 @@ GPU_FLAGS = (
 )
 OURS = f"{RECIPES['gan-emoji-32']} {GPU_FLAGS}"  # the recipe's later flags win
 MAX_STEPS = 200_000  # both run until --train-s, then are finalised at a common checkpoint
-# --vae: the zoo's first hvae-emoji stage at twice its width (base 32: 1.7x the CPU time per image) and twice its batch
+# --vae: the zoo's first hvae-emoji stage at twice its width (base 32: about twice the CPU time per image) and twice its
+# batch, at half its learning rate: at 1e-3 the wider network diverged at step 456 on the CPU (docs/hierarchical_vae.md)
 VAE_MODEL = "hvae-emoji-stage1"
-VAE_FLAGS = "--base-channels 32 --skip-grad-norm 10000000"
+VAE_FLAGS = "--base-channels 32 --lr 5e-4 --skip-grad-norm 10000000"
 VAE_BATCH = 64
 PART_BYTES = 15 * 2**20
 FOLDERS = {
